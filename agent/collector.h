@@ -1,0 +1,37 @@
+#pragma once
+// Collector: one live-monitoring probe (archiver, replication, slots, standby, table_activity,
+// backup_catalogue, source), one class per file in checks/, built by the table in
+// checks/collectors.cpp. The monitor runs each collector on its own thread every
+// monitor_interval (or its own interval), times it and exports restorewatch_collector_success and
+// _duration_seconds; a collector throws rw::Error when it cannot collect, and then its series are
+// dropped until the next success. Each collector opens its own read-only session with timeouts,
+// so a hung database blocks only that collector. Families come without the `target` label.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/backup_source.h"
+#include "agent/cancel.h"
+#include "agent/config.h"
+#include "agent/metrics_model.h"
+#include "agent/state.h"
+
+namespace rw {
+
+struct CollectContext {
+  const TargetConfig& target;
+  CancelToken& cancel;
+  ActivityStore* activity = nullptr;      // table_activity writes samples here
+  BackupSource* backup_source = nullptr;  // backup_catalogue reads it
+};
+
+class Collector {
+ public:
+  virtual ~Collector() = default;
+  virtual std::string name() const = 0;
+  // Interval between runs; default: the target's monitor_interval.
+  virtual Duration interval(const TargetConfig& t) const { return t.monitor_interval; }
+  virtual std::vector<MetricFamilyData> Collect(CollectContext& ctx) = 0;
+};
+
+}  // namespace rw

@@ -1,0 +1,139 @@
+#pragma once
+// restorewatch configuration: plain structs, each field with its meaning, unit and default, declared
+// once. LoadConfig() fills them from TOML (toml++), checking types and ranges and rejecting unknown
+// keys; every problem in a file is collected, each naming file, line and key. Checks and sources
+// receive these typed structs, never TOML nodes. Secrets (passwords) are read here from
+// password_file or ${ENV} expansion and are kept out of every DSN that is logged or exported.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/cron.h"
+#include "agent/units.h"
+
+namespace rw {
+
+enum class LogFormat { kText, kJson };
+enum class SandboxKind { kEphemeral, kScratch };
+enum class CompareMode { kChurn, kExact };
+
+// A PostgreSQL connection: a libpq conninfo without the password, plus the password kept apart.
+struct ConnSpec {
+  std::string conninfo;  // e.g. "host=db1 port=5432 dbname=blog user=restorewatch" (no password)
+  std::string password;  // from password_file, ${ENV} or a password= in conninfo; never logged
+  // conninfo with the password added, for libpq only. Never log or export this.
+  std::string ForLibpq() const;
+  // conninfo safe for logs, metrics and the API (any password removed).
+  std::string Redacted() const;
+};
+
+struct AgentConfig {
+  std::string listen = "127.0.0.1:9847";          // HTTP listen address host:port (port 0 = any)
+  std::string state_dir = "/var/lib/restorewatch";  // persistent state (drill history, samples)
+  std::string work_dir = "/var/tmp/restorewatch";   // sandboxes and temp files; must have room
+  std::string pg_bin_dir = "auto";  // PostgreSQL binaries; "auto" picks the newest installed
+  std::string run_as = "postgres";  // PostgreSQL children run as this user when the agent is root
+  LogFormat log_format = LogFormat::kText;
+  std::string log_level = "info";  // trace, debug, info, warn, error
+  Duration shutdown_timeout = std::chrono::seconds(5);  // bound for graceful stop
+};
+
+struct BackupConfig {
+  std::string type = "pg_dump";     // selects the BackupSource (table in agent/backup_source.cpp)
+  std::vector<std::string> paths;   // directories searched ("path" accepts a string or an array)
+  std::string pattern = "*";        // file-name glob of backups inside those directories
+  std::string globals_pattern;      // optional glob of a pg_dumpall --globals-only file
+  Duration max_age = std::chrono::hours(26);  // freshness objective; 0 disables
+  Duration settle = std::chrono::seconds(2);  // a file whose size changes within this is in flight
+  Duration catalogue_interval = std::chrono::minutes(5);  // how often the catalogue is refreshed
+};
+
+struct DrillConfig {
+  std::optional<CronSchedule> schedule;     // cron; absent = only on demand (verify)
+  Duration timeout = std::chrono::hours(2);  // whole drill; on expiry it is cancelled (error)
+  Duration rto = Duration::zero();           // objective for the total time; 0 = none
+  SandboxKind sandbox = SandboxKind::kEphemeral;
+  ConnSpec scratch;                          // for sandbox = "scratch": a maintenance DB conninfo
+  int jobs = 2;                              // pg_restore -j (1..64)
+  std::vector<std::string> allow_restore_errors;  // substrings of pg_restore errors accepted
+  std::string database;  // name of the database the dump is restored as; default: source dbname
+};
+
+struct RowCountConfig {
+  bool enabled = true;
+  std::int64_t slack_rows = 0;       // added to every table's churn bound
+  double fallback_tolerance = 0.01;  // relative tolerance where no activity samples cover the backup
+};
+
+struct AppendOnlyTable {
+  std::string table;  // "schema.table"
+  std::string key;    // monotonically increasing column
+};
+
+struct ChecksumConfig {
+  bool enabled = true;
+  std::vector<AppendOnlyTable> append_only;
+  int sample_keys = 10;  // differing keys reported per table
+};
+
+struct SqlCheckConfig {
+  std::string name;
+  std::string query;            // must return one row, one column
+  std::string expect;           // "= 5", ">= 1", "< 10", "!= 0", "5", "'text'"; empty with compare_source
+  bool compare_source = false;  // also run on the source and require equal results
+};
+
+struct ChecksConfig {
+  CompareMode compare = CompareMode::kChurn;
+  bool schema = true;
+  RowCountConfig row_count;
+  ChecksumConfig checksum;
+  std::map<std::string, std::string> freshness;  // "schema.table" -> timestamp column
+  std::vector<SqlCheckConfig> sql;
+  std::vector<std::string> exclude_tables;       // globs over "schema.table"
+  Duration stats_settle = std::chrono::seconds(11);  // wait before re-reading pgstat on a mismatch
+};
+
+struct TargetConfig {
+  std::string name;                   // [a-z0-9_-], unique; the `target` label
+  ConnSpec source;                    // the primary (read-only sessions only)
+  std::vector<ConnSpec> standbys;     // optional standby connections
+  std::vector<std::string> standby_names;  // label per standby (application_name or host:port)
+  Duration monitor_interval = std::chrono::seconds(15);
+  Duration connect_timeout = std::chrono::seconds(5);
+  Duration statement_timeout = std::chrono::seconds(30);  // monitor queries
+  Duration drill_statement_timeout = std::chrono::hours(1);  // source-side drill queries (hashing)
+  Duration lock_timeout = std::chrono::seconds(5);
+  BackupConfig backup;
+  DrillConfig drill;
+  ChecksConfig checks;
+};
+
+struct Config {
+  std::string path;  // file it came from
+  AgentConfig agent;
+  std::vector<TargetConfig> targets;
+  const TargetConfig* FindTarget(const std::string& name) const;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;     // 0 when unknown
+  std::string key;  // dotted, e.g. "target[0].drill.jobs"
+  std::string message;
+  std::string ToString() const;  // "FILE:LINE: KEY: MESSAGE"
+};
+
+struct ConfigLoad {
+  std::optional<Config> config;  // set only when errors is empty
+  std::vector<ConfigError> errors;
+};
+
+// Reads and validates a config file. Never throws; every problem is in errors.
+ConfigLoad LoadConfig(const std::string& path);
+// Same, from text (file is used for messages and for relative password_file paths).
+ConfigLoad LoadConfigText(const std::string& text, const std::string& file);
+
+}  // namespace rw

@@ -1,0 +1,32 @@
+#pragma once
+// A 5-field cron schedule (minute hour day-of-month month day-of-week), evaluated in UTC.
+// Supports "*", lists "1,2", ranges "1-5", steps "*/15" and "10-50/10", names (jan, mon), and the
+// shorthands @hourly, @daily, @weekly, @monthly. As in Vixie cron, when both day fields are
+// restricted a day matches if either matches. Immutable after Parse; thread-safe.
+#include <ctime>
+#include <optional>
+#include <string>
+#include <bitset>
+
+namespace rw {
+
+class CronSchedule {
+ public:
+  // Returns nullopt and sets *error to a one-line reason on malformed input.
+  static std::optional<CronSchedule> Parse(const std::string& text, std::string* error);
+  // The first matching minute strictly after `after` (Unix seconds, UTC); within ~5 years.
+  std::optional<std::time_t> Next(std::time_t after) const;
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string text_;
+  std::bitset<60> minute_;
+  std::bitset<24> hour_;
+  std::bitset<32> dom_;
+  std::bitset<13> month_;
+  std::bitset<7> dow_;
+  bool dom_star_ = true;
+  bool dow_star_ = true;
+};
+
+}  // namespace rw

@@ -1,0 +1,97 @@
+#pragma once
+// Findings as data: what a drill found, stage by stage and check by check. Produced by the drill
+// runner and the checks, rendered by exporters (text/JSON report, metrics, API), persisted by the
+// state store. Plain values; not thread-safe by themselves (copy them across threads).
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rw {
+
+// pass: proven good. warn: good, with a remark. fail: a finding. skipped: not run by choice or
+// because a precondition was absent. error: could not run. Only pass and warn count as passed.
+enum class Outcome { kPass, kWarn, kFail, kSkipped, kError };
+const char* OutcomeName(Outcome o);
+std::optional<Outcome> ParseOutcome(const std::string& s);
+// The worse of two outcomes for a drill: error > fail > warn > pass; skipped ranks as pass.
+Outcome Worse(Outcome a, Outcome b);
+
+// The drill's overall result, as in restorewatch_drill_runs_total{result}.
+enum class DrillResult { kSuccess, kFailure, kError };
+const char* DrillResultName(DrillResult r);
+
+// One backup as its source sees it.
+struct BackupInfo {
+  std::string id;          // stable within the source, e.g. the file name
+  std::string kind;        // logical, full, incr, diff
+  std::string tool;        // pg_dump, pg_basebackup, pgbackrest, barman, command
+  std::string format;      // custom, directory, tar, plain, plain.gz, plain.zst, plain.lz4
+  std::string path;        // file or directory
+  std::string globals_path;  // pg_dumpall --globals-only file restored first, if any
+  double started_at = 0;   // Unix seconds: the snapshot time (churn window starts here)
+  double completed_at = 0;   // Unix seconds: when the backup was complete
+  bool started_exact = false;  // true when started_at came from the backup itself, not mtime
+  std::uint64_t size_bytes = 0;
+  std::string database;        // database the dump was taken of, when known
+  int server_major = 0;        // major version of the server dumped, when known (e.g. 15)
+  int dump_tool_major = 0;     // major version of pg_dump that wrote it, when known
+};
+
+// What a source's catalogue holds right now (freshness metrics).
+struct BackupCatalogue {
+  struct Kind {
+    std::size_t count = 0;
+    std::optional<BackupInfo> newest;
+  };
+  std::map<std::string, Kind> by_kind;  // kind -> summary
+  std::vector<std::string> notes;       // e.g. files skipped because still being written
+};
+
+// Per-table detail of a check.
+struct TableFinding {
+  std::string table;  // "schema.table" or an object name for schema findings
+  Outcome outcome = Outcome::kPass;
+  std::string message;
+  std::optional<std::int64_t> source_rows;
+  std::optional<std::int64_t> restored_rows;
+  std::optional<std::int64_t> allowed_drift;
+  std::vector<std::string> sample_keys;  // differing keys, at most ChecksumConfig::sample_keys
+};
+
+struct CheckResult {
+  std::string name;  // schema, row_count, checksum, freshness, sql:<name>
+  Outcome outcome = Outcome::kSkipped;
+  std::string message;   // one line
+  double duration_seconds = 0;
+  std::vector<TableFinding> details;  // failed/warned ones always; passing ones may be omitted
+  std::int64_t tables_compared = 0;
+  std::int64_t tables_mismatched = 0;
+  std::int64_t rows_checksummed = 0;   // restored side
+  std::optional<double> recovered_timestamp;  // freshness: newest row time in the restored copy
+};
+
+struct StageResult {
+  std::string name;  // discover, fetch, restore, recovery, checks, cleanup
+  Outcome outcome = Outcome::kSkipped;
+  std::string message;
+  double duration_seconds = 0;
+};
+
+struct DrillReport {
+  std::string target;
+  std::string run_id;  // e.g. 20261125T031504Z-3f2a
+  double started_at = 0;
+  double finished_at = 0;
+  DrillResult result = DrillResult::kError;
+  std::string reason;  // one line: why it failed or could not run; empty on success
+  std::optional<BackupInfo> backup;
+  std::vector<StageResult> stages;
+  std::vector<CheckResult> checks;
+  std::uint64_t restored_size_bytes = 0;
+  std::string sandbox;  // ephemeral or scratch
+  double total_seconds() const { return finished_at - started_at; }
+};
+
+}  // namespace rw

@@ -1,0 +1,39 @@
+#pragma once
+// Sandbox: the throwaway database server a drill restores into. Implementations (one file each in
+// agent/sandboxes/): "ephemeral" (the agent's own cluster, the default) and "scratch" (an existing
+// server given by scratch_dsn). A sandbox must never be the source: Start() refuses a server whose
+// system identifier equals the source's. Only what the sandbox created and marked is ever dropped.
+// One drill thread uses a sandbox; Cleanup() may also be called from the destructor.
+#include <memory>
+#include <string>
+
+#include "agent/cancel.h"
+#include "agent/config.h"
+#include "agent/environment.h"
+
+namespace rw {
+
+class Sandbox {
+ public:
+  virtual ~Sandbox() = default;
+  virtual std::string kind() const = 0;
+  // Makes the server ready (initdb+start, or connect and verify). min_major: the dump's server
+  // version; a server older than it is refused with Error(kUnsupported). Throws Error.
+  virtual void Start(int min_major, CancelToken& cancel) = 0;
+  // Creates an empty database carrying the agent's mark, returns its actual name.
+  virtual std::string CreateDatabase(const std::string& wanted_name) = 0;
+  // Superuser conninfo for a database inside the sandbox.
+  virtual std::string ConnInfo(const std::string& dbname) const = 0;
+  virtual int ServerMajor() const = 0;
+  // Removes everything created (databases, server, dirs). Idempotent, never throws; returns a
+  // one-line problem or empty.
+  virtual std::string Cleanup() = 0;
+};
+
+// Picks the implementation by DrillConfig::sandbox (table in agent/sandbox.cpp).
+// source_system_id: the source's system identifier, to refuse a sandbox that is the source
+// (empty when unknown). run_id names databases/dirs.
+std::unique_ptr<Sandbox> MakeSandbox(const Environment& env, const TargetConfig& target,
+                                     const std::string& run_id, const std::string& source_system_id);
+
+}  // namespace rw

@@ -1,0 +1,90 @@
+#pragma once
+// Persistent state in state_dir/<target>/, shared between the daemon and one-shot `verify` runs.
+//  - ActivityStore: samples of pg_stat_user_tables counters per table over time (written by the
+//    table_activity collector, read by the row_count/checksum checks to bound churn since a
+//    backup's snapshot). Stored as an append-only text file, compacted so it stays small: every
+//    sample of the last 2 hours, then one per hour for 8 days; older ones dropped.
+//  - DrillHistory: the last drill report and the timestamps/counters that must survive restarts.
+// Thread-safe within a process (internal mutex). Across processes, writers append whole lines or
+// replace files atomically (write + rename), so a reader never sees a torn record.
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/model.h"
+
+namespace rw {
+
+struct TableCounters {
+  std::int64_t n_tup_ins = 0;
+  std::int64_t n_tup_upd = 0;
+  std::int64_t n_tup_del = 0;
+  std::int64_t n_live_tup = 0;
+};
+
+struct ActivitySample {
+  double ts = 0;                                 // Unix seconds when read
+  std::map<std::string, TableCounters> tables;   // "schema.table" -> counters
+};
+
+// Rows a table gained and lost between two samples (upper bounds of what changed).
+struct TableChurn {
+  std::int64_t inserted = 0;
+  std::int64_t updated = 0;
+  std::int64_t deleted = 0;
+  bool touched() const { return inserted || updated || deleted; }
+};
+
+class ActivityStore {
+ public:
+  // dir: state_dir/<target>; created if missing (Error kIo on failure).
+  explicit ActivityStore(std::string dir);
+  // Appends a sample (persisted before return) and compacts now and then.
+  void Append(const ActivitySample& sample);
+  // The newest sample with ts <= t, re-reading the file (another process may have written).
+  std::optional<ActivitySample> AtOrBefore(double t);
+  std::optional<ActivitySample> Latest();
+  // Per-table churn from `from` to `to`; tables missing in `from` but present in `to` are new
+  // (all live rows inserted). A counter that went backwards (stats reset) yields nullopt.
+  static std::map<std::string, std::optional<TableChurn>> Churn(const ActivitySample& from,
+                                                                const ActivitySample& to);
+  std::size_t SampleCount();
+
+ private:
+  void LoadLocked();
+  void CompactLocked();
+  std::string dir_, path_;
+  std::mutex mu_;
+  std::vector<ActivitySample> samples_;
+  std::size_t appends_since_compact_ = 0;
+};
+
+struct DrillHistorySummary {
+  std::optional<double> last_run;      // any result
+  std::optional<double> last_success;
+  std::optional<double> last_failure;  // failure or error
+  std::map<std::string, std::int64_t> runs_by_result;  // success/failure/error -> count
+  std::optional<DrillReport> last_report;
+};
+
+class DrillHistory {
+ public:
+  explicit DrillHistory(std::string dir);
+  // Records a finished drill (atomically replaces the state file).
+  void Record(const DrillReport& report);
+  DrillHistorySummary Load();
+
+ private:
+  std::string dir_;
+  std::mutex mu_;
+};
+
+// Report <-> TOML/JSON, used by DrillHistory, the JSON report and the API.
+std::string ReportToJson(const DrillReport& r);
+std::string ReportToToml(const DrillReport& r);
+std::optional<DrillReport> ReportFromToml(const std::string& text);
+
+}  // namespace rw
