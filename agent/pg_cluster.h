@@ -25,7 +25,8 @@ struct ClusterOptions {
   bool tcp = false;                  // also listen on 127.0.0.1 (replication, pg_basebackup)
   bool throwaway = true;             // fsync/synchronous_commit/full_page_writes off, wal_level
                                      // minimal, autovacuum off, big maintenance_work_mem
-  std::vector<std::pair<std::string, std::string>> settings;  // extra postgresql.conf settings
+  // extra postgresql.conf settings, values as written in the file (quote strings: "'replica'")
+  std::vector<std::pair<std::string, std::string>> settings;
   Duration start_timeout = std::chrono::seconds(60);
   std::string marker;                // text written to the marker file (e.g. "target=blog run=...")
 };
@@ -58,7 +59,8 @@ class LocalCluster {
   void Kill();
   // Starts again on the same port and waits until it accepts connections. Throws like Create.
   void Start(CancelToken* cancel = nullptr);
-  // Appends settings to postgresql.auto.conf-like include (takes effect on next Start or reload).
+  // Appends settings to postgresql.conf (values as SQL literals, e.g. "'on'"); they take effect
+  // on the next reload (SELECT pg_reload_conf()) or Start.
   void AppendConf(const std::vector<std::pair<std::string, std::string>>& settings);
   // Runs SQL through psql as superuser on `dbname`; throws Error(kQuery) with psql's stderr.
   std::string Psql(const std::string& sql, const std::string& dbname = "postgres") const;
@@ -67,6 +69,7 @@ class LocalCluster {
 
  private:
   explicit LocalCluster(ClusterOptions opts);
+  void WriteConf();
   void WaitReady(CancelToken* cancel);
   ClusterOptions opts_;
   std::string dir_, data_dir_, socket_dir_, log_path_;

@@ -1,0 +1,52 @@
+#pragma once
+// Test harness: real PostgreSQL 15 clusters for integration tests. Each TestDir and LocalCluster
+// is removed by its destructor, so a failing REQUIRE still cleans up. When tests run as root, the
+// servers run as the `postgres` user. All waits are bounded (LocalCluster's start_timeout).
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "agent/pg_cluster.h"
+#include "agent/pg_tools.h"
+#include "agent/process.h"
+
+namespace rw::test {
+
+// The PostgreSQL tools of this machine (auto-detected once).
+const PgTools& Tools();
+// The identity servers run as: "postgres" when the tests run as root, else nullopt.
+const std::optional<RunAs>& ServerUser();
+
+// A temp dir (mode 0755, so the server user can traverse it), removed with everything in it.
+class TestDir {
+ public:
+  explicit TestDir(const std::string& prefix = "rwtest-");
+  ~TestDir();
+  TestDir(const TestDir&) = delete;
+  TestDir& operator=(const TestDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct ClusterSpec {
+  bool tcp = false;        // listen on 127.0.0.1 too (replication, pg_basebackup)
+  bool throwaway = false;  // sources default to durable settings (wal_level=replica)
+  std::vector<std::pair<std::string, std::string>> settings;
+};
+
+// Starts a cluster under dir (initdb + start); REQUIRE-fails the test with the reason otherwise.
+std::unique_ptr<LocalCluster> StartCluster(const TestDir& dir, const ClusterSpec& spec = {});
+
+// Runs a tool from the PostgreSQL bin dir (pg_dump, pgbench, ...) as the current user; returns
+// the result (the caller asserts).
+ProcessResult RunPgTool(const std::string& tool, const std::vector<std::string>& args,
+                        Duration timeout = std::chrono::minutes(5));
+
+// Files and dirs directly inside `dir` (names), for leftover checks.
+std::vector<std::string> ListDir(const std::string& dir);
+
+}  // namespace rw::test
