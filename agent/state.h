@@ -82,7 +82,8 @@ class DrillHistory {
   std::mutex mu_;
 };
 
-// Report <-> TOML/JSON, used by DrillHistory, the JSON report and the API.
+// Report <-> TOML/JSON, used by DrillHistory, the JSON report and the API (agent/drill_history.cpp;
+// ActivityStore lives in agent/state.cpp).
 std::string ReportToJson(const DrillReport& r);
 std::string ReportToToml(const DrillReport& r);
 std::optional<DrillReport> ReportFromToml(const std::string& text);
