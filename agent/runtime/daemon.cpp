@@ -1,0 +1,148 @@
+#include "agent/runtime/daemon.h"
+
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "agent/errors.h"
+#include "agent/log.h"
+#include "agent/runtime/agent.h"
+#include "agent/runtime/drill_runner.h"
+#include "agent/state.h"
+#include "exporters/report.h"
+
+namespace rw {
+namespace {
+
+sigset_t ShutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// Blocks the shutdown signals in this thread and every thread started after it, so only
+// sigwait() sees them.
+void BlockSignals() {
+  sigset_t set = ShutdownSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+bool PrintConfigErrors(const ConfigLoad& load) {
+  for (const auto& e : load.errors) std::fprintf(stderr, "%s\n", e.ToString().c_str());
+  return load.errors.empty();
+}
+
+}  // namespace
+
+int RunCheckConfig(const std::string& path) {
+  ConfigLoad load = LoadConfig(path);
+  if (!PrintConfigErrors(load)) {
+    std::fprintf(stderr, "%s: %zu error(s)\n", path.c_str(), load.errors.size());
+    return 2;
+  }
+  std::printf("%s: ok, %zu target(s)\n", path.c_str(), load.config->targets.size());
+  for (const auto& t : load.config->targets)
+    std::printf("  %s: source %s, backup %s, drill %s\n", t.name.c_str(), t.source.Redacted().c_str(),
+                t.backup.type.c_str(), t.drill.schedule ? t.drill.schedule->text().c_str() : "on demand");
+  return 0;
+}
+
+int RunDaemon(const std::string& path) {
+  BlockSignals();
+  ConfigLoad load = LoadConfig(path);
+  if (!PrintConfigErrors(load)) return 2;
+  InitLogging(load.config->agent.log_format, load.config->agent.log_level);
+  Agent agent(std::move(*load.config));
+  try {
+    agent.Start();
+  } catch (const Error& e) {
+    LogError("cannot start", {{"error", e.what()}, {"hint", e.hint()}});
+    return 2;
+  }
+  sigset_t set = ShutdownSignals();
+  while (true) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      ConfigLoad next = LoadConfig(path);
+      if (!next.errors.empty()) {
+        for (const auto& e : next.errors) LogError("reload rejected", {{"error", e.ToString()}});
+        agent.ReloadFailed();
+        continue;
+      }
+      agent.Reload(std::move(*next.config));
+      continue;
+    }
+    LogInfo("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    break;
+  }
+  agent.Stop();
+  return 0;
+}
+
+int RunVerify(const std::string& path, const std::string& target_name, bool json) {
+  BlockSignals();
+  ConfigLoad load = LoadConfig(path);
+  if (!PrintConfigErrors(load)) return 2;
+  const Config& cfg = *load.config;
+  InitLogging(cfg.agent.log_format, json ? "warn" : cfg.agent.log_level);
+  std::vector<const TargetConfig*> targets;
+  for (const auto& t : cfg.targets)
+    if (target_name.empty() || t.name == target_name) targets.push_back(&t);
+  if (targets.empty()) {
+    std::fprintf(stderr, "verify: %s\n",
+                 target_name.empty() ? "the config has no targets" : ("no target named '" + target_name + "'").c_str());
+    return 2;
+  }
+  std::unique_ptr<Environment> env;
+  try {
+    env = std::make_unique<Environment>(Environment::FromConfig(cfg.agent));
+  } catch (const Error& e) {
+    std::fprintf(stderr, "verify: %s\n", e.what());
+    return 2;
+  }
+  // Ctrl-C / SIGTERM cancel the drill, which then removes its sandbox.
+  CancelToken cancel;
+  std::atomic<bool> done{false};
+  std::thread signals([&] {
+    sigset_t set = ShutdownSignals();
+    timespec ts{0, 200 * 1000 * 1000};
+    while (!done) {
+      int sig = sigtimedwait(&set, nullptr, &ts);
+      if (sig == SIGINT || sig == SIGTERM) cancel.Cancel();
+    }
+  });
+  int worst = 0;
+  std::string out = json && targets.size() > 1 ? "[" : "";
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const TargetConfig& t = *targets[i];
+    ActivityStore activity(env->state_dir + "/" + t.name);
+    DrillReport r = RunDrill(*env, t, &activity, cancel);
+    try {
+      DrillHistory(env->state_dir + "/" + t.name).Record(r);
+    } catch (const Error& e) {
+      LogWarn("cannot record drill", {{"target", t.name}, {"error", e.what()}});
+    }
+    if (json) {
+      out += (i ? "," : "") + ReportToJson(r);
+    } else {
+      out += RenderReportText(r) + "\n";
+    }
+    int code = r.result == DrillResult::kSuccess ? 0 : r.result == DrillResult::kFailure ? 1 : 2;
+    worst = std::max(worst, code);
+    if (cancel.cancelled()) break;
+  }
+  if (json && targets.size() > 1) out += "]";
+  done = true;
+  signals.join();
+  std::cout << out << (json ? "\n" : "") << std::flush;
+  return worst;
+}
+
+}  // namespace rw

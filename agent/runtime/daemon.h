@@ -1,0 +1,22 @@
+#pragma once
+// Entry points of the verbs that run the agent. Each returns the process exit code.
+#include <string>
+
+namespace rw {
+
+// `run -c FILE`: the daemon until SIGTERM/SIGINT (exit 0); SIGHUP reloads the config and keeps
+// the old one when the new one is broken. Exit 2 when the config is invalid or start-up fails.
+int RunDaemon(const std::string& config_path);
+
+// `verify -c FILE [--target NAME] [--json]`: one drill per selected target now.
+// Exit 0 all passed, 1 a check failed (or the backup is unusable), 2 could not run.
+int RunVerify(const std::string& config_path, const std::string& target, bool json);
+
+// `check-config -c FILE`: every error with file and line; exit 0 valid, 2 invalid.
+int RunCheckConfig(const std::string& config_path);
+
+// `demo [--listen ADDR] [--once]`: a sample source, a backup, a drill, /metrics until Ctrl-C;
+// removes everything it created.
+int RunDemo(const std::string& listen, bool once);
+
+}  // namespace rw

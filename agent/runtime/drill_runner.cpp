@@ -1,0 +1,317 @@
+#include "agent/runtime/drill_runner.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <functional>
+#include <future>
+#include <random>
+#include <thread>
+
+#include "agent/backup_source.h"
+#include "agent/errors.h"
+#include "agent/log.h"
+#include "agent/pg_conn.h"
+#include "agent/sandbox.h"
+#include "agent/units.h"
+#include "checks/registry.h"
+
+namespace rw {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Maps an operational failure to the drill result: a backup that is unusable is a failure of the
+// backup; anything that stopped us from judging it is an error.
+DrillResult ResultFor(ErrorKind k) { return k == ErrorKind::kBadInput ? DrillResult::kFailure : DrillResult::kError; }
+
+struct SourceFacts {
+  std::string system_id;
+  std::string database;
+};
+
+SourceFacts ProbeSource(const TargetConfig& target) {
+  SourceFacts f;
+  auto conn = Connect(target.source, MonitorLimits(target));
+  WithPgErrors("reading source identity", [&] {
+    pqxx::read_transaction tx(*conn);
+    auto row = tx.exec1("select (select system_identifier::text from pg_control_system()), current_database()");
+    f.system_id = row[0].is_null() ? "" : row[0].as<std::string>();
+    f.database = row[1].as<std::string>();
+  });
+  return f;
+}
+
+// Cancels `drill` when `parent` is cancelled or the deadline passes.
+class Watchdog {
+ public:
+  Watchdog(CancelToken& parent, CancelToken& drill, Duration timeout)
+      : thread_([&parent, &drill, timeout, this] {
+          auto deadline = Clock::now() + timeout;
+          while (!stop_.cancelled()) {
+            if (parent.cancelled()) {
+              drill.Cancel();
+              return;
+            }
+            if (Clock::now() >= deadline) {
+              timed_out_ = true;
+              drill.Cancel();
+              return;
+            }
+            stop_.SleepFor(std::chrono::milliseconds(100));
+          }
+        }) {}
+  ~Watchdog() {
+    stop_.Cancel();
+    thread_.join();
+  }
+  bool timed_out() const { return timed_out_; }
+
+ private:
+  CancelToken stop_;
+  std::atomic<bool> timed_out_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+std::string NewRunId() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  static std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(getpid()));
+  char suffix[8];
+  std::snprintf(suffix, sizeof suffix, "%04x", static_cast<unsigned>(rng() & 0xffff));
+  return std::string(buf) + "-" + suffix;
+}
+
+DrillReport RunDrill(const Environment& env, const TargetConfig& target, ActivityStore* activity,
+                     CancelToken& cancel, const DrillProgress& progress) {
+  DrillReport r;
+  r.target = target.name;
+  r.run_id = NewRunId();
+  r.started_at = NowUnix();
+  r.sandbox = target.drill.sandbox == SandboxKind::kScratch ? "scratch" : "ephemeral";
+  r.result = DrillResult::kSuccess;
+  auto t_total = Clock::now();
+  CancelToken drill_cancel;
+  Watchdog watchdog(cancel, drill_cancel, target.drill.timeout);
+  auto notify = [&] {
+    if (progress) progress(r);
+  };
+  auto fail = [&](DrillResult res, const std::string& reason) {
+    if (r.result == DrillResult::kSuccess || (res == DrillResult::kError && r.result == DrillResult::kFailure &&
+                                              r.reason.empty())) {
+      r.result = res;
+      r.reason = reason;
+    }
+  };
+  auto error_reason = [&](const Error& e) {
+    if (e.kind() == ErrorKind::kCancelled && watchdog.timed_out())
+      return "drill timed out after " + FormatDuration(target.drill.timeout);
+    return std::string(e.what());
+  };
+  LogInfo("drill started", {{"target", target.name}, {"run_id", r.run_id}});
+
+  // discover
+  std::unique_ptr<BackupSource> source;
+  BackupInfo backup;
+  SourceFacts facts;
+  {
+    StageResult st{"discover", Outcome::kPass, "", 0};
+    auto t0 = Clock::now();
+    try {
+      source = MakeBackupSource(env, target);
+      backup = source->Latest(drill_cancel);
+      r.backup = backup;
+      st.message = backup.id + ", taken " + FormatTimestamp(backup.started_at);
+    } catch (const Error& e) {
+      st.outcome = e.kind() == ErrorKind::kBadInput ? Outcome::kFail : Outcome::kError;
+      st.message = error_reason(e);
+      fail(ResultFor(e.kind()), "discover: " + st.message);
+    }
+    // The source's identity guards the sandbox (it must never be the source) and catches a dump
+    // of the wrong database. An unreachable source does not stop the restore: the restore alone
+    // proves something, and the comparing checks report their own errors.
+    if (st.outcome == Outcome::kPass) {
+      try {
+        facts = ProbeSource(target);
+        if (!backup.database.empty() && !facts.database.empty() && backup.database != facts.database) {
+          st.outcome = Outcome::kFail;
+          st.message = "backup " + backup.id + " is a dump of database '" + backup.database + "' but the source is '" +
+                       facts.database + "'";
+          fail(DrillResult::kFailure, st.message);
+        }
+      } catch (const Error& e) {
+        LogWarn("source unreachable at drill start", {{"target", target.name}, {"error", e.what()}});
+      }
+    }
+    st.duration_seconds = Since(t0);
+    r.stages.push_back(st);
+    notify();
+  }
+
+  std::unique_ptr<Sandbox> sandbox;
+  std::string restored_conninfo;
+  bool restored = false;
+  auto checks = MakeDrillChecks(target.checks);
+  CheckContext ctx{target, backup, "", activity, drill_cancel, {}, {}};
+  std::future<std::map<Check*, std::exception_ptr>> before;
+
+  // restore (sandbox start + restore: both count toward the measured RTO)
+  if (r.result == DrillResult::kSuccess) {
+    StageResult st{"restore", Outcome::kPass, "", 0};
+    auto t0 = Clock::now();
+    // Source-side preparation runs beside the restore.
+    before = std::async(std::launch::async, [&checks, &ctx] {
+      std::map<Check*, std::exception_ptr> errs;
+      for (auto& c : checks) {
+        try {
+          c->BeforeRestore(ctx);
+        } catch (...) {
+          errs[c.get()] = std::current_exception();
+        }
+      }
+      return errs;
+    });
+    try {
+      sandbox = MakeSandbox(env, target, r.run_id, facts.system_id);
+      sandbox->Start(backup.server_major, drill_cancel);
+      double sandbox_s = Since(t0);
+      RestoreOptions opts;
+      opts.jobs = target.drill.jobs;
+      opts.allow_errors = target.drill.allow_restore_errors;
+      opts.database = target.drill.database.empty() ? (facts.database.empty() ? backup.database : facts.database)
+                                                    : target.drill.database;
+      opts.timeout = target.drill.timeout;
+      RestoreOutcome out = source->Restore(backup, *sandbox, opts, drill_cancel);
+      restored_conninfo = sandbox->ConnInfo(out.database);
+      restored = true;
+      st.message = out.tool_summary + " into " + r.sandbox + " sandbox (ready in " + FormatSeconds(sandbox_s) + ")";
+      if (!out.accepted_errors.empty())
+        st.message += ", " + std::to_string(out.accepted_errors.size()) + " allowed error(s)";
+      try {
+        auto c = ConnectSandbox(restored_conninfo);
+        pqxx::nontransaction tx(*c);
+        r.restored_size_bytes = tx.exec1("select pg_database_size(current_database())")[0].as<std::uint64_t>();
+      } catch (const std::exception&) {
+      }
+    } catch (const Error& e) {
+      st.outcome = e.kind() == ErrorKind::kBadInput ? Outcome::kFail : Outcome::kError;
+      st.message = error_reason(e);
+      fail(ResultFor(e.kind()), "restore: " + st.message);
+    } catch (const std::exception& e) {
+      st.outcome = Outcome::kError;
+      st.message = e.what();
+      fail(DrillResult::kError, "restore: " + st.message);
+    }
+    st.duration_seconds = Since(t0);
+    r.stages.push_back(st);
+    notify();
+  }
+
+  // checks
+  std::map<Check*, std::exception_ptr> before_errors;
+  if (before.valid()) {
+    if (!restored) drill_cancel.Cancel();  // stop source-side work nobody will use
+    before_errors = before.get();
+  }
+  if (restored) {
+    StageResult st{"checks", Outcome::kPass, "", 0};
+    auto t0 = Clock::now();
+    ctx.restored_conninfo = restored_conninfo;
+    int passed = 0, failed = 0, errors = 0, skipped = 0;
+    for (auto& c : checks) {
+      auto tc = Clock::now();
+      CheckResult res;
+      res.name = c->name();
+      try {
+        if (auto it = before_errors.find(c.get()); it != before_errors.end()) std::rethrow_exception(it->second);
+        res = c->Run(ctx);
+      } catch (const Error& e) {
+        res.outcome = Outcome::kError;
+        res.message = error_reason(e);
+      } catch (const std::exception& e) {
+        res.outcome = Outcome::kError;
+        res.message = e.what();
+      }
+      if (res.name.empty()) res.name = c->name();
+      res.duration_seconds = Since(tc);
+      switch (res.outcome) {
+        case Outcome::kPass: case Outcome::kWarn: ++passed; break;
+        case Outcome::kFail: ++failed; break;
+        case Outcome::kError: ++errors; break;
+        case Outcome::kSkipped: ++skipped; break;
+      }
+      st.outcome = Worse(st.outcome, res.outcome);
+      LogInfo("check finished", {{"target", target.name}, {"stage", "checks"}, {"check", res.name},
+                                 {"duration_seconds", res.duration_seconds}, {"outcome", OutcomeName(res.outcome)},
+                                 {"message", res.message}});
+      r.checks.push_back(std::move(res));
+      notify();
+      if (drill_cancel.cancelled()) break;
+    }
+    st.message = std::to_string(passed) + " passed, " + std::to_string(failed) + " failed, " + std::to_string(errors) +
+                 " error, " + std::to_string(skipped) + " skipped";
+    if (checks.empty()) st.message = "no checks enabled";
+    if (st.outcome == Outcome::kWarn) st.outcome = Outcome::kPass;
+    for (const auto& c : r.checks) {
+      if (c.outcome == Outcome::kFail) {
+        fail(DrillResult::kFailure, "check " + c.name + " failed: " + c.message);
+        break;
+      }
+    }
+    for (const auto& c : r.checks) {
+      if (c.outcome == Outcome::kError) {
+        fail(DrillResult::kError, "check " + c.name + " could not run: " + c.message);
+        break;
+      }
+    }
+    st.duration_seconds = Since(t0);
+    r.stages.push_back(st);
+  }
+
+  // cleanup (always)
+  {
+    StageResult st{"cleanup", Outcome::kPass, "", 0};
+    auto t0 = Clock::now();
+    if (sandbox) {
+      std::string problem = sandbox->Cleanup();
+      if (!problem.empty()) {
+        st.outcome = Outcome::kError;
+        st.message = problem;
+        LogError("sandbox cleanup failed", {{"target", target.name}, {"error", problem}});
+      } else {
+        st.message = "sandbox removed";
+      }
+      sandbox.reset();
+    } else {
+      st.outcome = Outcome::kSkipped;
+      st.message = "nothing to clean";
+    }
+    st.duration_seconds = Since(t0);
+    r.stages.push_back(st);
+  }
+  if (drill_cancel.cancelled() && r.result == DrillResult::kSuccess)
+    fail(DrillResult::kError, watchdog.timed_out() ? "drill timed out after " + FormatDuration(target.drill.timeout)
+                                                   : "drill cancelled");
+
+  r.finished_at = NowUnix();
+  r.stages.push_back(StageResult{"total", r.result == DrillResult::kSuccess ? Outcome::kPass
+                                          : r.result == DrillResult::kFailure ? Outcome::kFail
+                                                                              : Outcome::kError,
+                                 "", Since(t_total)});
+  LogInfo("drill finished", {{"target", target.name}, {"run_id", r.run_id}, {"stage", "total"},
+                             {"duration_seconds", r.total_seconds()}, {"outcome", DrillResultName(r.result)},
+                             {"reason", r.reason}});
+  notify();
+  return r;
+}
+
+}  // namespace rw
