@@ -4,8 +4,10 @@
 // server given by scratch_dsn). A sandbox must never be the source: Start() refuses a server whose
 // system identifier equals the source's. Only what the sandbox created and marked is ever dropped.
 // One drill thread uses a sandbox; Cleanup() may also be called from the destructor.
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/cancel.h"
 #include "agent/config.h"
@@ -22,8 +24,22 @@ class Sandbox {
   virtual void Start(int min_major, CancelToken& cancel) = 0;
   // Creates an empty database carrying the agent's mark, returns its actual name.
   virtual std::string CreateDatabase(const std::string& wanted_name) = 0;
-  // Superuser conninfo for a database inside the sandbox.
+  // Superuser conninfo for a database inside the sandbox. Never carries a password, so it may be
+  // put on a command line (pg_restore -d, psql -d); clients also need ClientEnv().
   virtual std::string ConnInfo(const std::string& dbname) const = 0;
+  // Environment a client program (pg_restore, psql) needs beside ConnInfo, e.g. PGPASSWORD for a
+  // scratch server. Never log it.
+  virtual std::map<std::string, std::string> ClientEnv() const { return {}; }
+  // Conninfo for an in-process libpq connection (ConnectSandbox): ConnInfo plus any password.
+  // Never log it, never put it on a command line.
+  virtual std::string LibpqConnInfo(const std::string& dbname) const { return ConnInfo(dbname); }
+  // Creates the roles (NOLOGIN) among `roles` that do not exist yet, so that a plain dump's
+  // OWNER TO and GRANT statements succeed; returns those created. A sandbox that shares its server
+  // (scratch) marks them and drops them in Cleanup(). The default creates nothing. Throws Error.
+  virtual std::vector<std::string> CreateRoles(const std::vector<std::string>& roles) {
+    (void)roles;
+    return {};
+  }
   virtual int ServerMajor() const = 0;
   // Removes everything created (databases, server, dirs). Idempotent, never throws; returns a
   // one-line problem or empty.
