@@ -6,6 +6,7 @@
 #include "agent/backup_source.h"
 #include "agent/errors.h"
 #include "agent/log.h"
+#include "agent/orphans.h"
 #include "agent/runtime/drill_metrics.h"
 #include "agent/runtime/drill_runner.h"
 #include "agent/state.h"
@@ -164,6 +165,7 @@ void Agent::Start() {
   started_at_ = NowUnix();
   config_loaded_at_ = started_at_;
   env_ = std::make_unique<Environment>(Environment::FromConfig(config_->agent));
+  RemoveOrphanedWorkDirs(env_->work_dir);
   exporter_ = std::make_unique<MetricsExporter>(board_);
   PublishAgentMetrics();
   StartTargets();

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <thread>
 
+#include "agent/orphans.h"
 #include "agent/pg_cluster.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"
@@ -237,4 +238,22 @@ TEST_CASE("demo runs a full drill on its own sample and removes everything", "[i
     if (name.rfind("restorewatch-demo-", 0) == 0)
       CHECK(std::find(before.begin(), before.end(), name) != before.end());
   }
+}
+
+TEST_CASE("a sandbox left by a dead process is removed at start-up, a live one is kept", "[unit][agent]") {
+  test::TestDir dir;
+  std::string dead = dir / "sandbox-dead";
+  std::string live = dir / "sandbox-live";
+  std::string foreign = dir / "not-ours";
+  MakeDirs(dead + "/data");
+  MakeDirs(live);
+  MakeDirs(foreign);
+  WriteFile(dead + "/.restorewatch", "owner=restorewatch pid=999999999 created=x\n");
+  WriteFile(live + "/.restorewatch", "owner=restorewatch pid=" + std::to_string(getpid()) + " created=x\n");
+  auto removed = RemoveOrphanedWorkDirs(dir.path());
+  CHECK(removed == std::vector<std::string>{dead});
+  auto left = test::ListDir(dir.path());
+  CHECK(std::find(left.begin(), left.end(), "sandbox-live") != left.end());
+  CHECK(std::find(left.begin(), left.end(), "not-ours") != left.end());
+  CHECK(std::find(left.begin(), left.end(), "sandbox-dead") == left.end());
 }
