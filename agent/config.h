@@ -121,7 +121,9 @@ struct Config {
 struct ConfigError {
   std::string file;
   int line = 0;     // 0 when unknown
-  std::string key;  // dotted, e.g. "target[0].drill.jobs"
+  // Dotted path, named by target once its name is known: "target.blog.drill.jobs"; by index
+  // before that or for a duplicate name: "target[1].name"; arrays by index: "checks.sql[0].expect".
+  std::string key;
   std::string message;
   std::string ToString() const;  // "FILE:LINE: KEY: MESSAGE"
 };
@@ -131,7 +133,11 @@ struct ConfigLoad {
   std::vector<ConfigError> errors;
 };
 
-// Reads and validates a config file. Never throws; every problem is in errors.
+// Reads and validates a config file. Never throws; every problem is in errors, sorted by line.
+// Zero [[target]] tables is valid (the agent then only serves HTTP; the daemon warns). Strings get
+// ${VAR} expanded (unset VAR is an error; "$${" is a literal "${"). A password in a conninfo or a
+// password_file (relative to the config file's directory) ends up in ConnSpec::password only;
+// standbys without a password of their own use the source's. No error message carries a password.
 ConfigLoad LoadConfig(const std::string& path);
 // Same, from text (file is used for messages and for relative password_file paths).
 ConfigLoad LoadConfigText(const std::string& text, const std::string& file);
