@@ -191,7 +191,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
                                                     : target.drill.database;
       opts.timeout = target.drill.timeout;
       RestoreOutcome out = source->Restore(backup, *sandbox, opts, drill_cancel);
-      restored_conninfo = sandbox->ConnInfo(out.database);
+      restored_conninfo = sandbox->LibpqConnInfo(out.database);
       restored = true;
       st.message = out.tool_summary + " into " + r.sandbox + " sandbox (ready in " + FormatSeconds(sandbox_s) + ")";
       if (!out.accepted_errors.empty())
