@@ -70,7 +70,9 @@ std::vector<MetricFamilyData> ArchiverCollector::Collect(CollectContext& ctx) {
                                  " where name like '%.ready'")[0]
                                .as<double>();
       } catch (const pqxx::sql_error& e) {
-        if (e.sqlstate() != "42501") throw;  // only insufficient_privilege is tolerated
+        // Only insufficient_privilege is tolerated (libpqxx 6 does not always fill sqlstate()).
+        if (e.sqlstate() != "42501" && !dynamic_cast<const pqxx::insufficient_privilege*>(&e))
+          throw;
         if (!warned_ready_)
           LogWarn("archiver: cannot count ready WAL segments",
                   {{"target", ctx.target.name},

@@ -20,6 +20,7 @@ StandbyReading ReadStandby(const ConnSpec& spec, const TargetConfig& target) {
     pqxx::nontransaction tx(*conn);
     pqxx::row f = tx.exec1(
         "select pg_is_in_recovery(), (select status from pg_stat_wal_receiver limit 1),"
+        " (select pid from pg_stat_wal_receiver limit 1),"
         " pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0'),"
         " pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0'),"
         " extract(epoch from now() - pg_last_xact_replay_timestamp()),"
@@ -28,10 +29,11 @@ StandbyReading ReadStandby(const ConnSpec& spec, const TargetConfig& target) {
     StandbyReading r;
     r.in_recovery = f[0].as<bool>();
     if (!f[1].is_null()) r.receiver_status = f[1].as<std::string>();
-    r.received_lsn_bytes = OptDouble(f[2]);
-    r.replayed_lsn_bytes = OptDouble(f[3]);
-    r.since_last_replayed_commit_seconds = OptDouble(f[4]);
-    r.replay_paused = OptBool(f[5]);
+    r.receiver_hidden = f[1].is_null() && !f[2].is_null();
+    r.received_lsn_bytes = OptDouble(f[3]);
+    r.replayed_lsn_bytes = OptDouble(f[4]);
+    r.since_last_replayed_commit_seconds = OptDouble(f[5]);
+    r.replay_paused = OptBool(f[6]);
     return r;
   } catch (...) {
     RethrowAsError("standby");
@@ -104,6 +106,10 @@ std::vector<MetricFamilyData> StandbyCollector::Collect(CollectContext& ctx) {
       if (was_up_[i])
         LogWarn("standby is down", {{"target", t.name}, {"server", server}, {"reason", e.what()}});
     }
+    if (r && r->receiver_hidden)
+      throw Error(ErrorKind::kQuery,
+                  "standby " + server + ": pg_stat_wal_receiver hides its status from this role",
+                  "GRANT pg_monitor TO the monitoring role");
     if (r && !was_up_[i]) LogInfo("standby is up again", {{"target", t.name}, {"server", server}});
     was_up_[i] = r.has_value();
     readings.emplace_back(server, std::move(r));

@@ -12,7 +12,9 @@
 //   restorewatch_standby_replay_paused{server}         1 if replay is paused or a pause is
 //   requested
 // One standby being down is a finding, not a failure: its standby_up is 0 and its other series
-// vanish; the collector throws only for cancellation. The standbys are probed one after the other,
+// vanish. The collector throws only for cancellation and for a role that may not see
+// pg_stat_wal_receiver's status (Error kQuery with a GRANT hint: reporting "receiver down" would be
+// a lie). The standbys are probed one after the other,
 // each bounded by connect_timeout and statement_timeout. Needs pg_monitor (pg_stat_wal_receiver
 // hides its status from other roles). Called by one thread at a time.
 #include <optional>
@@ -29,6 +31,7 @@ struct StandbyReading {
   std::optional<double> replayed_lsn_bytes;
   std::optional<double> since_last_replayed_commit_seconds;  // now() - last replayed commit time
   std::optional<bool> replay_paused;                         // only in recovery
+  bool receiver_hidden = false;  // a WAL receiver runs but this role may not see its status
 };
 
 // The replay delay to report: absent when not in recovery or when no commit was ever replayed,
