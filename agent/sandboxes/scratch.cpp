@@ -1,0 +1,315 @@
+#include "agent/sandboxes/scratch.h"
+
+#include <libpq-fe.h>
+
+#include "agent/errors.h"
+#include "agent/log.h"
+#include "agent/pg_conn.h"
+
+namespace rw {
+namespace {
+
+// A conninfo value, quoted when libpq needs it (spaces, quotes, backslashes, empty).
+std::string ConnValue(const std::string& v) {
+  if (!v.empty() && v.find_first_of(" \t\n'\\=") == std::string::npos) return v;
+  std::string out = "'";
+  for (char c : v) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
+// [a-z0-9_] of s (lowercased); anything else becomes '_'.
+std::string IdentSafe(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    out += ok ? c : '_';
+  }
+  return out;
+}
+
+// The scratch conninfo in keyword form without password, sslpassword and dbname (URIs too), so
+// that a dbname can be appended and the result put on a command line. Throws Error(kConfig).
+std::string BaseConnInfo(const std::string& conninfo) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (!opts) {
+    std::string why = err ? err : "out of memory";
+    if (err) PQfreemem(err);
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    throw Error(ErrorKind::kConfig, "cannot parse the scratch conninfo: " + why);
+  }
+  std::string out;
+  for (PQconninfoOption* o = opts; o->keyword; ++o) {
+    if (!o->val) continue;
+    std::string k = o->keyword;
+    if (k == "password" || k == "sslpassword" || k == "dbname") continue;
+    if (!out.empty()) out += ' ';
+    out += k + "=" + ConnValue(o->val);
+  }
+  PQconninfoFree(opts);
+  return out;
+}
+
+// A database (or role) this object created, and whether it is still there to drop.
+struct Created {
+  std::string name;
+  bool dropped = false;
+};
+
+// Databases on a server the agent does not own: each created database carries ScratchMark() in
+// its comment, and only databases this object created and that still carry the mark are dropped.
+// Missing roles that a plain dump needs are created the same way (marked, dropped on cleanup).
+class ScratchSandbox : public Sandbox {
+ public:
+  ScratchSandbox(const TargetConfig& target, std::string run_id, std::string source_system_id)
+      : spec_(target.drill.scratch),
+        target_(target.name),
+        run_id_(std::move(run_id)),
+        source_system_id_(std::move(source_system_id)),
+        mark_(ScratchMark(target.name, run_id_)),
+        connect_timeout_(target.connect_timeout) {
+    try {
+      base_conninfo_ = BaseConnInfo(spec_.conninfo);
+    } catch (const Error& e) {
+      parse_error_ = e.what();  // reported by Start()
+    }
+  }
+  ~ScratchSandbox() override { Cleanup(); }
+
+  std::string kind() const override { return "scratch"; }
+
+  void Start(int min_major, CancelToken& cancel) override {
+    cancel.ThrowIfCancelled();
+    if (!parse_error_.empty()) throw Error(ErrorKind::kConfig, parse_error_);
+    Connection();
+    std::string system_id;
+    bool super = false, createdb = false;
+    WithPgErrors("cannot inspect the scratch server", [&] {
+      pqxx::nontransaction tx(*conn_);
+      system_id = tx.exec1("select system_identifier::text from pg_control_system()")[0].c_str();
+      auto r = tx.exec1("select rolsuper, rolcreatedb from pg_roles where rolname = current_user");
+      super = r[0].as<bool>();
+      createdb = r[1].as<bool>();
+    });
+    major_ = rw::ServerMajor(*conn_);
+    // A sandbox must never be the source: same system identifier means the same cluster (or a
+    // physical standby of it), whatever database the conninfo names.
+    if (source_system_id_.empty())
+      throw Error(ErrorKind::kConfig,
+                  "cannot prove the scratch server is not the source: the source's system "
+                  "identifier is unknown",
+                  "make the source reachable so its system identifier can be read");
+    if (system_id == source_system_id_)
+      throw Error(ErrorKind::kConfig,
+                  "the scratch server is the source (system identifier " + system_id + ")",
+                  "point drill.scratch at another server");
+    if (major_ < min_major)
+      throw Error(ErrorKind::kUnsupported,
+                  "the dump is of PostgreSQL " + std::to_string(min_major) +
+                      " but the scratch server is PostgreSQL " + std::to_string(major_),
+                  "use a scratch server of PostgreSQL " + std::to_string(min_major) + " or newer");
+    if (!super && !createdb)
+      throw Error(ErrorKind::kConfig, "the scratch role may not create databases",
+                  "grant it CREATEDB (ALTER ROLE ... CREATEDB)");
+    started_ = true;
+  }
+
+  std::string CreateDatabase(const std::string& wanted_name) override {
+    (void)wanted_name;  // the name is always restorewatch_<target>_<runid>: ours to recognise
+    RequireStarted();
+    std::string name = ScratchDatabaseName(target_, run_id_);
+    if (!databases_.empty()) {
+      std::string suffix = "_" + std::to_string(databases_.size() + 1);
+      name = name.substr(0, 63 - suffix.size()) + suffix;
+    }
+    WithPgErrors("cannot create database " + name + " on the scratch server", [&] {
+      pqxx::nontransaction tx(*Connection());
+      tx.exec0("create database " + QuoteIdent(name) + " template template0");
+      databases_.push_back({name});
+      try {
+        tx.exec0("comment on database " + QuoteIdent(name) + " is " + tx.quote(mark_));
+      } catch (...) {
+        // Unmarked, Cleanup() would leave it: drop it now, we created it a moment ago.
+        try {
+          tx.exec0("drop database " + QuoteIdent(name));
+          databases_.back().dropped = true;
+        } catch (...) {
+        }
+        throw;
+      }
+    });
+    LogDebug("scratch database created", {{"target", target_}, {"database", name}});
+    return name;
+  }
+
+  std::string ConnInfo(const std::string& dbname) const override {
+    // Later keywords win in libpq; base_conninfo_ carries no dbname anyway.
+    return base_conninfo_ + (base_conninfo_.empty() ? "" : " ") + "dbname=" + ConnValue(dbname);
+  }
+
+  std::map<std::string, std::string> ClientEnv() const override {
+    if (spec_.password.empty()) return {};
+    return {{"PGPASSWORD", spec_.password}};
+  }
+
+  std::string LibpqConnInfo(const std::string& dbname) const override {
+    std::string ci = ConnInfo(dbname);
+    if (!spec_.password.empty()) ci += " password=" + ConnValue(spec_.password);
+    return ci;
+  }
+
+  std::vector<std::string> CreateRoles(const std::vector<std::string>& roles) override {
+    RequireStarted();
+    std::vector<std::string> created;
+    WithPgErrors("cannot create roles on the scratch server", [&] {
+      pqxx::nontransaction tx(*Connection());
+      for (const auto& r : roles) {
+        if (!tx.exec_params("select 1 from pg_roles where rolname = $1", r).empty()) continue;
+        tx.exec0("create role " + QuoteIdent(r) + " nologin");
+        try {
+          tx.exec0("comment on role " + QuoteIdent(r) + " is " + tx.quote(mark_));
+        } catch (...) {
+          try {
+            tx.exec0("drop role " + QuoteIdent(r));
+          } catch (...) {
+            roles_.push_back({r, true});  // unmarked: never dropped later
+          }
+          throw;
+        }
+        roles_.push_back({r});
+        created.push_back(r);
+      }
+    });
+    return created;
+  }
+
+  int ServerMajor() const override { return major_; }
+
+  std::string Cleanup() override {
+    std::string problems;
+    auto add = [&problems](const std::string& p) {
+      problems += (problems.empty() ? "" : "; ") + p;
+    };
+    bool pending = false;
+    for (const auto& d : databases_) pending |= !d.dropped;
+    for (const auto& r : roles_) pending |= !r.dropped;
+    if (!pending) return {};
+    try {
+      pqxx::connection& c = *Connection();
+      pqxx::nontransaction tx(c);
+      for (auto& d : databases_) {
+        if (d.dropped) continue;
+        try {
+          auto rows = tx.exec_params(
+              "select coalesce(shobj_description(oid, 'pg_database'), '') from pg_database "
+              "where datname = $1",
+              d.name);
+          if (rows.empty()) {
+            d.dropped = true;  // already gone
+          } else if (rows[0][0].c_str() != mark_) {
+            add("left database " + d.name + " on the scratch server: its mark is gone");
+            d.dropped = true;  // never ours again: do not retry
+          } else {
+            tx.exec0("drop database " + QuoteIdent(d.name) + (major_ >= 13 ? " with (force)" : ""));
+            d.dropped = true;
+          }
+        } catch (const std::exception& e) {
+          add("cannot drop database " + d.name + ": " + OneLine(e.what()));
+        }
+      }
+      for (auto& r : roles_) {
+        if (r.dropped) continue;
+        try {
+          auto rows = tx.exec_params(
+              "select coalesce(shobj_description(oid, 'pg_authid'), '') from pg_roles "
+              "where rolname = $1",
+              r.name);
+          if (rows.empty()) {
+            r.dropped = true;
+          } else if (rows[0][0].c_str() != mark_) {
+            add("left role " + r.name + " on the scratch server: its mark is gone");
+            r.dropped = true;
+          } else {
+            tx.exec0("drop role " + QuoteIdent(r.name));
+            r.dropped = true;
+          }
+        } catch (const std::exception& e) {
+          add("cannot drop role " + r.name + ": " + OneLine(e.what()));
+        }
+      }
+    } catch (const std::exception& e) {
+      add("cannot clean up the scratch server: " + OneLine(e.what()));
+    } catch (...) {
+      add("cannot clean up the scratch server");
+    }
+    return problems;
+  }
+
+ private:
+  static std::string OneLine(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    for (auto& c : s)
+      if (c == '\n') c = ' ';
+    return s;
+  }
+
+  void RequireStarted() const {
+    if (!started_) throw Error(ErrorKind::kConfig, "the scratch sandbox is not started");
+  }
+
+  // The maintenance connection, reopened when it was lost. Throws Error(kConnect).
+  pqxx::connection* Connection() {
+    if (conn_ && conn_->is_open()) return conn_.get();
+    SessionLimits limits;
+    limits.connect_timeout = connect_timeout_;
+    limits.statement_timeout = std::chrono::minutes(10);  // create/drop database copy files
+    limits.lock_timeout = std::chrono::seconds(30);
+    limits.read_only = false;
+    limits.application_name = "restorewatch-scratch";
+    conn_ = Connect(spec_, limits);
+    return conn_.get();
+  }
+
+  ConnSpec spec_;
+  std::string target_;
+  std::string run_id_;
+  std::string source_system_id_;
+  std::string mark_;
+  Duration connect_timeout_;
+  std::string base_conninfo_;  // the scratch conninfo without password and dbname
+  std::string parse_error_;
+  std::unique_ptr<pqxx::connection> conn_;
+  bool started_ = false;
+  int major_ = 0;
+  std::vector<Created> databases_;
+  std::vector<Created> roles_;
+};
+
+}  // namespace
+
+std::string ScratchMark(const std::string& target, const std::string& run_id) {
+  return "restorewatch:" + target + ":" + run_id;
+}
+
+std::string ScratchDatabaseName(const std::string& target, const std::string& run_id) {
+  const std::string prefix = "restorewatch_";
+  std::string t = IdentSafe(target), r = IdentSafe(run_id);
+  // Keep the run id whole (it makes the name unique); shorten the target first.
+  std::size_t room = 63 - prefix.size() - 1;
+  if (r.size() > room) r = r.substr(0, room);
+  if (t.size() + r.size() > room) t = t.substr(0, room - r.size());
+  return prefix + t + "_" + r;
+}
+
+std::unique_ptr<Sandbox> MakeScratchSandbox(const Environment& env, const TargetConfig& target,
+                                            const std::string& run_id,
+                                            const std::string& source_system_id) {
+  (void)env;
+  return std::make_unique<ScratchSandbox>(target, run_id, source_system_id);
+}
+
+}  // namespace rw

@@ -1,0 +1,519 @@
+#include "agent/sources/pg_dump_source.h"
+
+#include <fnmatch.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <map>
+#include <mutex>
+
+#include "agent/errors.h"
+#include "agent/log.h"
+#include "agent/process.h"
+#include "agent/sources/pg_dump_discovery.h"
+#include "agent/sources/pg_dump_text.h"
+
+namespace rw {
+namespace {
+
+using namespace pgdump;
+using Clock = std::chrono::steady_clock;
+
+// Bytes of `pg_restore -l` output kept: the header comes first and RunProcess keeps the tail.
+constexpr std::size_t kListCapture = 64u << 20;
+// Bytes of restore-tool stderr kept (the first errors matter most; thousands of errors fit).
+constexpr std::size_t kErrCapture = 8u << 20;
+// Plain dumps: how much text is read for the header.
+constexpr std::size_t kPlainHead = 64 * 1024;
+// An archive time later than the file's mtime by more than this is not believed (a pg_dump in
+// another time zone than the agent): the file's own times are used instead.
+constexpr double kClockSlack = 60;
+
+// What probing one backup found; cached by (path, size, mtime).
+struct Probe {
+  DumpFormat format = DumpFormat::kUnknown;
+  DumpHeader header;
+  std::string problem;  // why it cannot be restored; empty when it looks restorable
+  ErrorKind problem_kind = ErrorKind::kBadInput;
+};
+
+std::string JoinDirs(const std::vector<std::string>& dirs) {
+  std::string out;
+  for (const auto& d : dirs) out += (out.empty() ? "" : ", ") + d;
+  return out;
+}
+
+std::string Seconds(Duration d) { return FormatDuration(d); }
+
+// The error kind for a restore tool's failure: the environment's fault (disk, connection) is not
+// the backup's.
+ErrorKind KindOf(const std::vector<ToolError>& errors) {
+  for (const auto& e : errors) {
+    if (e.context.find("No space left on device") != std::string::npos) return ErrorKind::kIo;
+    if (e.context.find("server closed the connection unexpectedly") != std::string::npos ||
+        e.context.find("connection to server") != std::string::npos ||
+        e.context.find("terminating connection") != std::string::npos)
+      return ErrorKind::kProcess;
+  }
+  return ErrorKind::kBadInput;
+}
+
+// A pg_dump source: see pg_dump_source.h. Config and environment are copied and immutable; the
+// probe cache is the only mutable state and is guarded by mu_, so Catalogue() (monitor thread)
+// and Latest()/Restore() (drill thread) may run at once. Probing itself runs outside the lock.
+class PgDumpSource : public BackupSource {
+ public:
+  PgDumpSource(const Environment& env, const TargetConfig& target)
+      : env_(env), target_(target.name), cfg_(target.backup) {}
+
+  std::string type() const override { return "pg_dump"; }
+
+  BackupCatalogue Catalogue(CancelToken& cancel) override {
+    Scan s = DoScan(cancel);
+    BackupCatalogue c;
+    auto& k = c.by_kind["logical"];
+    k.count = s.backups.size();
+    if (const BackupInfo* n = SelectNewest(s.backups)) k.newest = *n;
+    c.notes = std::move(s.notes);
+    return c;
+  }
+
+  BackupInfo Latest(CancelToken& cancel) override {
+    Scan s = DoScan(cancel);
+    const BackupInfo* n = SelectNewest(s.backups);
+    if (!n) {
+      std::string msg = "no backup matches '" + cfg_.pattern + "' in " + JoinDirs(cfg_.paths);
+      if (!s.notes.empty()) {
+        msg += " (";
+        for (std::size_t i = 0; i < s.notes.size(); ++i) msg += (i ? "; " : "") + s.notes[i];
+        msg += ")";
+      }
+      throw Error(ErrorKind::kBadInput, msg);
+    }
+    return *n;
+  }
+
+  RestoreOutcome Restore(const BackupInfo& backup, Sandbox& sandbox, const RestoreOptions& options,
+                         CancelToken& cancel) override;
+
+ private:
+  struct Scan {
+    std::vector<BackupInfo> backups;  // complete ones
+    std::vector<std::string> notes;
+  };
+
+  Scan DoScan(CancelToken& cancel);
+  std::vector<Entry> Settled(std::vector<Entry> entries, CancelToken& cancel,
+                             std::vector<std::string>* notes) const;
+  Probe ProbeEntry(const Entry& e, CancelToken* cancel);
+  BackupInfo ToInfo(const Entry& e, const Probe& p, std::vector<std::string>* notes) const;
+  std::string NewestGlobals(CancelToken& cancel, std::vector<std::string>* notes) const;
+
+  ProcessSpec ClientSpec(const Sandbox& sandbox, Clock::time_point deadline) const;
+  void RunGlobals(const std::string& path, const std::string& file_for_msgs, Sandbox& sandbox,
+                  const RestoreOptions& options, Clock::time_point deadline, CancelToken& cancel,
+                  RestoreOutcome* out) const;
+
+  const Environment env_;
+  const std::string target_;
+  const BackupConfig cfg_;
+  std::mutex mu_;
+  std::map<std::string, std::pair<Entry, Probe>> cache_;  // path -> (look it was probed at, probe)
+};
+
+// Entries written to within the last `settle` get a second look `settle` later; those whose size
+// or mtime changed meanwhile are still being written. Entries older than that have already been
+// quiet for a whole settle period, which is what a second look would show.
+std::vector<Entry> PgDumpSource::Settled(std::vector<Entry> entries, CancelToken& cancel,
+                                         std::vector<std::string>* notes) const {
+  const double settle = ToSeconds(cfg_.settle);
+  const double now = NowUnix();
+  bool any_recent = false;
+  for (const auto& e : entries) any_recent |= static_cast<double>(e.mtime_ns) / 1e9 > now - settle;
+  if (!any_recent || settle <= 0) return entries;
+  if (!cancel.SleepFor(cfg_.settle)) throw Error(ErrorKind::kCancelled, "cancelled");
+  std::vector<Entry> out;
+  for (auto& e : entries) {
+    if (static_cast<double>(e.mtime_ns) / 1e9 <= now - settle) {
+      out.push_back(std::move(e));
+      continue;
+    }
+    Entry again;
+    if (!Look(e.path, &again)) {
+      notes->push_back(e.name + ": skipped, it disappeared while being looked at");
+    } else if (!(again == e)) {
+      notes->push_back(e.name + ": skipped, still being written (" +
+                       (again.size != e.size ? "size" : "mtime") + " changed within " +
+                       Seconds(cfg_.settle) + ")");
+    } else {
+      out.push_back(std::move(again));
+    }
+  }
+  return out;
+}
+
+PgDumpSource::Scan PgDumpSource::DoScan(CancelToken& cancel) {
+  Scan s;
+  std::vector<Entry> candidates;
+  for (auto& e : ListMatching(cfg_.paths, cfg_.pattern)) {
+    if (!cfg_.globals_pattern.empty() &&
+        fnmatch(cfg_.globals_pattern.c_str(), e.name.c_str(), 0) == 0)
+      continue;  // the globals file is not a backup of its own
+    if (IsInFlightName(e.name)) {
+      s.notes.push_back(e.name + ": skipped, a temporary name (being written)");
+      continue;
+    }
+    if (e.is_dir && SniffPath(e.path).format != DumpFormat::kDirectory) {
+      // pg_dump -Fd writes toc.dat last: without it the directory is in flight or not a dump.
+      s.notes.push_back(e.name + ": skipped, a directory without toc.dat");
+      continue;
+    }
+    candidates.push_back(std::move(e));
+  }
+  candidates = Settled(std::move(candidates), cancel, &s.notes);
+
+  std::string globals = cfg_.globals_pattern.empty() ? "" : NewestGlobals(cancel, &s.notes);
+  std::map<std::string, bool> seen;
+  for (const auto& e : candidates) {
+    Probe p = ProbeEntry(e, &cancel);
+    if (!p.problem.empty()) s.notes.push_back(p.problem);
+    BackupInfo b = ToInfo(e, p, &s.notes);
+    b.globals_path = globals;
+    s.backups.push_back(std::move(b));
+    seen[e.path] = true;
+  }
+  // Forget probes of files that are gone, so the cache does not grow without bound.
+  std::lock_guard<std::mutex> lk(mu_);
+  for (auto it = cache_.begin(); it != cache_.end();)
+    it = seen.count(it->first) ? std::next(it) : cache_.erase(it);
+  return s;
+}
+
+std::string PgDumpSource::NewestGlobals(CancelToken& cancel,
+                                        std::vector<std::string>* notes) const {
+  std::vector<Entry> all;
+  for (auto& e : ListMatching(cfg_.paths, cfg_.globals_pattern))
+    if (!e.is_dir && !IsInFlightName(e.name)) all.push_back(std::move(e));
+  all = Settled(std::move(all), cancel, notes);
+  const Entry* best = nullptr;
+  for (const auto& e : all)
+    if (!best || e.mtime_ns > best->mtime_ns ||
+        (e.mtime_ns == best->mtime_ns && e.path > best->path))
+      best = &e;
+  return best ? best->path : "";
+}
+
+Probe PgDumpSource::ProbeEntry(const Entry& e, CancelToken* cancel) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = cache_.find(e.path);
+    if (it != cache_.end() && it->second.first == e) return it->second.second;
+  }
+  Probe p;
+  Sniff sniff = SniffPath(e.path);
+  p.format = sniff.format;
+  if (p.format == DumpFormat::kUnknown) {
+    p.problem = e.path + " is not a pg_dump backup: " + sniff.problem;
+  } else if (IsArchive(p.format)) {
+    ProcessSpec spec;
+    spec.argv = {env_.pg.Path("pg_restore"), "-l", e.path};
+    spec.timeout = std::chrono::minutes(2);
+    spec.capture_limit = kListCapture;
+    ProcessResult r = RunProcess(spec, cancel);
+    if (r.cancelled) throw Error(ErrorKind::kCancelled, "cancelled while reading " + e.path);
+    if (r.ok()) {
+      p.header = ParseArchiveList(r.out);
+    } else {
+      auto errs = ParsePgRestoreErrors(r.err, nullptr);
+      std::string why = errs.empty() ? r.Summary() : JoinFirst(errs, 3);
+      p.problem = "pg_restore cannot read " + e.path + ": " + why;
+      int vmaj = 0, vmin = 0;
+      auto at = why.find("unsupported version (");
+      if (at != std::string::npos) sscanf(why.c_str() + at + 21, "%d.%d", &vmaj, &vmin);
+      // Archive format 1.x newer than this pg_restore knows; anything else is a damaged header.
+      if (vmaj == 1 && vmin > 14 && vmin < 100) {
+        p.problem_kind = ErrorKind::kUnsupported;
+        p.problem = e.path + " was written by a newer pg_dump than pg_restore " +
+                    std::to_string(env_.pg.major) + " in " + env_.pg.bin_dir + " can read: " + why;
+      }
+    }
+  } else {
+    std::string dec = Decompressor(p.format);
+    std::string dec_path;
+    if (!dec.empty()) {
+      auto found = FindProgram(dec);
+      if (!found) {
+        p.problem = e.path + " is " + dec + "-compressed but " + dec + " is not installed";
+        p.problem_kind = ErrorKind::kUnsupported;
+      } else {
+        dec_path = *found;
+      }
+    }
+    if (p.problem.empty()) {
+      std::string head = ReadHead(e.path, dec_path, kPlainHead);
+      if (!dec.empty()) {
+        Sniff inner = SniffBytes(head);
+        if (inner.format == DumpFormat::kCustom || inner.format == DumpFormat::kTar) {
+          p.problem = e.path + " is a " + dec +
+                      "-compressed pg_dump archive: decompress it for "
+                      "pg_restore, or dump with pg_dump -Fc -Z instead";
+          p.problem_kind = ErrorKind::kUnsupported;
+        } else if (inner.format != DumpFormat::kPlain) {
+          p.problem = e.path + " is not a pg_dump backup once decompressed: " +
+                      (inner.problem.empty() ? "unreadable" : inner.problem);
+        }
+      }
+      p.header = ParsePlainHeader(head);
+    }
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  cache_[e.path] = {e, p};
+  return p;
+}
+
+BackupInfo PgDumpSource::ToInfo(const Entry& e, const Probe& p,
+                                std::vector<std::string>* notes) const {
+  BackupInfo b;
+  b.id = e.name;
+  b.kind = "logical";
+  b.tool = "pg_dump";
+  b.format = FormatName(p.format);
+  b.path = e.path;
+  b.size_bytes = e.size;
+  b.completed_at = static_cast<double>(e.mtime_ns) / 1e9;
+  double fallback = e.birth && *e.birth <= b.completed_at ? *e.birth : b.completed_at;
+  if (p.header.started_at && *p.header.started_at <= b.completed_at + kClockSlack) {
+    b.started_at = *p.header.started_at;
+    b.started_exact = true;
+  } else {
+    if (p.header.started_at)
+      notes->push_back(e.name + ": its header time " + FormatTimestamp(*p.header.started_at) +
+                       " is after the file was written; pg_dump may run in another time zone than "
+                       "the agent, so the file's own time is used");
+    b.started_at = fallback;
+  }
+  b.database = p.header.database;
+  b.server_major = p.header.server_major;
+  b.dump_tool_major = p.header.dump_tool_major;
+  return b;
+}
+
+ProcessSpec PgDumpSource::ClientSpec(const Sandbox& sandbox, Clock::time_point deadline) const {
+  ProcessSpec spec;
+  spec.env = sandbox.ClientEnv();
+  spec.env["PGOPTIONS"] = "";  // nothing from the agent's environment alters the restore
+  spec.env["PGAPPNAME"] = "restorewatch-restore";
+  spec.stdout_path = "-";
+  spec.capture_limit = kErrCapture;
+  auto left = std::chrono::duration_cast<Duration>(deadline - Clock::now());
+  if (left <= Duration::zero()) throw Error(ErrorKind::kTimeout, "the restore ran out of time");
+  spec.timeout = left;
+  return spec;
+}
+
+// Runs a pg_dumpall --globals-only file into the sandbox's postgres database, statement by
+// statement (no ON_ERROR_STOP): "already exists" (the postgres role, roles created before) is
+// expected; any other error not allowed by the config fails the restore.
+void PgDumpSource::RunGlobals(const std::string& path, const std::string& file_for_msgs,
+                              Sandbox& sandbox, const RestoreOptions& options,
+                              Clock::time_point deadline, CancelToken& cancel,
+                              RestoreOutcome* out) const {
+  ProcessSpec spec = ClientSpec(sandbox, deadline);
+  spec.argv = {env_.pg.Path("psql"), "-X", "-q", "-d", sandbox.ConnInfo("postgres"), "-f", path};
+  ProcessResult r = RunProcess(spec, &cancel);
+  if (r.cancelled) throw Error(ErrorKind::kCancelled, "cancelled while restoring " + path);
+  if (r.timed_out) throw Error(ErrorKind::kTimeout, "psql timed out on " + path);
+  std::vector<ToolError> bad;
+  for (auto& e : ParsePsqlErrors(r.err)) {
+    if (e.line.find("already exists") != std::string::npos) continue;
+    if (Allowed(e, options.allow_errors)) {
+      out->accepted_errors.push_back(e.line);
+    } else {
+      bad.push_back(e);
+    }
+  }
+  if (!r.ok() || !bad.empty())
+    throw Error(bad.empty() ? ErrorKind::kProcess : KindOf(bad),
+                "globals file " + path + " (for " + file_for_msgs +
+                    ") failed: " + (bad.empty() ? r.Summary() : JoinFirst(bad, 3)));
+}
+
+RestoreOutcome PgDumpSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
+                                     const RestoreOptions& options, CancelToken& cancel) {
+  const auto deadline = Clock::now() + options.timeout;
+  cancel.ThrowIfCancelled();
+  Entry e;
+  if (!Look(backup.path, &e)) throw Error(ErrorKind::kIo, "backup " + backup.path + " is gone");
+  Probe p = ProbeEntry(e, &cancel);
+  if (!p.problem.empty()) throw Error(p.problem_kind, p.problem);
+  const std::string& file = backup.path;
+
+  int tool_major = p.header.dump_tool_major ? p.header.dump_tool_major : backup.dump_tool_major;
+  int server_major = p.header.server_major ? p.header.server_major : backup.server_major;
+  if (tool_major > env_.pg.major)
+    throw Error(ErrorKind::kUnsupported,
+                "dump made by pg_dump " + std::to_string(tool_major) + " needs PostgreSQL " +
+                    std::to_string(tool_major) + " binaries; have " +
+                    std::to_string(env_.pg.major) + " in " + env_.pg.bin_dir,
+                "install PostgreSQL " + std::to_string(tool_major) + " and set agent.pg_bin_dir");
+  if (server_major > sandbox.ServerMajor())
+    throw Error(ErrorKind::kUnsupported, "dump of a PostgreSQL " + std::to_string(server_major) +
+                                             " server needs a sandbox of PostgreSQL " +
+                                             std::to_string(server_major) + " or newer; the " +
+                                             sandbox.kind() + " sandbox is " +
+                                             std::to_string(sandbox.ServerMajor()));
+
+  std::string dec = Decompressor(p.format), dec_path;
+  if (!dec.empty()) {
+    auto found = FindProgram(dec);
+    if (!found)
+      throw Error(ErrorKind::kUnsupported,
+                  file + " is " + dec + "-compressed but " + dec + " is not installed",
+                  "install " + dec);
+    dec_path = *found;
+  }
+
+  RestoreOutcome out;
+  const bool archive = IsArchive(p.format);
+  const bool ours_alone = sandbox.kind() == "ephemeral";
+  // A globals file alters roles server-wide (passwords too): only on a server that is ours alone.
+  const bool globals = !backup.globals_path.empty() && ours_alone;
+  std::string connect_db;
+  if (!archive && p.header.creates_database) {
+    // pg_dump --create: the script creates its database and connects to it itself.
+    if (!ours_alone)
+      throw Error(ErrorKind::kUnsupported,
+                  "plain dump " + file + " was made with --create: it would create database '" +
+                      p.header.database + "' on the " + sandbox.kind() +
+                      " server, outside the agent's marks",
+                  "dump without --create, or use the ephemeral sandbox");
+    out.database = p.header.database;
+    connect_db = "postgres";
+  } else {
+    std::string wanted = !options.database.empty()  ? options.database
+                         : !backup.database.empty() ? backup.database
+                                                    : "restored";
+    out.database = sandbox.CreateDatabase(wanted);
+    connect_db = out.database;
+  }
+  if (globals) RunGlobals(backup.globals_path, file, sandbox, options, deadline, cancel, &out);
+
+  if (archive) {
+    ProcessSpec spec = ClientSpec(sandbox, deadline);
+    spec.argv = {env_.pg.Path("pg_restore"), "-d", sandbox.ConnInfo(connect_db),
+                 "--no-tablespaces"};
+    std::string summary = "pg_restore";
+    // Tar archives cannot be restored in parallel.
+    if (p.format != DumpFormat::kTar && options.jobs > 1) {
+      spec.argv.insert(spec.argv.end(), {"-j", std::to_string(options.jobs)});
+      summary += " -j " + std::to_string(options.jobs);
+    }
+    if (!globals) {
+      // Without the roles of the source, owners and grants cannot be restored.
+      spec.argv.insert(spec.argv.end(), {"--no-owner", "--no-privileges"});
+      summary += " --no-owner --no-privileges";
+    }
+    spec.argv.push_back(file);
+    ProcessResult r = RunProcess(spec, &cancel);
+    if (r.cancelled) throw Error(ErrorKind::kCancelled, "cancelled while restoring " + file);
+    if (r.timed_out)
+      throw Error(ErrorKind::kTimeout,
+                  "pg_restore timed out after " + FormatDuration(options.timeout) + " on " + file);
+    int ignored = -1;
+    auto errs = ParsePgRestoreErrors(r.err, &ignored);
+    if (!r.ok() || !errs.empty()) {
+      std::vector<ToolError> bad;
+      for (auto& x : errs) {
+        if (Allowed(x, options.allow_errors)) {
+          out.accepted_errors.push_back(x.line);
+        } else {
+          bad.push_back(x);
+        }
+      }
+      // pg_restore went through the whole archive only when it ends with "errors ignored on
+      // restore: N"; anything else (a fatal error, a signal) fails whatever the allow-list says.
+      bool completed =
+          r.term_signal == 0 && ignored >= 0 && ignored <= static_cast<int>(errs.size());
+      if (!bad.empty() || !completed) {
+        const auto& shown = bad.empty() ? errs : bad;
+        throw Error(shown.empty() ? ErrorKind::kProcess : KindOf(shown),
+                    "pg_restore failed on " + file + ": " +
+                        (shown.empty() ? r.Summary() : JoinFirst(shown, 3)));
+      }
+    }
+    out.tool_summary = summary + " (" + FormatName(p.format) + " format)";
+  } else {
+    std::string summary = dec.empty() ? "psql" : dec + " -dc | psql";
+    if (!globals) {
+      // psql cannot skip OWNER TO and GRANT: create the roles they name (NOLOGIN) first.
+      RoleScanner scan;
+      auto left = std::chrono::duration_cast<Duration>(deadline - Clock::now());
+      ForEachLine(
+          file, dec_path,
+          [&scan](const std::string& line) {
+            scan.Line(line);
+            return true;
+          },
+          &cancel, left);
+      auto created = sandbox.CreateRoles({scan.roles().begin(), scan.roles().end()});
+      if (!created.empty()) summary += " (" + std::to_string(created.size()) + " roles created)";
+    }
+    ProcessSpec psql = ClientSpec(sandbox, deadline);
+    // With an allow-list psql must go on after an error to let the rest be judged; without one,
+    // the first error ends the restore.
+    psql.argv = {env_.pg.Path("psql"),
+                 "-X",
+                 "-q",
+                 "-v",
+                 options.allow_errors.empty() ? "ON_ERROR_STOP=1" : "ON_ERROR_STOP=0",
+                 "-d",
+                 sandbox.ConnInfo(connect_db),
+                 "-f",
+                 dec.empty() ? file : "-"};
+    ProcessResult r;
+    if (dec.empty()) {
+      r = RunProcess(psql, &cancel);
+    } else {
+      ProcessSpec producer;
+      producer.argv = {dec_path, "-dc", file};
+      if (dec == "zstd") producer.argv.insert(producer.argv.begin() + 1, "-q");
+      producer.timeout = psql.timeout;
+      producer.capture_limit = 64 * 1024;
+      r = RunPipeline(producer, psql, &cancel);
+    }
+    if (r.cancelled) throw Error(ErrorKind::kCancelled, "cancelled while restoring " + file);
+    if (r.timed_out)
+      throw Error(ErrorKind::kTimeout,
+                  "psql timed out after " + FormatDuration(options.timeout) + " on " + file);
+    auto errs = ParsePsqlErrors(r.err);
+    std::vector<ToolError> bad;
+    for (auto& x : errs) {
+      if (Allowed(x, options.allow_errors)) {
+        out.accepted_errors.push_back(x.line);
+      } else {
+        bad.push_back(x);
+      }
+    }
+    if (!r.ok() || !bad.empty()) {
+      const auto& shown = bad.empty() ? errs : bad;
+      throw Error(
+          shown.empty() ? ErrorKind::kProcess : KindOf(shown),
+          "psql failed on " + file + ": " + (shown.empty() ? r.Summary() : JoinFirst(shown, 3)));
+    }
+    out.tool_summary = summary + " (" + FormatName(p.format) + " format)";
+  }
+  if (globals) out.tool_summary += " after globals " + backup.globals_path;
+  LogDebug("pg_dump backup restored", {{"target", target_},
+                                       {"backup", backup.id},
+                                       {"database", out.database},
+                                       {"tool", out.tool_summary}});
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<BackupSource> MakePgDumpSource(const Environment& env, const TargetConfig& target) {
+  return std::make_unique<PgDumpSource>(env, target);
+}
+
+}  // namespace rw
