@@ -60,6 +60,12 @@ class ActivityStore {
   std::mutex mu_;
   std::vector<ActivitySample> samples_;
   std::size_t appends_since_compact_ = 0;
+  // Delta-append bookkeeping (agent/state.cpp): the file as this process last wrote it. When the
+  // file's identity or size differ, another process wrote and the base is reloaded from disk.
+  std::uint64_t known_ino_ = 0;
+  std::uint64_t known_size_ = 0;
+  std::size_t since_full_ = 0;
+  bool compacted_once_ = false;
 };
 
 struct DrillHistorySummary {

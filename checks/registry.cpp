@@ -1,11 +1,42 @@
 #include "checks/registry.h"
 
-namespace rw {
+#include "checks/checksum_check.h"
+#include "checks/freshness_check.h"
+#include "checks/row_count_check.h"
+#include "checks/schema_check.h"
+#include "checks/sql_check.h"
 
-// The table of drill checks: rows are added as checks land, one per file in checks/.
+namespace rw {
+namespace {
+
+struct CheckRow {
+  const char* name;
+  bool (*enabled)(const ChecksConfig&);
+  std::unique_ptr<Check> (*make)();
+};
+
+template <typename T>
+std::unique_ptr<Check> Make() {
+  return std::make_unique<T>();
+}
+
+// The table of drill checks, in run order; one row per file in checks/. sql:<name> checks follow,
+// one per [[target.checks.sql]] entry.
+const CheckRow kChecks[] = {
+    {"schema", [](const ChecksConfig& c) { return c.schema; }, &Make<SchemaCheck>},
+    {"row_count", [](const ChecksConfig& c) { return c.row_count.enabled; }, &Make<RowCountCheck>},
+    {"checksum", [](const ChecksConfig& c) { return c.checksum.enabled; }, &Make<ChecksumCheck>},
+    {"freshness", [](const ChecksConfig& c) { return !c.freshness.empty(); },
+     &Make<FreshnessCheck>},
+};
+
+}  // namespace
+
 std::vector<std::unique_ptr<Check>> MakeDrillChecks(const ChecksConfig& config) {
-  (void)config;
   std::vector<std::unique_ptr<Check>> out;
+  for (const auto& row : kChecks)
+    if (row.enabled(config)) out.push_back(row.make());
+  for (const auto& q : config.sql) out.push_back(std::make_unique<SqlCheck>(q));
   return out;
 }
 

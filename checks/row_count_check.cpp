@@ -1,0 +1,180 @@
+#include "checks/row_count_check.h"
+
+#include <cstdio>
+#include <set>
+
+#include "agent/units.h"
+#include "checks/churn.h"
+#include "checks/table_scan.h"
+
+namespace rw {
+namespace {
+
+std::string Percent(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g%%", fraction * 100.0);
+  return buf;
+}
+
+std::string NameList(const std::vector<std::string>& names, std::size_t max = 5) {
+  std::string out;
+  for (std::size_t i = 0; i < names.size() && i < max; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > max) out += " and " + std::to_string(names.size() - max) + " more";
+  return out;
+}
+
+struct Judged {
+  TableFinding finding;
+  RowCountBound bound;
+};
+
+}  // namespace
+
+void RowCountCheck::BeforeRestore(CheckContext& ctx) { ScanState::For(ctx)->PrepareSource(ctx); }
+
+CheckResult RowCountCheck::Run(CheckContext& ctx) {
+  const ChecksConfig& cfg = ctx.target.checks;
+  auto scan = ScanState::For(ctx);
+  scan->Ensure(ctx);
+  const SideScan& src = scan->source();
+  const SideScan& rst = scan->restored();
+  const bool churn_mode = cfg.compare == CompareMode::kChurn;
+  const ChurnBasis* churn = churn_mode ? &scan->Churn(ctx) : nullptr;
+
+  CheckResult r;
+  r.name = name();
+  std::set<std::string> names;
+  for (const auto& t : src.tables) names.insert(t.name);
+  for (const auto& t : rst.tables) names.insert(t.name);
+
+  std::vector<Judged> judged;
+  std::vector<TableFinding> other;  // missing tables, unreadable tables
+  std::size_t fallback_tables = 0, touched = 0;
+  for (const auto& n : names) {
+    auto s = src.scans.find(n);
+    auto d = rst.scans.find(n);
+    TableFinding f;
+    f.table = n;
+    if (d == rst.scans.end()) {
+      f.outcome = Outcome::kFail;
+      f.message = "missing from the restored copy";
+      if (s != src.scans.end() && s->second.error.empty()) f.source_rows = s->second.rows;
+      other.push_back(f);
+      continue;
+    }
+    if (s == src.scans.end()) {
+      f.outcome = Outcome::kWarn;
+      f.message = "only in the restored copy (dropped on the source since the backup?)";
+      if (d->second.error.empty()) f.restored_rows = d->second.rows;
+      other.push_back(f);
+      continue;
+    }
+    if (!s->second.error.empty() || !d->second.error.empty()) {
+      f.outcome = Outcome::kError;
+      f.message = !s->second.error.empty()
+                      ? "cannot count on the source: " + s->second.error
+                      : "cannot count in the restored copy: " + d->second.error;
+      other.push_back(f);
+      continue;
+    }
+    Judged j;
+    j.finding = f;
+    j.finding.source_rows = s->second.rows;
+    j.finding.restored_rows = d->second.rows;
+    std::optional<TableChurn> c = churn ? churn->For(n) : std::nullopt;
+    j.bound = RowCountBoundFor(s->second.rows, c, cfg);
+    if (j.bound.kind == BoundKind::kFallback) ++fallback_tables;
+    if (c && c->touched()) ++touched;
+    judged.push_back(std::move(j));
+  }
+
+  auto judge = [&](Judged& j) {
+    RowCountVerdict v =
+        JudgeRowCount(*j.finding.source_rows, *j.finding.restored_rows, j.bound, cfg);
+    j.finding.outcome = v.outcome;
+    j.finding.message = v.message;
+    j.finding.allowed_drift = j.bound.below + j.bound.above;
+    if (j.bound.kind == BoundKind::kChurn)
+      j.finding.allowed_drift =
+          j.bound.churn->inserted + j.bound.churn->deleted + cfg.row_count.slack_rows;
+  };
+  bool settle_needed = false;
+  for (auto& j : judged) {
+    judge(j);
+    if (j.finding.outcome == Outcome::kFail && churn_mode && j.bound.kind != BoundKind::kFallback)
+      settle_needed = true;
+  }
+  bool settled = false;
+  if (settle_needed) {
+    // Counters may lag the writes by seconds: read them again before calling a table broken.
+    const ChurnBasis& again = scan->SettledChurn(ctx);
+    settled = true;
+    for (auto& j : judged) {
+      if (j.finding.outcome != Outcome::kFail || j.bound.kind == BoundKind::kFallback) continue;
+      j.bound = RowCountBoundFor(*j.finding.source_rows, again.For(j.finding.table), cfg);
+      judge(j);
+    }
+  }
+
+  std::vector<std::string> bad;
+  Outcome outcome = Outcome::kPass;
+  for (auto& j : judged) {
+    ++r.tables_compared;
+    if (j.finding.outcome == Outcome::kPass) continue;
+    ++r.tables_mismatched;
+    if (j.finding.outcome == Outcome::kFail) bad.push_back(j.finding.table);
+    outcome = Worse(outcome, j.finding.outcome);
+    r.details.push_back(j.finding);
+  }
+  for (auto& f : other) {
+    if (f.outcome == Outcome::kFail) bad.push_back(f.table);
+    outcome = Worse(outcome, f.outcome);
+    r.details.push_back(f);
+  }
+
+  std::vector<std::string> notes;
+  const auto& slo = src.large_objects;
+  const auto& rlo = rst.large_objects;
+  if (slo.scanned && rlo.scanned) {
+    if (slo.count != rlo.count) {
+      TableFinding f;
+      f.table = "pg_largeobject";
+      f.source_rows = slo.count;
+      f.restored_rows = rlo.count;
+      f.outcome = churn_mode ? Outcome::kWarn : Outcome::kFail;
+      f.message = "restored " + std::to_string(rlo.count) + " large objects, source " +
+                  std::to_string(slo.count) +
+                  (churn_mode ? " (large objects have no activity counters)" : " (exact mode)");
+      if (f.outcome == Outcome::kFail) bad.push_back(f.table);
+      outcome = Worse(outcome, f.outcome);
+      r.details.push_back(f);
+    }
+  } else {
+    notes.push_back(!slo.scanned ? slo.note : rlo.note);
+  }
+
+  std::string msg = std::to_string(r.tables_compared) + " tables compared, " +
+                    std::to_string(r.tables_mismatched) + " mismatched";
+  if (!bad.empty()) msg = "row counts differ: " + NameList(bad) + "; " + msg;
+  if (!churn_mode) {
+    msg += "; exact mode";
+  } else if (!churn->covered) {
+    msg += "; " + churn->note + "; used fallback tolerance " +
+           Percent(cfg.row_count.fallback_tolerance);
+  } else {
+    msg += "; churn since the backup from activity samples at " +
+           FormatTimestamp(churn->sample_ts) + " (" + std::to_string(touched) + " tables touched)";
+    if (fallback_tables > 0)
+      msg += "; " + std::to_string(fallback_tables) +
+             " tables without usable samples used fallback tolerance " +
+             Percent(cfg.row_count.fallback_tolerance);
+  }
+  if (settled) msg += "; statistics re-read after " + FormatDuration(cfg.stats_settle);
+  for (const auto& n : notes) msg += "; " + n;
+  if (names.empty()) msg = "no tables to compare";
+  r.outcome = outcome;
+  r.message = msg;
+  return r;
+}
+
+}  // namespace rw
