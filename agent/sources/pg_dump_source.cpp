@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "agent/errors.h"
 #include "agent/log.h"
@@ -107,7 +108,7 @@ class PgDumpSource : public BackupSource {
                              std::vector<std::string>* notes) const;
   Probe ProbeEntry(const Entry& e, CancelToken* cancel);
   BackupInfo ToInfo(const Entry& e, const Probe& p, std::vector<std::string>* notes) const;
-  std::string NewestGlobals(CancelToken& cancel, std::vector<std::string>* notes) const;
+  static std::string NewestGlobals(const std::vector<Entry>& files);
 
   ProcessSpec ClientSpec(const Sandbox& sandbox, Clock::time_point deadline) const;
   void RunGlobals(const std::string& path, const std::string& file_for_msgs, Sandbox& sandbox,
@@ -170,9 +171,27 @@ PgDumpSource::Scan PgDumpSource::DoScan(CancelToken& cancel) {
     }
     candidates.push_back(std::move(e));
   }
+  // Globals files get the same second look, in the same wait.
+  std::set<std::string> globals_paths;
+  if (!cfg_.globals_pattern.empty()) {
+    for (auto& e : ListMatching(cfg_.paths, cfg_.globals_pattern)) {
+      if (e.is_dir || IsInFlightName(e.name)) continue;
+      globals_paths.insert(e.path);
+      candidates.push_back(std::move(e));
+    }
+  }
   candidates = Settled(std::move(candidates), cancel, &s.notes);
+  std::vector<Entry> globals_files;
+  for (auto it = candidates.begin(); it != candidates.end();) {
+    if (globals_paths.count(it->path)) {
+      globals_files.push_back(std::move(*it));
+      it = candidates.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::string globals = NewestGlobals(globals_files);
 
-  std::string globals = cfg_.globals_pattern.empty() ? "" : NewestGlobals(cancel, &s.notes);
   std::map<std::string, bool> seen;
   for (const auto& e : candidates) {
     Probe p = ProbeEntry(e, &cancel);
@@ -189,14 +208,10 @@ PgDumpSource::Scan PgDumpSource::DoScan(CancelToken& cancel) {
   return s;
 }
 
-std::string PgDumpSource::NewestGlobals(CancelToken& cancel,
-                                        std::vector<std::string>* notes) const {
-  std::vector<Entry> all;
-  for (auto& e : ListMatching(cfg_.paths, cfg_.globals_pattern))
-    if (!e.is_dir && !IsInFlightName(e.name)) all.push_back(std::move(e));
-  all = Settled(std::move(all), cancel, notes);
+// The newest settled globals file (by mtime, then name), or "".
+std::string PgDumpSource::NewestGlobals(const std::vector<Entry>& files) {
   const Entry* best = nullptr;
-  for (const auto& e : all)
+  for (const auto& e : files)
     if (!best || e.mtime_ns > best->mtime_ns ||
         (e.mtime_ns == best->mtime_ns && e.path > best->path))
       best = &e;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <map>
@@ -154,25 +155,37 @@ TEST_CASE("every pg_dump format is found and restored with the source's rows",
     std::string name;  // BackupInfo::format
     std::vector<std::string> args;
     std::string ext;
-    bool header_time;  // the newer dump is told by its header, whatever the mtimes say
+    bool header_time;      // the newer dump is told by its header, whatever the mtimes say
+    std::string compress;  // compress the plain dump afterwards with this tool
   };
   const std::vector<Format> formats = {
-      {"custom", {"-Fc"}, ".dump", true},
-      {"directory", {"-Fd"}, ".dir", true},
-      {"tar", {"-Ft"}, ".tar", true},
-      {"plain", {"-Fp", "--verbose"}, ".sql", true},
-      {"plain.gz", {"-Fp", "-Z", "6"}, ".sql.gz", false},
+      {"custom", {"-Fc"}, ".dump", true, ""},
+      {"directory", {"-Fd"}, ".dir", true, ""},
+      {"tar", {"-Ft"}, ".tar", true, ""},
+      {"plain", {"-Fp", "--verbose"}, ".sql", true, ""},
+      {"plain.gz", {"-Fp", "-Z", "6"}, ".sql.gz", false, ""},
+      {"plain.zst", {"-Fp", "--verbose"}, ".sql.zst", true, "zstd"},
+      {"plain.lz4", {"-Fp", "--verbose"}, ".sql.lz4", true, "lz4"},
+  };
+  auto dump = [&](const Format& f, const std::string& path) {
+    if (f.compress.empty()) return Dump(*src, f.args, path);
+    std::string plain = path.substr(0, path.rfind('.'));
+    Dump(*src, f.args, plain);
+    ProcessSpec z;
+    z.argv = {f.compress, "-q", "--rm", plain, f.compress == "zstd" ? "-o" : "", path};
+    z.argv.erase(std::remove(z.argv.begin(), z.argv.end(), ""), z.argv.end());
+    REQUIRE(RunProcess(z).ok());
   };
   for (const auto& f : formats) {
     REQUIRE(mkdir((dir / f.name).c_str(), 0755) == 0);
     // The older dump gets the name that sorts last.
-    Dump(*src, f.args, dir / f.name + "/blog-z-old" + f.ext);
+    dump(f, dir / f.name + "/blog-z-old" + f.ext);
   }
   // pg_dump's header times have one-second resolution.
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   src->Psql("insert into public.marker values (1), (2)", "blog");
   for (const auto& f : formats) {
-    Dump(*src, f.args, dir / f.name + "/blog-a-new" + f.ext);
+    dump(f, dir / f.name + "/blog-a-new" + f.ext);
     // The older dump looks newer by mtime: only the header time can tell.
     if (f.header_time) SetMtime(dir / f.name + "/blog-z-old" + f.ext, 5);
   }
@@ -204,12 +217,12 @@ TEST_CASE("every pg_dump format is found and restored with the source's rows",
     CHECK(b.server_major == 15);
     CHECK(b.dump_tool_major == 15);
     CHECK(b.size_bytes > 0);
-    if (f.name != "plain" && f.name != "plain.gz") CHECK(b.database == "blog");
+    if (f.name.find("plain") != 0) CHECK(b.database == "blog");
     BackupCatalogue cat = source->Catalogue(cancel);
     CHECK(cat.by_kind["logical"].count == 2);
 
     RestoreOptions o;
-    o.database = "r_" + f.name.substr(0, f.name.find('.')) + (f.name == "plain.gz" ? "_gz" : "");
+    o.database = "r_" + f.name;  // dots and all: names are quoted
     RestoreOutcome out = source->Restore(b, *sandbox, o, cancel);
     CHECK(out.database == o.database);
     CHECK(out.accepted_errors.empty());
@@ -253,11 +266,13 @@ TEST_CASE("a bad dump fails the restore naming the file and quoting the tool",
       "create table big as select g, md5(g::text) m from generate_series(1, 100000) g;"
       "create table small(i int primary key)",
       "blog");
-  for (const char* d :
-       {"good", "trunc", "corrupt", "newer", "newer-tool", "newer-server", "syntax", "allowed"})
+  for (const char* d : {"good", "trunc", "corrupt", "newer", "newer-tool", "newer-server", "syntax",
+                        "allowed", "create"})
     REQUIRE(mkdir((dir / d).c_str(), 0755) == 0);
   Dump(*src, {"-Fc"}, dir / "good/blog.dump");
+  src->Psql("insert into small values (1), (2), (3)", "blog");
   Dump(*src, {"-Fp", "-t", "small"}, dir / "syntax/blog.sql");
+  Dump(*src, {"-Fp", "--create", "-t", "small"}, dir / "create/blog.sql");
   const std::string dump = ReadAll(dir / "good/blog.dump");
   REQUIRE(dump.size() > 1000000);
 
@@ -280,6 +295,17 @@ TEST_CASE("a bad dump fails the restore naming the file and quoting the tool",
   ReplaceFirst(broken, "CREATE TABLE public.small", "SELEC broken;\nCREATE TABLE public.small", 1);
   WriteAll(dir / "syntax/blog.sql", broken);
   WriteAll(dir / "allowed/blog.sql", sql + "\nselect no_such_function();\n");
+  // A gzip file cut short: gzip's own complaint fails the restore.
+  ProcessSpec gz;
+  gz.stdout_path = dir / "gz/full.gz";
+  REQUIRE(mkdir((dir / "gz").c_str(), 0755) == 0);
+  WriteAll(dir / "gz/full.sql", sql);
+  gz.argv = {"gzip", "-c", dir / "gz/full.sql"};
+  REQUIRE(RunProcess(gz).ok());
+  const std::string gzipped = ReadAll(dir / "gz/full.gz");
+  REQUIRE(unlink((dir / "gz/full.gz").c_str()) == 0);
+  REQUIRE(unlink((dir / "gz/full.sql").c_str()) == 0);
+  WriteAll(dir / "gz/blog.sql.gz", gzipped.substr(0, gzipped.size() - 20));
 
   Environment env = TestEnv(work);
   auto sandbox = MakeEphemeralSandbox(env, Target("", "*"), "run-bad", "");
@@ -355,6 +381,28 @@ TEST_CASE("a bad dump fails the restore naming the file and quoting the tool",
     RestoreOutcome out = s->Restore(b, *sandbox, o, cancel);
     REQUIRE(out.accepted_errors.size() == 1);
     CHECK_THAT(out.accepted_errors[0], Catch::Contains("no_such_function"));
+  }
+
+  {
+    auto s = MakePgDumpSource(env, Target(dir / "gz", "*"));
+    Error e = FailedRestore(*s, *sandbox, "t_gz");
+    CHECK(e.kind() == ErrorKind::kBadInput);
+    CHECK_THAT(e.what(),
+               Catch::StartsWith("psql failed on " + dir / "gz/blog.sql.gz: ") &&
+                   Catch::Contains("gzip: " + dir / "gz/blog.sql.gz: unexpected end of file"));
+  }
+  {
+    // pg_dump --create: the script makes its own database (ours alone in an ephemeral sandbox).
+    auto s = MakePgDumpSource(env, Target(dir / "create", "*"));
+    BackupInfo b = s->Latest(cancel);
+    CHECK(b.database == "blog");
+    RestoreOptions o;
+    o.database = "t_create";
+    RestoreOutcome out = s->Restore(b, *sandbox, o, cancel);
+    CHECK(out.database == "blog");
+    auto c = ConnectSandbox(sandbox->ConnInfo("blog"));
+    pqxx::nontransaction tx(*c);
+    CHECK(tx.exec1("select count(*) from small")[0].as<int>() == 3);
   }
 
   CHECK(sandbox->Cleanup().empty());

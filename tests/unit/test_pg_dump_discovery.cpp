@@ -344,3 +344,27 @@ TEST_CASE("no match, a missing dir and the globals file", "[unit][pg_dump]") {
   CHECK(b.id == "blog.sql");
   CHECK(b.globals_path == dir / "globals-2.sql");
 }
+
+TEST_CASE("a compressed dump without its decompressor is reported, not guessed at",
+          "[unit][pg_dump]") {
+  test::TestDir dir;
+  CancelToken cancel;
+  WriteFile(dir / "blog.sql.zst", std::string("\x28\xb5\x2f\xfd", 4) + "frame");
+  Source s({dir.path()}, "*");
+  const char* old_path = getenv("PATH");
+  std::string saved = old_path ? old_path : "";
+  setenv("PATH", dir.path().c_str(), 1);  // no zstd in there
+  BackupCatalogue c;
+  BackupInfo b;
+  try {
+    c = s.source->Catalogue(cancel);
+    b = s.source->Latest(cancel);
+  } catch (...) {
+    setenv("PATH", saved.c_str(), 1);
+    throw;
+  }
+  setenv("PATH", saved.c_str(), 1);
+  CHECK(b.format == "plain.zst");
+  REQUIRE(c.notes.size() == 1);
+  CHECK(c.notes[0] == dir / "blog.sql.zst is zstd-compressed but zstd is not installed");
+}
