@@ -459,6 +459,7 @@ RestoreOutcome PgDumpSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
     out.tool_summary = summary + " (" + FormatName(p.format) + " format)";
   } else {
     std::string summary = dec.empty() ? "psql" : dec + " -dc | psql";
+    std::size_t roles_created = 0;
     if (!globals) {
       // psql cannot skip OWNER TO and GRANT: create the roles they name (NOLOGIN) first.
       RoleScanner scan;
@@ -471,7 +472,7 @@ RestoreOutcome PgDumpSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
           },
           &cancel, left);
       auto created = sandbox.CreateRoles({scan.roles().begin(), scan.roles().end()});
-      if (!created.empty()) summary += " (" + std::to_string(created.size()) + " roles created)";
+      roles_created = created.size();
     }
     ProcessSpec psql = ClientSpec(sandbox, deadline);
     // With an allow-list psql must go on after an error to let the rest be judged; without one,
@@ -516,6 +517,8 @@ RestoreOutcome PgDumpSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
           "psql failed on " + file + ": " + (shown.empty() ? r.Summary() : JoinFirst(shown, 3)));
     }
     out.tool_summary = summary + " (" + FormatName(p.format) + " format)";
+    if (roles_created)
+      out.tool_summary += ", " + std::to_string(roles_created) + " role(s) created first";
   }
   if (globals) out.tool_summary += " after globals " + backup.globals_path;
   LogDebug("pg_dump backup restored", {{"target", target_},
