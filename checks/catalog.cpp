@@ -45,7 +45,8 @@ std::vector<TableInfo> ListTables(pqxx::transaction_base& tx,
   WithPgErrors("cannot list tables", [&] {
     // Plain tables and leaf partitions of user schemas, not temporary, not an extension's own.
     const std::string kRels =
-        "select c.oid::text, n.nspname, c.relname, rn.nspname, r.relname"
+        "select c.oid::text, n.nspname, c.relname, rn.nspname, r.relname,"
+        " pg_relation_size(c.oid)"
         " from pg_class c join pg_namespace n on n.oid = c.relnamespace"
         " left join pg_class r"
         "   on r.oid = (case when c.relispartition then pg_partition_root(c.oid)::oid end)"
@@ -63,6 +64,7 @@ std::vector<TableInfo> ListTables(pqxx::transaction_base& tx,
       t.root = row[4].is_null()
                    ? t.name
                    : ActivityTableKey(row[3].as<std::string>(), row[4].as<std::string>());
+      t.bytes = row[5].as<std::int64_t>(0);
       if (MatchesAny(t.name, exclude) || MatchesAny(t.root, exclude)) continue;
       by_oid.emplace(row[0].as<std::string>(), std::move(t));
     }
@@ -74,7 +76,8 @@ std::vector<TableInfo> ListTables(pqxx::transaction_base& tx,
                  "   and (b.typtype = 'e' or (b.typnamespace = 'pg_catalog'::regnamespace"
                  "   and b.typname ~ '^reg')))"
                  " from pg_attribute a join pg_class c on c.oid = a.attrelid"
-                 " where c.relkind = 'r' and a.attnum > 0 and not a.attisdropped")) {
+                 " where c.relkind = 'r' and a.attnum > 0 and not a.attisdropped"
+                 " and c.relnamespace <> 'pg_catalog'::regnamespace")) {
       auto it = by_oid.find(row[0].as<std::string>());
       if (it != by_oid.end())
         it->second.columns.push_back({row[1].as<std::string>(), row[2].as<std::string>(),

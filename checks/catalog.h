@@ -44,6 +44,7 @@ struct TableInfo {
   std::string schema;  // unquoted
   std::string table;   // unquoted
   std::string root;    // the partition root's "schema.table" for a partition, else == name
+  std::int64_t bytes = 0;           // pg_relation_size (main fork), to schedule big tables first
   std::vector<ColumnInfo> columns;  // sorted by name, so column order does not change hashes
   std::vector<ColumnInfo> key;      // primary key columns in key order; empty without one
   std::string Sql() const;          // "schema"."table"

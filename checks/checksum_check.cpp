@@ -335,6 +335,17 @@ CheckResult ChecksumCheck::Run(CheckContext& ctx) {
     }
     Mismatch m{n, plan, s.method, std::nullopt, s.rows, d.rows};
     if (plan == ChecksumPlan::kAppendOnly) {
+      const AppendOnlyTable* ao = FindAppendOnly(n, cfg);
+      if (!rst.Find(n)->Column(ao->key)) {
+        add(TableFinding{n,
+                         Outcome::kError,
+                         "append-only key column " + ao->key + " not found",
+                         {},
+                         {},
+                         {},
+                         {}});
+        return;
+      }
       ++r.tables_compared;
       if (!d.max_key) return;  // no keyed rows restored: nothing to compare over
       auto a = scan->AppendOnlySource(ctx, n);
@@ -345,7 +356,6 @@ CheckResult ChecksumCheck::Run(CheckContext& ctx) {
         return;
       }
       if (a->rows == d.keyed_rows && a->hash == d.keyed_hash) return;
-      const AppendOnlyTable* ao = FindAppendOnly(n, cfg);
       const ColumnInfo* key = rst.Find(n)->Column(ao->key);
       m.method = d.method;
       m.source_rows = a->rows;

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "agent/config.h"
@@ -25,6 +26,9 @@ struct ChurnBasis {
   double counters_ts = 0;  // when the source's current counters were read
   std::string note;        // why not covered, e.g. "no activity samples cover the backup time"
   std::map<std::string, std::optional<TableChurn>> tables;  // from ActivityStore::Churn
+  // Tables in the current counters but not in the sample before the backup: created since, so
+  // legitimately absent from the restored copy.
+  std::set<std::string> created_since;
   // The table's churn since the backup, or nullopt when unknown (not covered, stats reset, or
   // the table is absent from the current counters).
   std::optional<TableChurn> For(const std::string& table) const;

@@ -56,8 +56,10 @@ CheckResult RowCountCheck::Run(CheckContext& ctx) {
     TableFinding f;
     f.table = n;
     if (d == rst.scans.end()) {
-      f.outcome = Outcome::kFail;
-      f.message = "missing from the restored copy";
+      const bool created = churn && churn->created_since.count(n);
+      f.outcome = created ? Outcome::kWarn : Outcome::kFail;
+      f.message =
+          created ? "created on the source after the backup" : "missing from the restored copy";
       if (s != src.scans.end() && s->second.error.empty()) f.source_rows = s->second.rows;
       other.push_back(f);
       continue;

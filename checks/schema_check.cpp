@@ -1,10 +1,14 @@
 #include "checks/schema_check.h"
 
+#include <algorithm>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "agent/pg_conn.h"
 #include "checks/catalog.h"
+#include "checks/churn.h"
+#include "checks/table_scan.h"
 
 namespace rw {
 namespace {
@@ -198,12 +202,24 @@ void OneSided(const SchemaCatalog& have, const SchemaCatalog& other, Outcome out
 
 }  // namespace
 
-CheckResult CompareSchemas(const SchemaCatalog& source, const SchemaCatalog& restored) {
+CheckResult CompareSchemas(const SchemaCatalog& source, const SchemaCatalog& restored,
+                           const std::set<std::string>& created_since) {
   CheckResult r;
   r.name = "schema";
   std::vector<TableFinding> findings;
-  std::vector<std::string> missing, extra, differs;
+  std::vector<std::string> missing, extra, differs, created;
   OneSided(source, restored, Outcome::kFail, "missing from the restored copy", findings, missing);
+  for (auto& f : findings) {
+    const std::string kTable = "table ";
+    if (f.table.compare(0, kTable.size(), kTable) != 0 ||
+        !created_since.count(f.table.substr(kTable.size())))
+      continue;
+    f.outcome = Outcome::kWarn;
+    f.message.replace(0, std::string("missing from the restored copy").size(),
+                      "created on the source after the backup");
+    created.push_back(f.table);
+    missing.erase(std::find(missing.begin(), missing.end(), f.table));
+  }
   for (const auto& [key, obj] : source) {
     auto it = restored.find(key);
     if (it == restored.end() || it->second.definition == obj.definition) continue;
@@ -226,6 +242,7 @@ CheckResult CompareSchemas(const SchemaCatalog& source, const SchemaCatalog& res
   if (!missing.empty()) msg += "missing from the restored copy: " + NameList(missing) + "; ";
   if (!differs.empty()) msg += "different: " + NameList(differs) + "; ";
   if (!extra.empty()) msg += "only in the restored copy: " + NameList(extra) + "; ";
+  if (!created.empty()) msg += "created after the backup: " + NameList(created) + "; ";
   msg += std::to_string(source.size()) + " objects compared";
   if (findings.empty()) msg += ", all match";
   if (findings.size() > kMaxDetails)
@@ -242,7 +259,17 @@ CheckResult SchemaCheck::Run(CheckContext& ctx) {
   CancelWatch w1(ctx.cancel, *src_conn), w2(ctx.cancel, *rst_conn);
   SchemaCatalog source = ReadCatalog(*src_conn, exclude, "source");
   SchemaCatalog restored = ReadCatalog(*rst_conn, exclude, "restored copy");
-  return CompareSchemas(source, restored);
+  // Tables absent from the activity sample before the backup were created after it.
+  std::set<std::string> created;
+  if (ctx.activity) {
+    ActivitySample now;
+    WithPgErrors("cannot read table statistics", [&] {
+      pqxx::nontransaction tx(*src_conn);
+      now = ReadCounters(tx);
+    });
+    created = ComputeChurn(ctx.activity, ctx.backup.started_at, now).created_since;
+  }
+  return CompareSchemas(source, restored, created);
 }
 
 }  // namespace rw

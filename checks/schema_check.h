@@ -8,9 +8,12 @@
 // objects that belong to an extension and relations matching exclude_tables are left out.
 // Missing from the restored copy or different: fail (an extension's version differing: warn, a
 // restore may install a newer default version); present only in the restored copy: warn. A
-// missing table's columns, constraints, indexes and triggers are folded into its finding.
+// missing table's columns, constraints, indexes and triggers are folded into its finding. A table
+// missing from the copy but absent from the activity sample before the backup (created after it,
+// e.g. a new partition) is a warning.
 // Runs after the restore only. Threads: as Check.
 #include <map>
+#include <set>
 #include <string>
 
 #include "agent/check.h"
@@ -30,7 +33,10 @@ struct SchemaObject {
 };
 using SchemaCatalog = std::map<std::string, SchemaObject>;
 
-// Compares two catalogs into a CheckResult (details per object). Pure; exposed for tests.
-CheckResult CompareSchemas(const SchemaCatalog& source, const SchemaCatalog& restored);
+// Compares two catalogs into a CheckResult (details per object). A missing table named in
+// created_since ("schema.table": absent from the activity sample before the backup) is only a
+// warning. Pure; exposed for tests.
+CheckResult CompareSchemas(const SchemaCatalog& source, const SchemaCatalog& restored,
+                           const std::set<std::string>& created_since = {});
 
 }  // namespace rw

@@ -1,5 +1,7 @@
 #include "checks/table_scan.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -14,6 +16,9 @@ constexpr const char* kCacheKey = "table_scan";
 // SQLSTATE 42883 undefined_function: "could not identify an extended hash function for type".
 constexpr const char* kNoHashFunction = "42883";
 constexpr const char* kInsufficientPrivilege = "42501";
+// Connections scanning the restored copy once the source side is done (the sandbox is ours; the
+// source always gets one session, to stay gentle with production).
+constexpr int kRestoredWorkers = 2;
 
 std::string OneLine(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -210,10 +215,71 @@ void ScanState::RunSource(CheckContext& ctx) {
   cv_.notify_all();
 }
 
+void ScanState::ScanRestored(CheckContext& ctx, SideScan& side, int workers) {
+  auto conn = ConnectRestored(ctx);
+  WithPgErrors("cannot scan the restored copy", [&] {
+    pqxx::nontransaction nt(*conn);
+    side.snapshot_time =
+        nt.exec1("select extract(epoch from clock_timestamp())::float8")[0].as<double>();
+    side.tables = ListTables(nt, ctx.target.checks.exclude_tables);
+  });
+  // Largest tables first, handed out one at a time, so workers finish together.
+  std::vector<std::size_t> order(side.tables.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return side.tables[a].bytes > side.tables[b].bytes;
+  });
+  std::vector<TableScan> results(order.size());
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
+  auto work = [&](pqxx::connection& c) {
+    CancelWatch watch(ctx.cancel, c);
+    WithPgErrors("cannot scan the restored copy", [&] {
+      for (std::size_t k; !failed && (k = next++) < order.size();) {
+        ctx.cancel.ThrowIfCancelled();
+        const TableInfo& t = side.tables[order[k]];
+        const AppendOnlyTable* ao = FindAppendOnly(t.name, ctx.target.checks);
+        if (ao && !t.Column(ao->key)) ao = nullptr;  // reported by checksum
+        results[order[k]] = ScanTable(c, nullptr, t, ao, ctx.cancel);
+      }
+    });
+  };
+  workers = static_cast<int>(
+      std::min<std::size_t>(std::max(workers, 1), std::max<std::size_t>(order.size(), 1)));
+  std::vector<std::exception_ptr> errors(workers);
+  std::vector<std::thread> threads;
+  for (int w = 1; w < workers; ++w) {
+    threads.emplace_back([&, w] {
+      try {
+        auto c = ConnectRestored(ctx);
+        work(*c);
+      } catch (...) {
+        errors[w] = std::current_exception();
+        failed = true;
+      }
+    });
+  }
+  try {
+    work(*conn);
+  } catch (...) {
+    errors[0] = std::current_exception();
+    failed = true;
+  }
+  for (auto& t : threads) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  for (std::size_t i = 0; i < results.size(); ++i)
+    side.scans[side.tables[i].name] = std::move(results[i]);
+  CancelWatch watch(ctx.cancel, *conn);
+  WithPgErrors("cannot scan the restored copy",
+               [&] { side.large_objects = ScanLargeObjects(*conn, nullptr); });
+}
+
 void ScanState::Ensure(CheckContext& ctx) {
   std::unique_lock<std::mutex> lk(mu_);
   if (!ensured_) {
     std::thread source_thread;
+    const bool source_done = source_phase_ == Phase::kDone;
     if (source_phase_ == Phase::kNotStarted) {
       source_phase_ = Phase::kRunning;
       source_thread = std::thread([this, &ctx] { RunSource(ctx); });
@@ -223,23 +289,8 @@ void ScanState::Ensure(CheckContext& ctx) {
     std::exception_ptr error;
     const auto t0 = std::chrono::steady_clock::now();
     try {
-      auto conn = ConnectRestored(ctx);
-      CancelWatch watch(ctx.cancel, *conn);
-      WithPgErrors("cannot scan the restored copy", [&] {
-        {
-          pqxx::nontransaction nt(*conn);
-          side.snapshot_time =
-              nt.exec1("select extract(epoch from clock_timestamp())::float8")[0].as<double>();
-          side.tables = ListTables(nt, ctx.target.checks.exclude_tables);
-        }
-        for (const auto& t : side.tables) {
-          ctx.cancel.ThrowIfCancelled();
-          const AppendOnlyTable* ao = FindAppendOnly(t.name, ctx.target.checks);
-          if (ao && !t.Column(ao->key)) ao = nullptr;  // reported by checksum
-          side.scans[t.name] = ScanTable(*conn, nullptr, t, ao, ctx.cancel);
-        }
-        side.large_objects = ScanLargeObjects(*conn, nullptr);
-      });
+      // The sandbox is ours: with the source done, both cores go to the restored side.
+      ScanRestored(ctx, side, source_done ? kRestoredWorkers : 1);
     } catch (...) {
       error = std::current_exception();
     }

@@ -17,6 +17,8 @@
 // The source side runs in one read-only REPEATABLE READ transaction (counts and hashes of one
 // snapshot, with pg_stat_user_tables read right after the snapshot was taken), either during the
 // restore (Check::BeforeRestore) or concurrently with the restored side's scan on a second thread.
+// The restored side (the agent's own sandbox) is scanned with two sessions when the source side
+// has already finished.
 //
 // Threads: PrepareSource() may run on a helper thread while Ensure() runs on the drill thread;
 // every method is thread-safe. Results returned by reference stay valid and unchanged once
@@ -114,6 +116,8 @@ class ScanState {
  private:
   enum class Phase { kNotStarted, kRunning, kDone };
   void RunSource(CheckContext& ctx);
+  // Scans the restored copy with `workers` sessions (tables largest first). Throws Error.
+  void ScanRestored(CheckContext& ctx, SideScan& side, int workers);
   std::mutex mu_;
   std::condition_variable cv_;
   Phase source_phase_ = Phase::kNotStarted;

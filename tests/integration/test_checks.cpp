@@ -421,6 +421,22 @@ TEST_CASE("a source changed after the dump within its sampled churn", "[integrat
     const TableFinding* f = Finding(r, "app.events");
     REQUIRE(f);
     CHECK(f->sample_keys == std::vector<std::string>{"id=10"});
+
+    // A partition created after the backup is absent from the copy, legitimately.
+    source.Sql(
+        "create table app.measurements_new partition of app.measurements for values in ('new');"
+        "insert into app.measurements values (1, 'new', 1)");
+    Drill later(source.conninfo(), copy.conninfo(), backup_time, &samples.store, TestChecks());
+    SchemaCheck schema;
+    RowCountCheck rows;
+    CheckResult sr = RunOne(schema, *later.ctx);
+    CHECK(sr.outcome == Outcome::kWarn);
+    CHECK_THAT(sr.message, Catch::Contains("created after the backup: table app.measurements_new"));
+    CheckResult rr = RunOne(rows, *later.ctx);
+    CHECK(rr.outcome == Outcome::kWarn);
+    f = Finding(rr, "app.measurements_new");
+    REQUIRE(f);
+    CHECK(f->message == "created on the source after the backup");
   }
   SECTION("without activity samples: fallback tolerance, said so") {
     Drill d(source.conninfo(), copy.conninfo(), backup_time, nullptr, TestChecks());
@@ -450,4 +466,59 @@ TEST_CASE("source sessions of the checks refuse writes", "[integration][checks]"
   CHECK(tx.exec1("show statement_timeout")[0].as<std::string>() == "7min");
   CHECK_THROWS_WITH(tx.exec0("insert into app.nokey values (1, 'x')"),
                     Catch::Contains("read-only"));
+}
+
+// Not run by default ([.bench]): the cost of the row_count + checksum scans on the reference data
+// of RECIPES.md (pgbench plus three wide tables; RW_BENCH_SCALE, default 20), against a bare
+// pg_restore -j 2 of the same dump.
+TEST_CASE("scan cost on the reference data", "[.bench]") {
+  const char* env = getenv("RW_BENCH_SCALE");
+  const std::string scale = env && *env ? env : "20";
+  const std::string wide_rows = std::to_string(25000 * std::stoi(scale));
+  test::TestDir dir{"rwbench-"};
+  auto src = test::StartCluster(dir, test::ClusterSpec{false, false, {{"autovacuum", "off"}}});
+  auto rst = test::StartCluster(dir, test::ClusterSpec{false, true, {}});
+  src->Psql("create database bench");
+  auto init = test::RunPgTool("pgbench", {"-i", "-q", "-s", scale, src->ConnInfo("bench")});
+  REQUIRE(init.ok());
+  for (const char* t : {"wide1", "wide2", "wide3"})
+    src->Psql(
+        std::string("create table ") + t +
+            " (id bigint primary key, t text, j jsonb, n numeric, ts timestamptz, u uuid,"
+            " a int[]); insert into " +
+            t +
+            " select g, repeat(md5(g::text), 3), jsonb_build_object('g', g, 'h', md5(g::text)),"
+            " g * 1.5, now() + g * interval '1 s', md5(g::text)::uuid, array[g, g + 1, g + 2]"
+            " from generate_series(1, " +
+            wide_rows + ") g",
+        "bench");
+  const std::string dump = dir / "bench.dump";
+  Dump(src->ConnInfo("bench"), dump);
+  rst->Psql("create database bench");
+  auto restore = test::RunPgTool("pg_restore", {"-j", "2", "-d", rst->ConnInfo("bench"), dump});
+  REQUIRE(restore.ok());
+  WARN("bare pg_restore -j 2: " << restore.seconds << " s");
+
+  ChecksConfig cfg;
+  cfg.compare = CompareMode::kExact;
+  auto timed = [](const std::function<void()>& f) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  {
+    Drill d(src->ConnInfo("bench"), rst->ConnInfo("bench"), NowUnix(), nullptr, cfg);
+    auto scan = ScanState::For(*d.ctx);
+    double s = timed([&] { scan->PrepareSource(*d.ctx); });
+    double r = timed([&] { scan->Ensure(*d.ctx); });
+    WARN("source scan alone " << s << " s; restored scan after it " << r << " s");
+  }
+  {
+    Drill d(src->ConnInfo("bench"), rst->ConnInfo("bench"), NowUnix(), nullptr, cfg);
+    std::map<std::string, CheckResult> res;
+    double both = timed([&] { res = RunChecks(d, false); });
+    WARN("schema + row_count + checksum, both sides concurrently: " << both << " s");
+    CHECK(res.at("checksum").outcome == Outcome::kPass);
+    CHECK(res.at("row_count").outcome == Outcome::kPass);
+  }
 }

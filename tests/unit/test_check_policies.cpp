@@ -208,6 +208,13 @@ TEST_CASE("schema comparison: missing fails, extra warns, a missing table folds 
   REQUIRE(find("view public.only_here"));
   CHECK(find("view public.only_here")->outcome == Outcome::kWarn);
 
+  CheckResult later = CompareSchemas(src, rst, {"public.a"});  // a: created after the backup
+  REQUIRE(find("table public.a"));
+  for (const auto& d : later.details)
+    if (d.table == "table public.a") CHECK(d.outcome == Outcome::kWarn);
+  CHECK_THAT(later.message, Catch::Contains("created after the backup: table public.a"));
+  CHECK(later.outcome == Outcome::kFail);  // b.x still differs
+
   SchemaCatalog extra = src;
   extra["table public.z"] = {"", ""};
   CHECK(CompareSchemas(src, extra).outcome == Outcome::kWarn);
