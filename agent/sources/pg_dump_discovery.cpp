@@ -6,9 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <set>
 #include <sstream>
 
 #include "agent/errors.h"
@@ -286,6 +288,8 @@ bool Look(const std::string& path, Entry* e) {
 
 std::vector<Entry> ListMatching(const std::vector<std::string>& dirs, const std::string& pattern) {
   std::vector<Entry> out;
+  // A "latest" symlink to a dump, or one dir listed twice, must not count a backup twice.
+  std::set<std::pair<dev_t, ino_t>> seen;
   for (const auto& dir : dirs) {
     DIR* d = opendir(dir.c_str());
     if (!d)
@@ -305,11 +309,23 @@ std::vector<Entry> ListMatching(const std::vector<std::string>& dirs, const std:
     closedir(d);
     if (err != 0)
       throw Error(ErrorKind::kIo, "cannot read backup dir " + dir + ": " + std::strerror(err));
+    std::string base = dir;
+    while (base.size() > 1 && base.back() == '/') base.pop_back();
+    // Real files first, so that of a file and a symlink to it, the file is the one kept.
+    std::vector<std::pair<bool, std::string>> order;
     for (const auto& n : names) {
+      struct stat lst {};
+      bool link = lstat((base + "/" + n).c_str(), &lst) == 0 && S_ISLNK(lst.st_mode);
+      order.emplace_back(link, n);
+    }
+    std::sort(order.begin(), order.end());
+    for (const auto& [link, n] : order) {
+      struct stat st {};
+      std::string path = base + "/" + n;
+      if (stat(path.c_str(), &st) != 0) continue;  // dangling link, or gone since readdir
+      if (!seen.insert({st.st_dev, st.st_ino}).second) continue;
       Entry e;
-      std::string base = dir;
-      while (base.size() > 1 && base.back() == '/') base.pop_back();
-      if (Look(base + "/" + n, &e)) out.push_back(std::move(e));
+      if (Look(path, &e)) out.push_back(std::move(e));
     }
   }
   return out;

@@ -77,8 +77,9 @@ struct Entry {
     return path == o.path && is_dir == o.is_dir && size == o.size && mtime_ns == o.mtime_ns;
   }
 };
-// Entries of `dirs` whose names match the fnmatch pattern (not recursive). Throws Error(kIo)
-// naming the dir when one cannot be read.
+// Entries of `dirs` whose names match the fnmatch pattern (not recursive); symlinks are followed,
+// and a file reached twice (a "latest" symlink) is listed once, under its own name. Throws
+// Error(kIo) naming the dir when one cannot be read.
 std::vector<Entry> ListMatching(const std::vector<std::string>& dirs, const std::string& pattern);
 // A fresh look at one path; false when it is gone.
 bool Look(const std::string& path, Entry* e);

@@ -226,6 +226,7 @@ TEST_CASE("discovery finds the newest complete dump and says what it skipped", "
   WriteFile(dir / "blog-z.sql.part", PlainDump("2026-01-03 00:00:00 UTC"));
   WriteFile(dir / ".blog-y.sql", PlainDump("2026-01-03 00:00:00 UTC"));
   WriteFile(dir / "notes.txt", "not a dump");
+  REQUIRE(symlink("blog-a.sql", (dir / "blog-latest.sql").c_str()) == 0);  // counted once
   REQUIRE(mkdir((dir / "blog-c.sql").c_str(), 0755) == 0);  // a directory without toc.dat
 
   Source s({dir.path()}, "*blog-*");
