@@ -16,7 +16,12 @@ namespace rw {
 std::unique_ptr<pqxx::connection> ConnectDrillSource(const CheckContext& ctx) {
   SessionLimits limits = DrillSourceLimits(ctx.target);
   limits.application_name = "restorewatch_drill";
-  return Connect(ctx.target.source, limits);
+  auto c = Connect(ctx.target.source, limits);
+  // As pg_dump does: a table whose row-level security would hide rows from this role raises an
+  // error instead of silently returning fewer rows (a false count or checksum mismatch).
+  WithPgErrors("cannot set up the source session",
+               [&] { pqxx::nontransaction(*c).exec0("set row_security = off"); });
+  return c;
 }
 
 std::unique_ptr<pqxx::connection> ConnectRestored(const CheckContext& ctx) {

@@ -17,7 +17,8 @@
 
 namespace rw {
 
-// A read-only session on the target's source (Connect + DrillSourceLimits). Throws Error(kConnect).
+// A read-only session on the target's source (Connect + DrillSourceLimits, row_security off so
+// that row-level security errors out rather than hiding rows). Throws Error(kConnect/kQuery).
 std::unique_ptr<pqxx::connection> ConnectDrillSource(const CheckContext& ctx);
 // A session on the restored copy. Throws Error(kConnect), or Error(kQuery) when called before the
 // restore finished (ctx.restored_conninfo empty).

@@ -101,9 +101,11 @@ LargeObjectScan ScanLargeObjects(pqxx::connection& conn, pqxx::dbtransaction* tx
     RethrowAsError("cannot scan large objects");
   } catch (const pqxx::sql_error& e) {
     lo.scanned = false;
-    lo.note = IsSqlState(e, kInsufficientPrivilege)
-                  ? "large objects not compared: the source role may not read them"
-                  : "large objects not compared: " + OneLine(e.what());
+    // libpqxx 6 throws insufficient_privilege without its SQLSTATE: test the type too.
+    const bool denied = IsSqlState(e, kInsufficientPrivilege) ||
+                        dynamic_cast<const pqxx::insufficient_privilege*>(&e) != nullptr;
+    lo.note = denied ? "large objects not compared: the source role may not read them"
+                     : "large objects not compared: " + OneLine(e.what());
   }
   return lo;
 }

@@ -468,6 +468,35 @@ TEST_CASE("source sessions of the checks refuse writes", "[integration][checks]"
                     Catch::Contains("read-only"));
 }
 
+TEST_CASE("what the source role may not read is an error, never a mismatch or a pass",
+          "[integration][checks]") {
+  SourceClone source("s_role");
+  RestoredDb copy("r_role", W().dump);
+  W().src->Psql(
+      "do $$ begin if not exists (select from pg_roles where rolname = 'rw_monitor') then"
+      " create role rw_monitor login; end if; end $$");
+  source.Sql(
+      "grant usage on schema app, audit to rw_monitor;"
+      "grant select on all tables in schema app to rw_monitor;"  // not audit.log
+      "alter table app.nokey enable row level security;"
+      "create policy small_a on app.nokey for select using (a < 5)");
+  Drill d(source.conninfo() + " user=rw_monitor", copy.conninfo(), W().dump_time, nullptr,
+          TestChecks());
+  auto res = RunChecks(d);
+  for (const char* check : {"row_count", "checksum"}) {
+    const CheckResult& r = res.at(check);
+    CHECK(r.outcome == Outcome::kError);
+    const TableFinding* f = Finding(r, "audit.log");
+    REQUIRE(f);
+    CHECK_THAT(f->message, Catch::Contains("permission denied"));
+    f = Finding(r, "app.nokey");
+    REQUIRE(f);
+    CHECK_THAT(f->message, Catch::Contains("row-level security"));
+  }
+  CHECK_THAT(res.at("row_count").message,
+             Catch::Contains("large objects not compared: the source role may not read them"));
+}
+
 // Not run by default ([.bench]): the cost of the row_count + checksum scans on the reference data
 // of RECIPES.md (pgbench plus three wide tables; RW_BENCH_SCALE, default 20), against a bare
 // pg_restore -j 2 of the same dump.
