@@ -285,6 +285,14 @@ struct Mismatch {
   std::int64_t restored_rows = 0;
 };
 
+TableFinding ErrorFinding(const std::string& table, const std::string& message) {
+  TableFinding f;
+  f.table = table;
+  f.outcome = Outcome::kError;
+  f.message = message;
+  return f;
+}
+
 bool KeysMatch(const TableInfo& a, const TableInfo& b) {
   if (a.key.size() != b.key.size() || a.key.empty()) return false;
   for (std::size_t i = 0; i < a.key.size(); ++i)
@@ -337,13 +345,7 @@ CheckResult ChecksumCheck::Run(CheckContext& ctx) {
     if (plan == ChecksumPlan::kAppendOnly) {
       const AppendOnlyTable* ao = FindAppendOnly(n, cfg);
       if (!rst.Find(n)->Column(ao->key)) {
-        add(TableFinding{n,
-                         Outcome::kError,
-                         "append-only key column " + ao->key + " not found",
-                         {},
-                         {},
-                         {},
-                         {}});
+        add(ErrorFinding(n, "append-only key column " + ao->key + " not found"));
         return;
       }
       ++r.tables_compared;
@@ -351,8 +353,7 @@ CheckResult ChecksumCheck::Run(CheckContext& ctx) {
       auto a = scan->AppendOnlySource(ctx, n);
       if (!a) return;
       if (!a->error.empty()) {
-        add(TableFinding{
-            n, Outcome::kError, "cannot hash on the source: " + a->error, {}, {}, {}, {}});
+        add(ErrorFinding(n, "cannot hash on the source: " + a->error));
         return;
       }
       if (a->rows == d.keyed_rows && a->hash == d.keyed_hash) return;
@@ -395,15 +396,9 @@ CheckResult ChecksumCheck::Run(CheckContext& ctx) {
       continue;
     }
     if (!s->second.error.empty() || !d->second.error.empty()) {
-      add(TableFinding{n,
-                       Outcome::kError,
-                       !s->second.error.empty()
-                           ? "cannot hash on the source: " + s->second.error
-                           : "cannot hash in the restored copy: " + d->second.error,
-                       {},
-                       {},
-                       {},
-                       {}});
+      add(ErrorFinding(n, !s->second.error.empty()
+                              ? "cannot hash on the source: " + s->second.error
+                              : "cannot hash in the restored copy: " + d->second.error));
       continue;
     }
     compare(n, PlanChecksum(n, churn ? churn->For(n) : std::nullopt, cfg));

@@ -203,7 +203,7 @@ void OneSided(const SchemaCatalog& have, const SchemaCatalog& other, Outcome out
 }  // namespace
 
 CheckResult CompareSchemas(const SchemaCatalog& source, const SchemaCatalog& restored,
-                           const std::set<std::string>& created_since) {
+                           const std::set<std::string>& created_since, bool majors_differ) {
   CheckResult r;
   r.name = "schema";
   std::vector<TableFinding> findings;
@@ -225,9 +225,13 @@ CheckResult CompareSchemas(const SchemaCatalog& source, const SchemaCatalog& res
     if (it == restored.end() || it->second.definition == obj.definition) continue;
     TableFinding f;
     f.table = key;
-    f.outcome = KindOf(key) == "extension" ? Outcome::kWarn : Outcome::kFail;
+    const std::string kind = KindOf(key);
+    const bool deparsed = kind == "view" || kind == "materialized view";
+    f.outcome =
+        kind == "extension" || (deparsed && majors_differ) ? Outcome::kWarn : Outcome::kFail;
     f.message = "differs: source `" + Clip(obj.definition) + "`, restored `" +
                 Clip(it->second.definition) + "`";
+    if (deparsed && majors_differ) f.message += " (the servers' major versions differ)";
     differs.push_back(key);
     findings.push_back(f);
   }
@@ -269,7 +273,8 @@ CheckResult SchemaCheck::Run(CheckContext& ctx) {
     });
     created = ComputeChurn(ctx.activity, ctx.backup.started_at, now).created_since;
   }
-  return CompareSchemas(source, restored, created);
+  return CompareSchemas(source, restored, created,
+                        ServerMajor(*src_conn) != ServerMajor(*rst_conn));
 }
 
 }  // namespace rw

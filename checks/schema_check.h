@@ -35,8 +35,11 @@ using SchemaCatalog = std::map<std::string, SchemaObject>;
 
 // Compares two catalogs into a CheckResult (details per object). A missing table named in
 // created_since ("schema.table": absent from the activity sample before the backup) is only a
-// warning. Pure; exposed for tests.
+// warning. With majors_differ (source and sandbox run different PostgreSQL majors, which may
+// deparse views differently) a view definition that differs is only a warning. Pure; exposed for
+// tests.
 CheckResult CompareSchemas(const SchemaCatalog& source, const SchemaCatalog& restored,
-                           const std::set<std::string>& created_since = {});
+                           const std::set<std::string>& created_since = {},
+                           bool majors_differ = false);
 
 }  // namespace rw
