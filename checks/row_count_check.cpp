@@ -165,7 +165,8 @@ CheckResult RowCountCheck::Run(CheckContext& ctx) {
            Percent(cfg.row_count.fallback_tolerance);
   } else {
     msg += "; churn since the backup from activity samples at " +
-           FormatTimestamp(churn->sample_ts) + " (" + std::to_string(touched) + " tables touched)";
+           FormatTimestamp(churn->sample_ts) + " to the source snapshot at " +
+           FormatTimestamp(src.snapshot_time) + " (" + std::to_string(touched) + " tables touched)";
     if (fallback_tables > 0)
       msg += "; " + std::to_string(fallback_tables) +
              " tables without usable samples used fallback tolerance " +
