@@ -50,7 +50,7 @@ struct DrillFixture {
     target.checks.freshness = {{"sales.orders", "placed_at"}};
   }
   void Dump(const std::string& name, const std::string& format, const std::string& db = "app") {
-    auto r = test::RunPgTool("pg_dump", {"-F" + format, "-d", source->ConnInfo(db), "-f", dir / "backups" / name});
+    auto r = test::RunPgTool("pg_dump", {"-F" + format, "-d", source->ConnInfo(db), "-f", dir / ("backups/" + name)});
     REQUIRE(r.ok());
   }
 };
