@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <vector>
+#include <cctype>
 
 #include "agent/errors.h"
 #include "agent/units.h"
@@ -45,18 +47,30 @@ std::string ReadFileTail(const std::string& path, std::size_t max_bytes) {
   return s;
 }
 
-// The last FATAL/ERROR/PANIC line of a server log, or its last line.
+// The server log line that says why start-up failed: the last FATAL/PANIC (or ERROR) line, with
+// the line before it when that one carries the detail (PostgreSQL logs "invalid value for
+// parameter ..." as LOG, then a generic FATAL). Timestamps and pids are stripped.
 std::string LastProblem(const std::string& log) {
   std::istringstream in(log);
-  std::string line, last, problem;
-  while (std::getline(in, line)) {
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
     if (line.empty()) continue;
-    last = line;
-    if (line.find("FATAL") != std::string::npos || line.find("PANIC") != std::string::npos ||
-        line.find("ERROR") != std::string::npos)
-      problem = line;
+    auto bracket = line.find("] ");
+    if (line.size() > 4 && std::isdigit(static_cast<unsigned char>(line[0])) && bracket != std::string::npos)
+      line = line.substr(bracket + 2);
+    lines.push_back(line);
   }
-  return problem.empty() ? last : problem;
+  if (lines.empty()) return "no server log";
+  for (size_t i = lines.size(); i-- > 0;) {
+    const std::string& l = lines[i];
+    if (l.rfind("FATAL", 0) == 0 || l.rfind("PANIC", 0) == 0 || l.rfind("ERROR", 0) == 0) {
+      if (i > 0 && (lines[i - 1].rfind("LOG", 0) == 0 || lines[i - 1].rfind("ERROR", 0) == 0) &&
+          l.find("contains errors") != std::string::npos)
+        return lines[i - 1] + " | " + l;
+      return l;
+    }
+  }
+  return lines.back();
 }
 
 }  // namespace

@@ -10,7 +10,7 @@ std::vector<MetricFamilyData> BackupCatalogueFamilies(const BackupCatalogue& cat
                            "When the newest complete backup of this kind completed");
   auto size = Family("restorewatch_backup_last_size_bytes",
                      "Size of the newest complete backup of this kind");
-  auto count = Family("restorewatch_backup_count", "Complete backups of this kind available");
+  auto count = Family("restorewatch_backups_available", "Complete backups of this kind available");
   for (const auto& [kind, k] : catalogue.by_kind) {
     Labels labels{{"kind", kind}};
     AddSample(count, static_cast<double>(k.count), labels);

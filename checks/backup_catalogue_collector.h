@@ -3,7 +3,7 @@
 // (ctx.backup_source->Catalogue(), a listing, no restore), on its own interval
 // (target.backup.catalogue_interval, default 5 min) so it never weighs on the monitor tick, and
 // never on the scrape path: the board keeps its last result. Per kind (logical, full, incr, diff):
-//   restorewatch_backup_count{kind}                                  backups available
+//   restorewatch_backups_available{kind}                                  backups available
 //   restorewatch_backup_last_completion_timestamp_seconds{kind}      newest complete one
 //   restorewatch_backup_last_size_bytes{kind}                        its size
 // plus restorewatch_backup_max_age_seconds (target.backup.max_age, only when > 0). Returns nothing

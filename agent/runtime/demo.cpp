@@ -158,6 +158,8 @@ int RunDemo(const std::string& listen, bool once) {
                 listen.substr(0, listen.rfind(':')).c_str(), agent.http_port());
     // The first table-activity sample must predate the backup, so churn since it is known.
     if (!WaitFor([&] { return agent.Ready(); }, 30)) std::printf("  (collectors are slow to answer; going on)\n");
+    // Archive headers carry whole seconds: let the clock pass the sample's second.
+    usleep(1100 * 1000);
 
     char name[64];
     std::time_t now = std::time(nullptr);

@@ -284,8 +284,8 @@ TEST_CASE("backup_catalogue: newest per kind, objective, no source", "[unit][col
   BackupCatalogueCollector c;
   auto fams = Run(c, t, &src);
   CheckConventions(fams);
-  CHECK(FindValue(fams, "restorewatch_backup_count", {{"kind", "logical"}}) == 3);
-  CHECK(FindValue(fams, "restorewatch_backup_count", {{"kind", "full"}}) == 0);
+  CHECK(FindValue(fams, "restorewatch_backups_available", {{"kind", "logical"}}) == 3);
+  CHECK(FindValue(fams, "restorewatch_backups_available", {{"kind", "full"}}) == 0);
   CHECK(FindValue(fams, "restorewatch_backup_last_completion_timestamp_seconds",
                   {{"kind", "logical"}}) == 1700000000);
   CHECK_FALSE(
