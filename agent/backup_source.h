@@ -1,9 +1,9 @@
 #pragma once
 // BackupSource: where a target's backups come from. One implementation per file in agent/sources/
-// (pg_dump now; base backup + WAL, pgBackRest, Barman, command later), picked by backup.type through
-// the table in agent/backup_source.cpp. Catalogue() is cheap (file listing, no restore) and runs on
-// the monitor thread; Restore() runs on the drill thread. Implementations hold no mutable shared
-// state, so one instance may serve both threads.
+// (pg_dump now; base backup + WAL, pgBackRest, Barman, command later), picked by backup.type
+// through the table in agent/backup_source.cpp. Catalogue() is cheap (file listing, no restore) and
+// runs on the monitor thread; Restore() runs on the drill thread. Implementations hold no mutable
+// shared state, so one instance may serve both threads.
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,9 +24,9 @@ struct RestoreOptions {
 };
 
 struct RestoreOutcome {
-  std::string database;                     // the database the data now lives in
+  std::string database;                      // the database the data now lives in
   std::vector<std::string> accepted_errors;  // errors matched by allow_errors
-  std::string tool_summary;                 // e.g. "pg_restore -j 2 (custom format)"
+  std::string tool_summary;                  // e.g. "pg_restore -j 2 (custom format)"
 };
 
 class BackupSource {

@@ -22,7 +22,7 @@ namespace rw {
 struct CheckContext {
   const TargetConfig& target;
   const BackupInfo& backup;
-  std::string restored_conninfo;   // empty during BeforeRestore
+  std::string restored_conninfo;      // empty during BeforeRestore
   ActivityStore* activity = nullptr;  // churn samples; may be null (fallback tolerance)
   CancelToken& cancel;
   std::mutex cache_mu;

@@ -95,10 +95,8 @@ std::string QuoteKvValue(const std::string& v) {
 std::string JoinKv(const std::vector<KvParam>& params) {
   std::string out;
   for (const auto& p : params) {
-    bool plain = !p.value.empty();
-    for (char c : p.value) plain = plain && !IsSpaceChar(c) && c != '\'' && c != '\\';
     if (!out.empty()) out += ' ';
-    out += p.key + "=" + (plain ? p.value : QuoteKvValue(p.value));
+    out += p.key + "=" + ConnInfoValue(p.value);
   }
   return out;
 }
@@ -1049,6 +1047,12 @@ void ReadTarget(Reader& r, std::map<std::string, int>* names, TargetConfig* t) {
 }
 
 }  // namespace
+
+std::string ConnInfoValue(const std::string& value) {
+  bool plain = !value.empty();
+  for (char ch : value) plain = plain && !IsSpaceChar(ch) && ch != '\'' && ch != '\\' && ch != '=';
+  return plain ? value : QuoteKvValue(value);
+}
 
 std::string ConnSpec::ForLibpq() const {
   if (password.empty()) return conninfo;

@@ -1,9 +1,10 @@
 #pragma once
-// restorewatch configuration: plain structs, each field with its meaning, unit and default, declared
-// once. LoadConfig() fills them from TOML (toml++), checking types and ranges and rejecting unknown
-// keys; every problem in a file is collected, each naming file, line and key. Checks and sources
-// receive these typed structs, never TOML nodes. Secrets (passwords) are read here from
-// password_file or ${ENV} expansion and are kept out of every DSN that is logged or exported.
+// restorewatch configuration: plain structs, each field with its meaning, unit and default,
+// declared once. LoadConfig() fills them from TOML (toml++), checking types and ranges and
+// rejecting unknown keys; every problem in a file is collected, each naming file, line and key.
+// Checks and sources receive these typed structs, never TOML nodes. Secrets (passwords) are read
+// here from password_file or ${ENV} expansion and are kept out of every DSN that is logged or
+// exported.
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -29,42 +30,47 @@ struct ConnSpec {
   std::string Redacted() const;
 };
 
+// A libpq conninfo value, single-quoted (with \ and ' escaped) when it is empty or holds spaces,
+// quotes, backslashes or '='; as is otherwise.
+std::string ConnInfoValue(const std::string& value);
+
 struct AgentConfig {
-  std::string listen = "127.0.0.1:9847";          // HTTP listen address host:port (port 0 = any)
+  std::string listen = "127.0.0.1:9847";            // HTTP listen address host:port (port 0 = any)
   std::string state_dir = "/var/lib/restorewatch";  // persistent state (drill history, samples)
   std::string work_dir = "/var/tmp/restorewatch";   // sandboxes and temp files; must have room
   std::string pg_bin_dir = "auto";  // PostgreSQL binaries; "auto" picks the newest installed
   std::string run_as = "postgres";  // PostgreSQL children run as this user when the agent is root
   LogFormat log_format = LogFormat::kText;
-  std::string log_level = "info";  // trace, debug, info, warn, error
+  std::string log_level = "info";                       // trace, debug, info, warn, error
   Duration shutdown_timeout = std::chrono::seconds(5);  // bound for graceful stop
 };
 
 struct BackupConfig {
-  std::string type = "pg_dump";     // selects the BackupSource (table in agent/backup_source.cpp)
-  std::vector<std::string> paths;   // directories searched ("path" accepts a string or an array)
-  std::string pattern = "*";        // file-name glob of backups inside those directories
-  std::string globals_pattern;      // optional glob of a pg_dumpall --globals-only file
+  std::string type = "pg_dump";    // selects the BackupSource (table in agent/backup_source.cpp)
+  std::vector<std::string> paths;  // directories searched ("path" accepts a string or an array)
+  std::string pattern = "*";       // file-name glob of backups inside those directories
+  std::string globals_pattern;     // optional glob of a pg_dumpall --globals-only file
   Duration max_age = std::chrono::hours(26);  // freshness objective; 0 disables
   Duration settle = std::chrono::seconds(2);  // a file whose size changes within this is in flight
   Duration catalogue_interval = std::chrono::minutes(5);  // how often the catalogue is refreshed
 };
 
 struct DrillConfig {
-  std::optional<CronSchedule> schedule;     // cron; absent = only on demand (verify)
+  std::optional<CronSchedule> schedule;      // cron; absent = only on demand (verify)
   Duration timeout = std::chrono::hours(2);  // whole drill; on expiry it is cancelled (error)
   Duration rto = Duration::zero();           // objective for the total time; 0 = none
   SandboxKind sandbox = SandboxKind::kEphemeral;
-  ConnSpec scratch;                          // for sandbox = "scratch": a maintenance DB conninfo
-  int jobs = 2;                              // pg_restore -j (1..64)
+  ConnSpec scratch;  // for sandbox = "scratch": a maintenance DB conninfo
+  int jobs = 2;      // pg_restore -j (1..64)
   std::vector<std::string> allow_restore_errors;  // substrings of pg_restore errors accepted
   std::string database;  // name of the database the dump is restored as; default: source dbname
 };
 
 struct RowCountConfig {
   bool enabled = true;
-  std::int64_t slack_rows = 0;       // added to every table's churn bound
-  double fallback_tolerance = 0.01;  // relative tolerance where no activity samples cover the backup
+  std::int64_t slack_rows = 0;  // added to every table's churn bound
+  double fallback_tolerance =
+      0.01;  // relative tolerance where no activity samples cover the backup
 };
 
 struct AppendOnlyTable {
@@ -80,8 +86,8 @@ struct ChecksumConfig {
 
 struct SqlCheckConfig {
   std::string name;
-  std::string query;            // must return one row, one column
-  std::string expect;           // "= 5", ">= 1", "< 10", "!= 0", "5", "'text'"; empty with compare_source
+  std::string query;   // must return one row, one column
+  std::string expect;  // "= 5", ">= 1", "< 10", "!= 0", "5", "'text'"; empty with compare_source
   bool compare_source = false;  // also run on the source and require equal results
 };
 
@@ -92,18 +98,18 @@ struct ChecksConfig {
   ChecksumConfig checksum;
   std::map<std::string, std::string> freshness;  // "schema.table" -> timestamp column
   std::vector<SqlCheckConfig> sql;
-  std::vector<std::string> exclude_tables;       // globs over "schema.table"
+  std::vector<std::string> exclude_tables;           // globs over "schema.table"
   Duration stats_settle = std::chrono::seconds(11);  // wait before re-reading pgstat on a mismatch
 };
 
 struct TargetConfig {
-  std::string name;                   // [a-z0-9_-], unique; the `target` label
-  ConnSpec source;                    // the primary (read-only sessions only)
-  std::vector<ConnSpec> standbys;     // optional standby connections
+  std::string name;                        // [a-z0-9_-], unique; the `target` label
+  ConnSpec source;                         // the primary (read-only sessions only)
+  std::vector<ConnSpec> standbys;          // optional standby connections
   std::vector<std::string> standby_names;  // label per standby (application_name or host:port)
   Duration monitor_interval = std::chrono::seconds(15);
   Duration connect_timeout = std::chrono::seconds(5);
-  Duration statement_timeout = std::chrono::seconds(30);  // monitor queries
+  Duration statement_timeout = std::chrono::seconds(30);     // monitor queries
   Duration drill_statement_timeout = std::chrono::hours(1);  // source-side drill queries (hashing)
   Duration lock_timeout = std::chrono::seconds(5);
   BackupConfig backup;
@@ -120,7 +126,7 @@ struct Config {
 
 struct ConfigError {
   std::string file;
-  int line = 0;     // 0 when unknown
+  int line = 0;  // 0 when unknown
   // Dotted path, named by target once its name is known: "target.blog.drill.jobs"; by index
   // before that or for a duplicate name: "target[1].name"; arrays by index: "checks.sql[0].expect".
   std::string key;

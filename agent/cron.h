@@ -5,10 +5,10 @@
 // are restricted a day matches if either matches; a field starting with '*' (also "*/2") counts
 // as unrestricted. Day of week 7 is Sunday. Parse refuses a schedule that can never fire
 // ("0 0 30 2 *"). Immutable after Parse; thread-safe.
+#include <bitset>
 #include <ctime>
 #include <optional>
 #include <string>
-#include <bitset>
 
 namespace rw {
 

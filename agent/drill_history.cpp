@@ -2,12 +2,12 @@
 // reads it back); the JSON form (toml++'s json_formatter over the same tree) is what
 // `verify --json` prints and /api/v1/status serves, so the two never drift apart.
 #include <fcntl.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "agent/errors.h"
 #include "agent/process.h"
@@ -134,7 +134,8 @@ void WriteAtomically(const std::string& path, const std::string& content) {
     fsync(fd);
     close(fd);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw Error(ErrorKind::kIo, "cannot replace " + path);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw Error(ErrorKind::kIo, "cannot replace " + path);
 }
 
 }  // namespace
@@ -164,8 +165,9 @@ std::optional<DrillReport> ReportFromToml(const std::string& text) {
   r.started_at = Get<double>(t["started_at"]);
   r.finished_at = Get<double>(t["finished_at"]);
   std::string result = Get<std::string>(t["result"]);
-  r.result = result == "success" ? DrillResult::kSuccess
-                                 : result == "failure" ? DrillResult::kFailure : DrillResult::kError;
+  r.result = result == "success"   ? DrillResult::kSuccess
+             : result == "failure" ? DrillResult::kFailure
+                                   : DrillResult::kError;
   r.reason = Get<std::string>(t["reason"]);
   r.sandbox = Get<std::string>(t["sandbox"]);
   r.restored_size_bytes = static_cast<std::uint64_t>(Get<int64_t>(t["restored_size_bytes"]));

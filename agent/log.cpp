@@ -24,11 +24,21 @@ std::string JsonEscape(const std::string& s) {
   std::string out;
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -76,7 +86,8 @@ void InitLogging(LogFormat format, const std::string& level) {
   g_format = format;
   auto l = Logger();
   if (format == LogFormat::kJson)
-    l->set_pattern("{\"ts\":\"%Y-%m-%dT%H:%M:%S.%eZ\",\"level\":\"%l\",%v}", spdlog::pattern_time_type::utc);
+    l->set_pattern("{\"ts\":\"%Y-%m-%dT%H:%M:%S.%eZ\",\"level\":\"%l\",%v}",
+                   spdlog::pattern_time_type::utc);
   else
     l->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
   l->set_level(spdlog::level::from_str(level == "warn" ? "warning" : level));
@@ -87,10 +98,18 @@ void Log(LogLevel level, const std::string& msg, LogFields fields) {
   auto l = Logger();
   spdlog::level::level_enum lv = spdlog::level::info;
   switch (level) {
-    case LogLevel::kDebug: lv = spdlog::level::debug; break;
-    case LogLevel::kInfo: lv = spdlog::level::info; break;
-    case LogLevel::kWarn: lv = spdlog::level::warn; break;
-    case LogLevel::kError: lv = spdlog::level::err; break;
+    case LogLevel::kDebug:
+      lv = spdlog::level::debug;
+      break;
+    case LogLevel::kInfo:
+      lv = spdlog::level::info;
+      break;
+    case LogLevel::kWarn:
+      lv = spdlog::level::warn;
+      break;
+    case LogLevel::kError:
+      lv = spdlog::level::err;
+      break;
   }
   if (!l->should_log(lv)) return;
   l->log(lv, "{}", FormatLogLine(g_format.load(), msg, fields));

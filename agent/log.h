@@ -16,8 +16,10 @@ struct LogField {
   LogField(std::string k, const char* v) : key(std::move(k)), value(v ? v : "") {}
   LogField(std::string k, double v);
   LogField(std::string k, int v) : LogField(std::move(k), static_cast<std::int64_t>(v)) {}
-  LogField(std::string k, std::int64_t v) : key(std::move(k)), value(std::to_string(v)), quoted(false) {}
-  LogField(std::string k, std::uint64_t v) : key(std::move(k)), value(std::to_string(v)), quoted(false) {}
+  LogField(std::string k, std::int64_t v)
+      : key(std::move(k)), value(std::to_string(v)), quoted(false) {}
+  LogField(std::string k, std::uint64_t v)
+      : key(std::move(k)), value(std::to_string(v)), quoted(false) {}
   std::string key;
   std::string value;
   bool quoted = true;  // JSON: string or bare number

@@ -24,19 +24,19 @@ const char* DrillResultName(DrillResult r);
 
 // One backup as its source sees it.
 struct BackupInfo {
-  std::string id;          // stable within the source, e.g. the file name
-  std::string kind;        // logical, full, incr, diff
-  std::string tool;        // pg_dump, pg_basebackup, pgbackrest, barman, command
-  std::string format;      // custom, directory, tar, plain, plain.gz, plain.zst, plain.lz4
-  std::string path;        // file or directory
-  std::string globals_path;  // pg_dumpall --globals-only file restored first, if any
-  double started_at = 0;   // Unix seconds: the snapshot time (churn window starts here)
-  double completed_at = 0;   // Unix seconds: when the backup was complete
+  std::string id;              // stable within the source, e.g. the file name
+  std::string kind;            // logical, full, incr, diff
+  std::string tool;            // pg_dump, pg_basebackup, pgbackrest, barman, command
+  std::string format;          // custom, directory, tar, plain, plain.gz, plain.zst, plain.lz4
+  std::string path;            // file or directory
+  std::string globals_path;    // pg_dumpall --globals-only file restored first, if any
+  double started_at = 0;       // Unix seconds: the snapshot time (churn window starts here)
+  double completed_at = 0;     // Unix seconds: when the backup was complete
   bool started_exact = false;  // true when started_at came from the backup itself, not mtime
   std::uint64_t size_bytes = 0;
-  std::string database;        // database the dump was taken of, when known
-  int server_major = 0;        // major version of the server dumped, when known (e.g. 15)
-  int dump_tool_major = 0;     // major version of pg_dump that wrote it, when known
+  std::string database;     // database the dump was taken of, when known
+  int server_major = 0;     // major version of the server dumped, when known (e.g. 15)
+  int dump_tool_major = 0;  // major version of pg_dump that wrote it, when known
 };
 
 // What a source's catalogue holds right now (freshness metrics).
@@ -63,12 +63,12 @@ struct TableFinding {
 struct CheckResult {
   std::string name;  // schema, row_count, checksum, freshness, sql:<name>
   Outcome outcome = Outcome::kSkipped;
-  std::string message;   // one line
+  std::string message;  // one line
   double duration_seconds = 0;
   std::vector<TableFinding> details;  // failed/warned ones always; passing ones may be omitted
   std::int64_t tables_compared = 0;
   std::int64_t tables_mismatched = 0;
-  std::int64_t rows_checksummed = 0;   // restored side
+  std::int64_t rows_checksummed = 0;          // restored side
   std::optional<double> recovered_timestamp;  // freshness: newest row time in the restored copy
 };
 

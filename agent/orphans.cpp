@@ -37,7 +37,8 @@ std::vector<std::string> RemoveOrphanedWorkDirs(const std::string& work_dir) {
     std::string err;
     if (RemoveTree(dir, &err)) {
       removed.push_back(dir);
-      LogWarn("removed a sandbox left by a previous run", {{"dir", dir}, {"owner_pid", static_cast<int64_t>(pid)}});
+      LogWarn("removed a sandbox left by a previous run",
+              {{"dir", dir}, {"owner_pid", static_cast<int64_t>(pid)}});
     } else {
       LogError("cannot remove a leftover sandbox", {{"dir", dir}, {"error", err}});
     }

@@ -7,11 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <fstream>
 #include <sstream>
 #include <thread>
 #include <vector>
-#include <cctype>
 
 #include "agent/errors.h"
 #include "agent/units.h"
@@ -41,7 +41,9 @@ std::string ReadFileTail(const std::string& path, std::size_t max_bytes) {
   if (!in) return {};
   in.seekg(0, std::ios::end);
   std::streamoff size = in.tellg();
-  std::streamoff start = size > static_cast<std::streamoff>(max_bytes) ? size - static_cast<std::streamoff>(max_bytes) : 0;
+  std::streamoff start = size > static_cast<std::streamoff>(max_bytes)
+                             ? size - static_cast<std::streamoff>(max_bytes)
+                             : 0;
   in.seekg(start);
   std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   return s;
@@ -56,7 +58,8 @@ std::string LastProblem(const std::string& log) {
   for (std::string line; std::getline(in, line);) {
     if (line.empty()) continue;
     auto bracket = line.find("] ");
-    if (line.size() > 4 && std::isdigit(static_cast<unsigned char>(line[0])) && bracket != std::string::npos)
+    if (line.size() > 4 && std::isdigit(static_cast<unsigned char>(line[0])) &&
+        bracket != std::string::npos)
       line = line.substr(bracket + 2);
     lines.push_back(line);
   }
@@ -95,19 +98,28 @@ int PickFreePort() {
 
 LocalCluster::LocalCluster(ClusterOptions opts) : opts_(std::move(opts)) {}
 
-std::unique_ptr<LocalCluster> LocalCluster::Create(const ClusterOptions& opts, CancelToken* cancel) {
+std::unique_ptr<LocalCluster> LocalCluster::Create(const ClusterOptions& opts,
+                                                   CancelToken* cancel) {
   std::unique_ptr<LocalCluster> c(new LocalCluster(opts));
   c->dir_ = MakeTempDir(opts.parent_dir, opts.name_prefix, opts.run_as);
   try {
     {
       std::ofstream m(c->dir_ + "/.restorewatch");
-      m << "owner=restorewatch pid=" << getpid() << " created=" << FormatTimestamp(NowUnix()) << "\n"
+      m << "owner=restorewatch pid=" << getpid() << " created=" << FormatTimestamp(NowUnix())
+        << "\n"
         << opts.marker << "\n";
     }
     c->data_dir_ = c->dir_ + "/data";
     ProcessSpec init;
-    init.argv = {opts.tools.Path("initdb"), "-D", c->data_dir_, "-U", "postgres", "--auth=trust",
-                 "--locale=C.UTF-8", "--encoding=UTF8", "-N"};
+    init.argv = {opts.tools.Path("initdb"),
+                 "-D",
+                 c->data_dir_,
+                 "-U",
+                 "postgres",
+                 "--auth=trust",
+                 "--locale=C.UTF-8",
+                 "--encoding=UTF8",
+                 "-N"};
     init.run_as = opts.run_as;
     init.timeout = std::chrono::minutes(2);
     ProcessResult r = RunProcess(init, cancel);
@@ -124,8 +136,10 @@ std::unique_ptr<LocalCluster> LocalCluster::Create(const ClusterOptions& opts, C
   return c;
 }
 
-std::unique_ptr<LocalCluster> LocalCluster::Adopt(const ClusterOptions& opts, const std::string& dir,
-                                                  const std::string& data_dir, CancelToken* cancel) {
+std::unique_ptr<LocalCluster> LocalCluster::Adopt(const ClusterOptions& opts,
+                                                  const std::string& dir,
+                                                  const std::string& data_dir,
+                                                  CancelToken* cancel) {
   std::unique_ptr<LocalCluster> c(new LocalCluster(opts));
   c->dir_ = dir;
   c->data_dir_ = data_dir;
@@ -158,7 +172,8 @@ void LocalCluster::WriteConf() {
       {"listen_addresses", opts_.tcp ? "'127.0.0.1'" : "''"},
       {"logging_collector", "off"},
   };
-  if (opts_.throwaway) conf.insert(conf.end(), kThrowawaySettings.begin(), kThrowawaySettings.end());
+  if (opts_.throwaway)
+    conf.insert(conf.end(), kThrowawaySettings.begin(), kThrowawaySettings.end());
   conf.insert(conf.end(), opts_.settings.begin(), opts_.settings.end());
   // Appended last, so these win over anything earlier in the file (a restored backup's own).
   std::ofstream out(data_dir_ + "/postgresql.conf", std::ios::app);
@@ -188,12 +203,15 @@ void LocalCluster::WaitReady(CancelToken* cancel) {
   while (std::chrono::steady_clock::now() < deadline) {
     if (PQping(ci.c_str()) == PQPING_OK) return;
     if (!server_->Running())
-      throw Error(ErrorKind::kProcess, "postgres exited during start-up: " + LastProblem(LogTail(8000)));
-    if (cancel && cancel->cancelled()) throw Error(ErrorKind::kCancelled, "cancelled during server start");
+      throw Error(ErrorKind::kProcess,
+                  "postgres exited during start-up: " + LastProblem(LogTail(8000)));
+    if (cancel && cancel->cancelled())
+      throw Error(ErrorKind::kCancelled, "cancelled during server start");
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   throw Error(ErrorKind::kTimeout, "postgres did not accept connections within " +
-                                       FormatDuration(opts_.start_timeout) + ": " + LastProblem(LogTail(8000)));
+                                       FormatDuration(opts_.start_timeout) + ": " +
+                                       LastProblem(LogTail(8000)));
 }
 
 void LocalCluster::Stop() {
@@ -215,7 +233,8 @@ void LocalCluster::AppendConf(const std::vector<std::pair<std::string, std::stri
 }
 
 std::string LocalCluster::ConnInfo(const std::string& dbname) const {
-  return "host=" + socket_dir_ + " port=" + std::to_string(port_) + " user=postgres dbname=" + dbname;
+  return "host=" + socket_dir_ + " port=" + std::to_string(port_) +
+         " user=postgres dbname=" + dbname;
 }
 
 std::string LocalCluster::TcpConnInfo(const std::string& dbname) const {
@@ -224,14 +243,16 @@ std::string LocalCluster::TcpConnInfo(const std::string& dbname) const {
 
 std::string LocalCluster::Psql(const std::string& sql, const std::string& dbname) const {
   ProcessSpec spec;
-  spec.argv = {opts_.tools.Path("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-               "-d", ConnInfo(dbname), "-c", sql};
+  spec.argv = {opts_.tools.Path("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
+               ConnInfo(dbname),         "-c", sql};
   spec.timeout = std::chrono::minutes(10);
   ProcessResult r = RunProcess(spec);
   if (!r.ok()) throw Error(ErrorKind::kQuery, "psql failed: " + r.Summary());
   return r.out;
 }
 
-std::string LocalCluster::LogTail(std::size_t max_bytes) const { return ReadFileTail(log_path_, max_bytes); }
+std::string LocalCluster::LogTail(std::size_t max_bytes) const {
+  return ReadFileTail(log_path_, max_bytes);
+}
 
 }  // namespace rw

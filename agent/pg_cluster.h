@@ -19,27 +19,29 @@ namespace rw {
 
 struct ClusterOptions {
   PgTools tools;
-  std::string parent_dir;            // the cluster's dir is created under it
-  std::string name_prefix = "pg-";   // dir name prefix
-  std::optional<RunAs> run_as;       // from ResolveRunAs; nullopt when not root
-  bool tcp = false;                  // also listen on 127.0.0.1 (replication, pg_basebackup)
-  bool throwaway = true;             // fsync/synchronous_commit/full_page_writes off, wal_level
-                                     // minimal, autovacuum off, big maintenance_work_mem
+  std::string parent_dir;           // the cluster's dir is created under it
+  std::string name_prefix = "pg-";  // dir name prefix
+  std::optional<RunAs> run_as;      // from ResolveRunAs; nullopt when not root
+  bool tcp = false;                 // also listen on 127.0.0.1 (replication, pg_basebackup)
+  bool throwaway = true;            // fsync/synchronous_commit/full_page_writes off, wal_level
+                                    // minimal, autovacuum off, big maintenance_work_mem
   // extra postgresql.conf settings, values as written in the file (quote strings: "'replica'")
   std::vector<std::pair<std::string, std::string>> settings;
   Duration start_timeout = std::chrono::seconds(60);
-  std::string marker;                // text written to the marker file (e.g. "target=blog run=...")
+  std::string marker;  // text written to the marker file (e.g. "target=blog run=...")
 };
 
 class LocalCluster {
  public:
   // initdb + start. Throws Error (kProcess/kIo/kTimeout) with initdb's or the server log's reason;
   // everything created so far is removed before throwing.
-  static std::unique_ptr<LocalCluster> Create(const ClusterOptions& opts, CancelToken* cancel = nullptr);
+  static std::unique_ptr<LocalCluster> Create(const ClusterOptions& opts,
+                                              CancelToken* cancel = nullptr);
   // Adopts an existing data dir (a restored base backup, a standby) inside `dir` (which this object
   // then owns and removes) and starts it. data_dir must be owned by run_as.
   static std::unique_ptr<LocalCluster> Adopt(const ClusterOptions& opts, const std::string& dir,
-                                             const std::string& data_dir, CancelToken* cancel = nullptr);
+                                             const std::string& data_dir,
+                                             CancelToken* cancel = nullptr);
   ~LocalCluster();  // Stop() + remove dir
 
   // libpq conninfo for a database (superuser `postgres`, trust auth over the unix socket).

@@ -39,7 +39,8 @@ std::unique_ptr<pqxx::connection> Connect(const ConnSpec& spec, const SessionLim
   std::ostringstream opts;
   opts << kPinned << " -c statement_timeout=" << Ms(limits.statement_timeout)
        << " -c lock_timeout=" << Ms(limits.lock_timeout)
-       << " -c idle_in_transaction_session_timeout=" << std::max<long>(Ms(limits.statement_timeout), 60000);
+       << " -c idle_in_transaction_session_timeout="
+       << std::max<long>(Ms(limits.statement_timeout), 60000);
   if (limits.read_only) opts << " -c default_transaction_read_only=on";
   long ct = std::max<long>(1, static_cast<long>((limits.connect_timeout.count() + 999) / 1000));
   // Later keywords win in libpq, so these override anything in the user's conninfo.
@@ -49,14 +50,18 @@ std::unique_ptr<pqxx::connection> Connect(const ConnSpec& spec, const SessionLim
     auto c = std::make_unique<pqxx::connection>(ci);
     return c;
   } catch (const std::exception& e) {
-    throw Error(ErrorKind::kConnect, "cannot connect to " + spec.Redacted() + ": " + OneLine(e.what()));
+    throw Error(ErrorKind::kConnect,
+                "cannot connect to " + spec.Redacted() + ": " + OneLine(e.what()));
   }
 }
 
-std::unique_ptr<pqxx::connection> ConnectSandbox(const std::string& conninfo, Duration statement_timeout) {
+std::unique_ptr<pqxx::connection> ConnectSandbox(const std::string& conninfo,
+                                                 Duration statement_timeout) {
   std::string opts = kPinned;
-  if (statement_timeout.count() > 0) opts += " -c statement_timeout=" + std::to_string(Ms(statement_timeout));
-  std::string ci = conninfo + " connect_timeout=10 application_name=restorewatch options='" + opts + "'";
+  if (statement_timeout.count() > 0)
+    opts += " -c statement_timeout=" + std::to_string(Ms(statement_timeout));
+  std::string ci =
+      conninfo + " connect_timeout=10 application_name=restorewatch options='" + opts + "'";
   try {
     return std::make_unique<pqxx::connection>(ci);
   } catch (const std::exception& e) {

@@ -6,9 +6,8 @@
 // so source and restored copy render values alike. A connection is used by one thread at a time.
 #include <functional>
 #include <memory>
-#include <string>
-
 #include <pqxx/pqxx>
+#include <string>
 
 #include "agent/config.h"
 #include "agent/errors.h"

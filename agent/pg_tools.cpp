@@ -55,7 +55,8 @@ PgTools PgTools::Detect(const std::string& setting) {
                   "install the server package or set agent.pg_bin_dir");
   }
   t.major = VersionOf(t.bin_dir);
-  if (t.major == 0) throw Error(ErrorKind::kConfig, "cannot read the version of " + t.Path("postgres"));
+  if (t.major == 0)
+    throw Error(ErrorKind::kConfig, "cannot read the version of " + t.Path("postgres"));
   return t;
 }
 

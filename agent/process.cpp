@@ -100,7 +100,8 @@ Spawned Spawn(const ProcessSpec& spec, int stdin_fd = -1, int stdout_fd = -1, in
   int in_fd = stdin_fd;
   bool close_in = false;
   if (in_fd < 0) {
-    in_fd = open(spec.stdin_path.empty() ? "/dev/null" : spec.stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
+    in_fd =
+        open(spec.stdin_path.empty() ? "/dev/null" : spec.stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (in_fd < 0) throw Error(ErrorKind::kIo, Errno("cannot open " + spec.stdin_path));
     close_in = true;
   }
@@ -123,7 +124,8 @@ Spawned Spawn(const ProcessSpec& spec, int stdin_fd = -1, int stdout_fd = -1, in
       child_out = out_pipe[1];
     }
   }
-  if (stderr_fd < 0 && pipe2(err_pipe, O_CLOEXEC) != 0) throw Error(ErrorKind::kProcess, Errno("pipe"));
+  if (stderr_fd < 0 && pipe2(err_pipe, O_CLOEXEC) != 0)
+    throw Error(ErrorKind::kProcess, Errno("pipe"));
   int child_err = stderr_fd >= 0 ? stderr_fd : err_pipe[1];
 
   pid_t pid = fork();
@@ -229,14 +231,18 @@ void FillStatus(ProcessResult& r, int st) {
 
 std::optional<RunAs> ResolveRunAs(const std::string& user) {
   if (geteuid() != 0) return std::nullopt;
-  if (user.empty()) throw Error(ErrorKind::kConfig, "agent.run_as must name an unprivileged user when running as root");
+  if (user.empty())
+    throw Error(ErrorKind::kConfig,
+                "agent.run_as must name an unprivileged user when running as root");
   struct passwd pw {};
   struct passwd* res = nullptr;
   std::vector<char> buf(16384);
   if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &res) != 0 || !res)
     throw Error(ErrorKind::kConfig, "run_as user '" + user + "' does not exist",
                 "create it (e.g. the postgres user of the postgresql package) or set agent.run_as");
-  if (res->pw_uid == 0) throw Error(ErrorKind::kConfig, "run_as user '" + user + "' is root; PostgreSQL refuses to run as root");
+  if (res->pw_uid == 0)
+    throw Error(ErrorKind::kConfig,
+                "run_as user '" + user + "' is root; PostgreSQL refuses to run as root");
   return RunAs{user, res->pw_uid, res->pw_gid, res->pw_dir ? res->pw_dir : "/"};
 }
 
@@ -267,7 +273,8 @@ ProcessResult RunProcess(const ProcessSpec& spec, CancelToken* cancel) {
   return r;
 }
 
-ProcessResult RunPipeline(const ProcessSpec& producer, const ProcessSpec& consumer, CancelToken* cancel) {
+ProcessResult RunPipeline(const ProcessSpec& producer, const ProcessSpec& consumer,
+                          CancelToken* cancel) {
   auto t0 = Clock::now();
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) throw Error(ErrorKind::kProcess, Errno("pipe"));
@@ -306,7 +313,8 @@ ProcessResult RunPipeline(const ProcessSpec& producer, const ProcessSpec& consum
   bool producer_failed = !(pr.exit_code == 0 && pr.term_signal == 0) &&
                          !(pr.term_signal == SIGPIPE && !(r.exit_code == 0 && r.term_signal == 0));
   if (producer_failed) {
-    if (r.exit_code == 0 && r.term_signal == 0) r.exit_code = pr.term_signal ? 128 + pr.term_signal : pr.exit_code;
+    if (r.exit_code == 0 && r.term_signal == 0)
+      r.exit_code = pr.term_signal ? 128 + pr.term_signal : pr.exit_code;
     if (!producer_err.empty()) r.err += (r.err.empty() ? "" : "\n") + producer_err;
   }
   r.timed_out = w.timed_out;
@@ -444,12 +452,14 @@ void MakeDirs(const std::string& path, unsigned mode, const std::optional<RunAs>
     throw Error(ErrorKind::kIo, Errno("cannot chown " + path));
 }
 
-std::string MakeTempDir(const std::string& parent, const std::string& prefix, const std::optional<RunAs>& owner) {
+std::string MakeTempDir(const std::string& parent, const std::string& prefix,
+                        const std::optional<RunAs>& owner) {
   MakeDirs(parent, 0755);
   std::string tmpl = parent + "/" + prefix + "XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
-  if (!mkdtemp(buf.data())) throw Error(ErrorKind::kIo, Errno("cannot create a temp dir in " + parent));
+  if (!mkdtemp(buf.data()))
+    throw Error(ErrorKind::kIo, Errno("cannot create a temp dir in " + parent));
   std::string dir(buf.data());
   if (owner && chown(dir.c_str(), owner->uid, owner->gid) != 0) {
     std::string e = Errno("cannot chown " + dir);

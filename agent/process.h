@@ -28,8 +28,8 @@ struct RunAs {
 std::optional<RunAs> ResolveRunAs(const std::string& user);
 
 struct ProcessSpec {
-  std::vector<std::string> argv;              // argv[0] is an absolute path or found in PATH
-  std::map<std::string, std::string> env;     // added to (or replacing in) the agent's environment
+  std::vector<std::string> argv;           // argv[0] is an absolute path or found in PATH
+  std::map<std::string, std::string> env;  // added to (or replacing in) the agent's environment
   std::optional<RunAs> run_as;
   std::string cwd;                            // empty: inherit
   std::string stdin_path;                     // empty: /dev/null
@@ -39,12 +39,12 @@ struct ProcessSpec {
 };
 
 struct ProcessResult {
-  int exit_code = -1;     // valid when !signaled
-  int term_signal = 0;    // non-zero when killed by a signal
+  int exit_code = -1;   // valid when !signaled
+  int term_signal = 0;  // non-zero when killed by a signal
   bool timed_out = false;
   bool cancelled = false;
-  std::string out;        // captured stdout tail (unless redirected)
-  std::string err;        // captured stderr tail
+  std::string out;  // captured stdout tail (unless redirected)
+  std::string err;  // captured stderr tail
   double seconds = 0;
   bool ok() const { return !timed_out && !cancelled && term_signal == 0 && exit_code == 0; }
   // One line: "exit code 1: <last non-empty stderr line>" or "killed by signal 9".
@@ -89,7 +89,8 @@ std::optional<std::string> FindProgram(const std::string& name);
 // reason on failure. Refuses "/" and empty paths.
 bool RemoveTree(const std::string& path, std::string* error = nullptr);
 // mkdir -p with mode; chowns the leaf to run_as when given. Throws Error(kIo).
-void MakeDirs(const std::string& path, unsigned mode = 0755, const std::optional<RunAs>& owner = {});
+void MakeDirs(const std::string& path, unsigned mode = 0755,
+              const std::optional<RunAs>& owner = {});
 // mkdtemp under parent ("parent/prefixXXXXXX"), mode 0700, chowned to owner. Throws Error(kIo).
 std::string MakeTempDir(const std::string& parent, const std::string& prefix,
                         const std::optional<RunAs>& owner = {});

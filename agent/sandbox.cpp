@@ -22,7 +22,8 @@ const SandboxEntry kSandboxes[] = {
 }  // namespace
 
 std::unique_ptr<Sandbox> MakeSandbox(const Environment& env, const TargetConfig& target,
-                                     const std::string& run_id, const std::string& source_system_id) {
+                                     const std::string& run_id,
+                                     const std::string& source_system_id) {
   for (const auto& s : kSandboxes)
     if (s.kind == target.drill.sandbox) return s.make(env, target, run_id, source_system_id);
   return MakeEphemeralSandbox(env, target, run_id, source_system_id);

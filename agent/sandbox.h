@@ -50,6 +50,7 @@ class Sandbox {
 // source_system_id: the source's system identifier, to refuse a sandbox that is the source
 // (empty when unknown). run_id names databases/dirs.
 std::unique_ptr<Sandbox> MakeSandbox(const Environment& env, const TargetConfig& target,
-                                     const std::string& run_id, const std::string& source_system_id);
+                                     const std::string& run_id,
+                                     const std::string& source_system_id);
 
 }  // namespace rw

@@ -26,8 +26,8 @@ struct TableCounters {
 };
 
 struct ActivitySample {
-  double ts = 0;                                 // Unix seconds when read
-  std::map<std::string, TableCounters> tables;   // "schema.table" -> counters
+  double ts = 0;                                // Unix seconds when read
+  std::map<std::string, TableCounters> tables;  // "schema.table" -> counters
 };
 
 // Rows a table gained and lost between two samples (upper bounds of what changed).
@@ -69,9 +69,9 @@ class ActivityStore {
 };
 
 struct DrillHistorySummary {
-  std::optional<double> last_run;      // any result
+  std::optional<double> last_run;  // any result
   std::optional<double> last_success;
-  std::optional<double> last_failure;  // failure or error
+  std::optional<double> last_failure;                  // failure or error
   std::map<std::string, std::int64_t> runs_by_result;  // success/failure/error -> count
   std::optional<DrillReport> last_report;
 };

@@ -12,8 +12,8 @@ namespace rw {
 struct CollectorStatus {
   bool success = false;
   double duration_seconds = 0;
-  double last_run = 0;   // Unix seconds
-  std::string error;     // one line when !success
+  double last_run = 0;  // Unix seconds
+  std::string error;    // one line when !success
 };
 
 struct TargetStatus {

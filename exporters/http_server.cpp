@@ -28,7 +28,8 @@ HttpServer::HttpServer(std::string listen, HttpHandlers handlers)
 HttpServer::~HttpServer() { Stop(); }
 
 void HttpServer::Start() {
-  if (!SplitListen(listen_, &host_, &port_)) throw Error(ErrorKind::kConfig, "bad listen address '" + listen_ + "'");
+  if (!SplitListen(listen_, &host_, &port_))
+    throw Error(ErrorKind::kConfig, "bad listen address '" + listen_ + "'");
   server_ = std::make_unique<httplib::Server>();
   auto& s = *server_;
   s.set_read_timeout(5, 0);
@@ -38,7 +39,9 @@ void HttpServer::Start() {
   s.Get("/metrics", [h](const httplib::Request&, httplib::Response& res) {
     res.set_content(h.metrics(), kMetricsContentType);
   });
-  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
   s.Get("/readyz", [h](const httplib::Request&, httplib::Response& res) {
     if (h.ready()) {
       res.set_content("ready\n", "text/plain");
@@ -53,24 +56,29 @@ void HttpServer::Start() {
   s.Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(
         "<html><head><title>restorewatch</title></head><body><h1>restorewatch</h1>"
-        "<p><a href=\"/metrics\">metrics</a> &middot; <a href=\"/api/v1/status\">status</a> &middot; "
-        "<a href=\"/healthz\">healthz</a> &middot; <a href=\"/readyz\">readyz</a></p></body></html>",
+        "<p><a href=\"/metrics\">metrics</a> &middot; <a href=\"/api/v1/status\">status</a> "
+        "&middot; "
+        "<a href=\"/healthz\">healthz</a> &middot; <a "
+        "href=\"/readyz\">readyz</a></p></body></html>",
         "text/html");
   });
-  s.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "unknown";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    LogError("http handler failed", {{"path", req.path}, {"error", what}});
-    res.status = 500;
-    res.set_content("internal error\n", "text/plain");
-  });
+  s.set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        LogError("http handler failed", {{"path", req.path}, {"error", what}});
+        res.status = 500;
+        res.set_content("internal error\n", "text/plain");
+      });
   int bound = port_ == 0 ? s.bind_to_any_port(host_) : (s.bind_to_port(host_, port_) ? port_ : -1);
-  if (bound <= 0) throw Error(ErrorKind::kConfig, "cannot listen on " + listen_, "is another process using the port?");
+  if (bound <= 0)
+    throw Error(ErrorKind::kConfig, "cannot listen on " + listen_,
+                "is another process using the port?");
   port_ = bound;
   thread_ = std::thread([this] {
     try {

@@ -24,7 +24,8 @@ class HttpServer {
  public:
   HttpServer(std::string listen, HttpHandlers handlers);
   ~HttpServer();
-  // Binds host:port (port 0 picks one) and starts serving. Throws Error(kConfig) when it cannot bind.
+  // Binds host:port (port 0 picks one) and starts serving. Throws Error(kConfig) when it cannot
+  // bind.
   void Start();
   void Stop();
   int port() const { return port_; }

@@ -10,7 +10,8 @@ prometheus::MetricFamily ToPrometheus(const MetricFamilyData& f) {
   prometheus::MetricFamily out;
   out.name = f.name;
   out.help = f.help;
-  out.type = f.type == MetricType::kCounter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
+  out.type = f.type == MetricType::kCounter ? prometheus::MetricType::Counter
+                                            : prometheus::MetricType::Gauge;
   for (const auto& s : f.samples) {
     prometheus::ClientMetric m;
     for (const auto& [k, v] : s.labels) m.label.push_back(prometheus::ClientMetric::Label{k, v});

@@ -1,8 +1,9 @@
 #include "exporters/report.h"
 
+#include <toml++/toml.h>
+
 #include <cstdio>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "agent/state.h"
 #include "agent/units.h"
@@ -10,7 +11,9 @@
 namespace rw {
 namespace {
 
-std::string Pad(const std::string& s, size_t n) { return s.size() >= n ? s + " " : s + std::string(n - s.size(), ' '); }
+std::string Pad(const std::string& s, size_t n) {
+  return s.size() >= n ? s + " " : s + std::string(n - s.size(), ' ');
+}
 
 std::string Upper(std::string s) {
   for (auto& c : s) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
@@ -21,30 +24,35 @@ std::string Upper(std::string s) {
 
 std::string RenderReportText(const DrillReport& r) {
   std::ostringstream o;
-  o << "restore drill " << r.run_id << " for target '" << r.target << "': " << Upper(DrillResultName(r.result));
+  o << "restore drill " << r.run_id << " for target '" << r.target
+    << "': " << Upper(DrillResultName(r.result));
   if (!r.reason.empty()) o << " (" << r.reason << ")";
   o << "\n";
-  o << "  started " << FormatTimestamp(r.started_at) << ", took " << FormatSeconds(r.total_seconds());
+  o << "  started " << FormatTimestamp(r.started_at) << ", took "
+    << FormatSeconds(r.total_seconds());
   if (!r.sandbox.empty()) o << ", sandbox " << r.sandbox;
   o << "\n";
   if (r.backup) {
     const auto& b = *r.backup;
-    o << "  backup  " << b.id << " (" << b.tool << " " << b.format << ", " << FormatSize(b.size_bytes) << ")\n";
-    o << "          taken " << FormatTimestamp(b.started_at) << (b.started_exact ? "" : " (from file time)")
-      << ", age " << FormatDuration(std::chrono::milliseconds(static_cast<int64_t>((r.started_at - b.started_at) * 1000)))
+    o << "  backup  " << b.id << " (" << b.tool << " " << b.format << ", "
+      << FormatSize(b.size_bytes) << ")\n";
+    o << "          taken " << FormatTimestamp(b.started_at)
+      << (b.started_exact ? "" : " (from file time)") << ", age "
+      << FormatDuration(
+             std::chrono::milliseconds(static_cast<int64_t>((r.started_at - b.started_at) * 1000)))
       << " at drill start\n";
   }
   if (r.restored_size_bytes) o << "  restored size " << FormatSize(r.restored_size_bytes) << "\n";
   o << "\n  stages\n";
   for (const auto& s : r.stages) {
-    o << "    " << Pad(s.name, 10) << Pad(OutcomeName(s.outcome), 8) << Pad(FormatSeconds(s.duration_seconds), 10)
-      << s.message << "\n";
+    o << "    " << Pad(s.name, 10) << Pad(OutcomeName(s.outcome), 8)
+      << Pad(FormatSeconds(s.duration_seconds), 10) << s.message << "\n";
   }
   if (!r.checks.empty()) {
     o << "\n  checks\n";
     for (const auto& c : r.checks) {
-      o << "    " << Pad(c.name, 16) << Pad(OutcomeName(c.outcome), 8) << Pad(FormatSeconds(c.duration_seconds), 10)
-        << c.message << "\n";
+      o << "    " << Pad(c.name, 16) << Pad(OutcomeName(c.outcome), 8)
+        << Pad(FormatSeconds(c.duration_seconds), 10) << c.message << "\n";
       int shown = 0;
       for (const auto& f : c.details) {
         if (f.outcome == Outcome::kPass) continue;
@@ -83,8 +91,10 @@ std::string RenderStatusJson(const AgentStatus& s) {
     if (!t.schedule.empty()) tt.insert_or_assign("schedule", t.schedule);
     if (t.next_drill) tt.insert_or_assign("next_drill", FormatTimestamp(*t.next_drill));
     tt.insert_or_assign("drill_running", t.drill_running);
-    if (t.history.last_success) tt.insert_or_assign("last_success", FormatTimestamp(*t.history.last_success));
-    if (t.history.last_failure) tt.insert_or_assign("last_failure", FormatTimestamp(*t.history.last_failure));
+    if (t.history.last_success)
+      tt.insert_or_assign("last_success", FormatTimestamp(*t.history.last_success));
+    if (t.history.last_failure)
+      tt.insert_or_assign("last_failure", FormatTimestamp(*t.history.last_failure));
     toml::table runs;
     for (const auto& [k, v] : t.history.runs_by_result) runs.insert_or_assign(k, v);
     tt.insert_or_assign("drill_runs", std::move(runs));

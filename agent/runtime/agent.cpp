@@ -22,8 +22,8 @@ namespace rw {
 // persisted state. Rebuilt on reload; the state files carry over.
 class TargetRuntime {
  public:
-  TargetRuntime(std::shared_ptr<const Config> config, const TargetConfig& target, const Environment& env,
-                MetricsBoard& board)
+  TargetRuntime(std::shared_ptr<const Config> config, const TargetConfig& target,
+                const Environment& env, MetricsBoard& board)
       : config_(std::move(config)),
         target_(target),
         board_(board),
@@ -83,7 +83,8 @@ class TargetRuntime {
     s.backup_type = target_.backup.type;
     if (target_.drill.schedule) {
       s.schedule = target_.drill.schedule->text();
-      if (auto n = target_.drill.schedule->Next(std::time(nullptr))) s.next_drill = static_cast<double>(*n);
+      if (auto n = target_.drill.schedule->Next(std::time(nullptr)))
+        s.next_drill = static_cast<double>(*n);
     }
     s.drill_running = running_.load();
     s.history = const_cast<DrillHistory&>(history_).Load();
@@ -114,7 +115,8 @@ class TargetRuntime {
         st.success = false;
         st.error = e.what();
       }
-      st.duration_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      st.duration_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       st.last_run = NowUnix();
       if (cancel_.cancelled()) break;
       if (!st.success) {
@@ -124,14 +126,16 @@ class TargetRuntime {
           prev = statuses_[name].error;
         }
         if (prev != st.error)
-          LogWarn("collector failed", {{"target", target_.name}, {"collector", name}, {"error", st.error}});
+          LogWarn("collector failed",
+                  {{"target", target_.name}, {"collector", name}, {"error", st.error}});
       }
       board_.Set(target_.name, "c/" + name, std::move(fams));
-      board_.Set(target_.name, "s/" + name,
-                 {Gauge("restorewatch_collector_success", "1 if the collector's last run succeeded.", st.success ? 1 : 0,
-                        {{"collector", name}}),
-                  Gauge("restorewatch_collector_duration_seconds", "Duration of the collector's last run.",
-                        st.duration_seconds, {{"collector", name}})});
+      board_.Set(
+          target_.name, "s/" + name,
+          {Gauge("restorewatch_collector_success", "1 if the collector's last run succeeded.",
+                 st.success ? 1 : 0, {{"collector", name}}),
+           Gauge("restorewatch_collector_duration_seconds", "Duration of the collector's last run.",
+                 st.duration_seconds, {{"collector", name}})});
       {
         std::lock_guard<std::mutex> lk(mu_);
         statuses_[name] = st;
@@ -179,7 +183,8 @@ void Agent::Start() {
     LogInfo("listening", {{"address", http_->host() + ":" + std::to_string(http_->port())}});
   }
   if (options_.run_scheduler) scheduler_ = std::thread([this] { SchedulerLoop(); });
-  LogInfo("agent started", {{"version", kVersion}, {"targets", static_cast<int64_t>(config_->targets.size())},
+  LogInfo("agent started", {{"version", kVersion},
+                            {"targets", static_cast<int64_t>(config_->targets.size())},
                             {"pg_bin_dir", env_->pg.bin_dir}});
 }
 
@@ -187,8 +192,8 @@ void Agent::PublishAgentMetrics() {
   board_.Set("", "agent",
              {Gauge("restorewatch_build_info", "Build of the running agent.", 1,
                     {{"version", kVersion}, {"revision", kRevision}}),
-              Gauge("restorewatch_config_last_reload_successful", "1 if the last configuration (re)load was accepted.",
-                    last_reload_ok_ ? 1 : 0),
+              Gauge("restorewatch_config_last_reload_successful",
+                    "1 if the last configuration (re)load was accepted.", last_reload_ok_ ? 1 : 0),
               Gauge("restorewatch_config_last_reload_success_timestamp_seconds",
                     "When the configuration was last loaded successfully.", config_loaded_at_),
               Gauge("restorewatch_start_time_seconds", "When the agent started.", started_at_)});
@@ -217,7 +222,8 @@ void Agent::StopTargets() {
 
 void Agent::Reload(Config config) {
   auto next = std::make_shared<const Config>(std::move(config));
-  if (next->agent.listen != config_->agent.listen || next->agent.state_dir != config_->agent.state_dir ||
+  if (next->agent.listen != config_->agent.listen ||
+      next->agent.state_dir != config_->agent.state_dir ||
       next->agent.work_dir != config_->agent.work_dir)
     LogWarn("agent.listen, state_dir and work_dir changes take effect after a restart");
   StopTargets();

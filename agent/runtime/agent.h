@@ -28,8 +28,8 @@ class MetricsExporter;
 class TargetRuntime;
 
 struct AgentOptions {
-  bool serve_http = true;       // false: no listener (verify)
-  bool run_scheduler = true;    // false: drills only on RunDrillNow (demo)
+  bool serve_http = true;     // false: no listener (verify)
+  bool run_scheduler = true;  // false: drills only on RunDrillNow (demo)
 };
 
 class Agent {
@@ -69,8 +69,8 @@ class Agent {
   std::unique_ptr<MetricsExporter> exporter_;
   std::unique_ptr<HttpServer> http_;
   std::map<std::string, std::unique_ptr<TargetRuntime>> targets_;
-  std::mutex drill_mu_;          // one drill at a time
-  CancelToken stop_;             // agent shutdown
+  std::mutex drill_mu_;  // one drill at a time
+  CancelToken stop_;     // agent shutdown
   std::mutex sched_mu_;
   std::condition_variable sched_cv_;
   bool sched_wake_ = false;

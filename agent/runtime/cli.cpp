@@ -12,39 +12,50 @@ namespace rw {
 namespace {
 
 const char* kUsage =
-    "restorewatch: proves PostgreSQL backups can be restored, and watches archiving and replication\n"
+    "restorewatch: proves PostgreSQL backups can be restored, and watches archiving and "
+    "replication\n"
     "\n"
     "usage:\n"
-    "  restorewatch run -c FILE                             run the agent (drills on schedule, monitoring, /metrics)\n"
-    "  restorewatch verify -c FILE [--target NAME] [--json] run one restore drill now and print the report\n"
-    "  restorewatch check-config -c FILE                    validate a config file, listing every error\n"
-    "  restorewatch demo [--listen ADDR] [--once]           self-contained demo on a sample database\n"
+    "  restorewatch run -c FILE                             run the agent (drills on schedule, "
+    "monitoring, /metrics)\n"
+    "  restorewatch verify -c FILE [--target NAME] [--json] run one restore drill now and print "
+    "the report\n"
+    "  restorewatch check-config -c FILE                    validate a config file, listing every "
+    "error\n"
+    "  restorewatch demo [--listen ADDR] [--once]           self-contained demo on a sample "
+    "database\n"
     "  restorewatch --version\n"
     "  restorewatch VERB --help\n"
     "\n"
     "exit codes:\n"
     "  0  success (verify: every drill passed)\n"
     "  1  verify: a check failed or the backup is unusable\n"
-    "  2  could not run: invalid config or arguments, start-up failure, or a drill that could not run\n";
+    "  2  could not run: invalid config or arguments, start-up failure, or a drill that could not "
+    "run\n";
 
 const char* kRunHelp =
     "usage: restorewatch run -c FILE\n"
     "\n"
     "Runs the agent: live collectors on each target's monitor_interval, restore drills on each\n"
-    "target's drill.schedule (one at a time), and HTTP on agent.listen: /metrics, /healthz, /readyz,\n"
+    "target's drill.schedule (one at a time), and HTTP on agent.listen: /metrics, /healthz, "
+    "/readyz,\n"
     "/api/v1/status.\n"
     "Signals: SIGHUP reloads FILE (a broken file is rejected and the running config kept;\n"
-    "restorewatch_config_last_reload_successful shows it); SIGTERM/SIGINT stop gracefully, cancelling\n"
+    "restorewatch_config_last_reload_successful shows it); SIGTERM/SIGINT stop gracefully, "
+    "cancelling\n"
     "a running drill and removing its sandbox.\n"
     "exit codes: 0 stopped by a signal, 2 invalid config or start-up failure\n";
 
 const char* kVerifyHelp =
     "usage: restorewatch verify -c FILE [--target NAME] [--json]\n"
     "\n"
-    "Runs one restore drill now for every target (or only NAME): finds the latest backup, restores it\n"
-    "into a sandbox, compares it with the source, removes the sandbox, prints the report (text, or JSON\n"
+    "Runs one restore drill now for every target (or only NAME): finds the latest backup, restores "
+    "it\n"
+    "into a sandbox, compares it with the source, removes the sandbox, prints the report (text, or "
+    "JSON\n"
     "with --json) and records it in the state dir. Ctrl-C cancels and cleans up.\n"
-    "exit codes: 0 every drill passed, 1 a check failed or the backup is unusable, 2 could not run\n";
+    "exit codes: 0 every drill passed, 1 a check failed or the backup is unusable, 2 could not "
+    "run\n";
 
 const char* kCheckConfigHelp =
     "usage: restorewatch check-config -c FILE\n"
@@ -55,9 +66,12 @@ const char* kCheckConfigHelp =
 const char* kDemoHelp =
     "usage: restorewatch demo [--listen ADDR] [--once]\n"
     "\n"
-    "Needs no config: creates a sample PostgreSQL source with data in a temp dir, takes a pg_dump backup,\n"
-    "starts monitoring, changes the source a little, runs a full restore drill, prints the report, and\n"
-    "serves /metrics on ADDR (default 127.0.0.1:9847) until Ctrl-C. --once exits after the report.\n"
+    "Needs no config: creates a sample PostgreSQL source with data in a temp dir, takes a pg_dump "
+    "backup,\n"
+    "starts monitoring, changes the source a little, runs a full restore drill, prints the report, "
+    "and\n"
+    "serves /metrics on ADDR (default 127.0.0.1:9847) until Ctrl-C. --once exits after the "
+    "report.\n"
     "Everything it created is removed when it exits.\n"
     "exit codes: 0 the drill passed, 1 it failed, 2 could not run\n";
 

@@ -10,11 +10,11 @@
 #include "agent/log.h"
 #include "agent/runtime/agent.h"
 #include "agent/runtime/drill_runner.h"
+#include "agent/runtime/signals.h"
 #include "agent/state.h"
 #include "exporters/report.h"
 
 namespace rw {
-namespace {
 
 sigset_t ShutdownSignals() {
   sigset_t set;
@@ -25,13 +25,13 @@ sigset_t ShutdownSignals() {
   return set;
 }
 
-// Blocks the shutdown signals in this thread and every thread started after it, so only
-// sigwait() sees them.
-void BlockSignals() {
+void BlockShutdownSignals() {
   sigset_t set = ShutdownSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
+
+namespace {
 
 bool PrintConfigErrors(const ConfigLoad& load) {
   for (const auto& e : load.errors) std::fprintf(stderr, "%s\n", e.ToString().c_str());
@@ -48,13 +48,14 @@ int RunCheckConfig(const std::string& path) {
   }
   std::printf("%s: ok, %zu target(s)\n", path.c_str(), load.config->targets.size());
   for (const auto& t : load.config->targets)
-    std::printf("  %s: source %s, backup %s, drill %s\n", t.name.c_str(), t.source.Redacted().c_str(),
-                t.backup.type.c_str(), t.drill.schedule ? t.drill.schedule->text().c_str() : "on demand");
+    std::printf("  %s: source %s, backup %s, drill %s\n", t.name.c_str(),
+                t.source.Redacted().c_str(), t.backup.type.c_str(),
+                t.drill.schedule ? t.drill.schedule->text().c_str() : "on demand");
   return 0;
 }
 
 int RunDaemon(const std::string& path) {
-  BlockSignals();
+  BlockShutdownSignals();
   ConfigLoad load = LoadConfig(path);
   if (!PrintConfigErrors(load)) return 2;
   InitLogging(load.config->agent.log_format, load.config->agent.log_level);
@@ -87,7 +88,7 @@ int RunDaemon(const std::string& path) {
 }
 
 int RunVerify(const std::string& path, const std::string& target_name, bool json) {
-  BlockSignals();
+  BlockShutdownSignals();
   ConfigLoad load = LoadConfig(path);
   if (!PrintConfigErrors(load)) return 2;
   const Config& cfg = *load.config;
@@ -97,7 +98,8 @@ int RunVerify(const std::string& path, const std::string& target_name, bool json
     if (target_name.empty() || t.name == target_name) targets.push_back(&t);
   if (targets.empty()) {
     std::fprintf(stderr, "verify: %s\n",
-                 target_name.empty() ? "the config has no targets" : ("no target named '" + target_name + "'").c_str());
+                 target_name.empty() ? "the config has no targets"
+                                     : ("no target named '" + target_name + "'").c_str());
     return 2;
   }
   std::unique_ptr<Environment> env;

@@ -16,6 +16,7 @@
 #include "agent/pg_cluster.h"
 #include "agent/runtime/agent.h"
 #include "agent/runtime/daemon.h"
+#include "agent/runtime/signals.h"
 #include "exporters/report.h"
 
 namespace rw {
@@ -71,15 +72,6 @@ insert into shop.measurements select g, date '2026-01-01' + (g % 360), g * 0.25 
 select lo_from_bytea(0, convert_to('a large object survives the restore too', 'UTF8'));
 )SQL";
 
-sigset_t DemoSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  return set;
-}
-
 // Waits up to `seconds` for `pred`, in 100 ms steps; false on timeout.
 template <typename Pred>
 bool WaitFor(Pred pred, int seconds) {
@@ -93,9 +85,8 @@ bool WaitFor(Pred pred, int seconds) {
 }  // namespace
 
 int RunDemo(const std::string& listen, bool once) {
-  sigset_t sigs = DemoSignals();
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  BlockShutdownSignals();
+  sigset_t sigs = ShutdownSignals();
   InitLogging(LogFormat::kText, "warn");
 
   std::string base;
@@ -113,7 +104,8 @@ int RunDemo(const std::string& listen, bool once) {
     cfg.agent.log_level = "warn";
     Environment env = Environment::FromConfig(cfg.agent);
 
-    std::printf("  creating a sample source database (PostgreSQL %d in %s) ...\n", env.pg.major, env.pg.bin_dir.c_str());
+    std::printf("  creating a sample source database (PostgreSQL %d in %s) ...\n", env.pg.major,
+                env.pg.bin_dir.c_str());
     ClusterOptions co;
     co.tools = env.pg;
     co.parent_dir = base;
@@ -157,7 +149,8 @@ int RunDemo(const std::string& listen, bool once) {
     std::printf("  agent listening on http://%s:%d (/metrics, /api/v1/status)\n",
                 listen.substr(0, listen.rfind(':')).c_str(), agent.http_port());
     // The first table-activity sample must predate the backup, so churn since it is known.
-    if (!WaitFor([&] { return agent.Ready(); }, 30)) std::printf("  (collectors are slow to answer; going on)\n");
+    if (!WaitFor([&] { return agent.Ready(); }, 30))
+      std::printf("  (collectors are slow to answer; going on)\n");
     // Archive headers carry whole seconds: let the clock pass the sample's second.
     usleep(1100 * 1000);
 
@@ -166,14 +159,17 @@ int RunDemo(const std::string& listen, bool once) {
     std::strftime(name, sizeof name, "shop-%Y%m%dT%H%M%SZ.dump", std::gmtime(&now));
     std::printf("  taking a backup: pg_dump -Fc -> %s/%s\n", backups.c_str(), name);
     ProcessSpec dump;
-    dump.argv = {env.pg.Path("pg_dump"), "-Fc", "-d", source->ConnInfo("shop"), "-f", backups + "/" + name};
+    dump.argv = {env.pg.Path("pg_dump"),   "-Fc", "-d",
+                 source->ConnInfo("shop"), "-f",  backups + "/" + name};
     dump.timeout = std::chrono::minutes(5);
     ProcessResult dr = RunProcess(dump);
     if (!dr.ok()) throw Error(ErrorKind::kProcess, "pg_dump failed: " + dr.Summary());
 
-    std::printf("  the source keeps changing after the backup: 500 new events, 20 orders updated\n");
+    std::printf(
+        "  the source keeps changing after the backup: 500 new events, 20 orders updated\n");
     source->Psql(
-        "insert into shop.events (kind, payload) select 'click', jsonb_build_object('n', g) from generate_series(1, 500) g;"
+        "insert into shop.events (kind, payload) select 'click', jsonb_build_object('n', g) from "
+        "generate_series(1, 500) g;"
         "update shop.orders set note = 'changed after the backup' where id <= 20;"
         "select pg_stat_force_next_flush();",
         "shop");
@@ -200,8 +196,10 @@ int RunDemo(const std::string& listen, bool once) {
   }
   if (!base.empty()) {
     std::string err;
-    if (!RemoveTree(base, &err)) std::fprintf(stderr, "restorewatch demo: cleanup: %s\n", err.c_str());
-    else std::printf("removed %s\n", base.c_str());
+    if (!RemoveTree(base, &err))
+      std::fprintf(stderr, "restorewatch demo: cleanup: %s\n", err.c_str());
+    else
+      std::printf("removed %s\n", base.c_str());
   }
   return exit_code;
 }

@@ -4,22 +4,28 @@
 
 namespace rw {
 
-std::vector<MetricFamilyData> DrillFamilies(const TargetConfig& target, const DrillHistorySummary& h, bool running) {
+std::vector<MetricFamilyData> DrillFamilies(const TargetConfig& target,
+                                            const DrillHistorySummary& h, bool running) {
   std::vector<MetricFamilyData> f;
-  f.push_back(Gauge("restorewatch_drill_running", "1 while a restore drill runs for the target.", running ? 1 : 0));
+  f.push_back(Gauge("restorewatch_drill_running", "1 while a restore drill runs for the target.",
+                    running ? 1 : 0));
   if (target.drill.rto.count() > 0)
-    f.push_back(Gauge("restorewatch_drill_rto_objective_seconds", "Configured recovery time objective.",
-                      ToSeconds(target.drill.rto)));
+    f.push_back(Gauge("restorewatch_drill_rto_objective_seconds",
+                      "Configured recovery time objective.", ToSeconds(target.drill.rto)));
   // Counters for every result, so rate() works from the first drill on.
-  MetricFamilyData runs{"restorewatch_drill_runs_total", "Restore drills ended, by result.", MetricType::kCounter, {}};
+  MetricFamilyData runs{"restorewatch_drill_runs_total",
+                        "Restore drills ended, by result.",
+                        MetricType::kCounter,
+                        {}};
   for (const char* res : {"success", "failure", "error"}) {
     auto it = h.runs_by_result.find(res);
-    runs.samples.push_back({{{"result", res}}, static_cast<double>(it == h.runs_by_result.end() ? 0 : it->second)});
+    runs.samples.push_back(
+        {{{"result", res}}, static_cast<double>(it == h.runs_by_result.end() ? 0 : it->second)});
   }
   f.push_back(runs);
   if (h.last_run)
-    f.push_back(Gauge("restorewatch_drill_last_run_timestamp_seconds", "End of the last drill, whatever its result.",
-                      *h.last_run));
+    f.push_back(Gauge("restorewatch_drill_last_run_timestamp_seconds",
+                      "End of the last drill, whatever its result.", *h.last_run));
   if (h.last_success)
     f.push_back(Gauge("restorewatch_drill_last_success_timestamp_seconds",
                       "End of the last drill that passed every check.", *h.last_success));
@@ -36,28 +42,39 @@ std::vector<MetricFamilyData> DrillFamilies(const TargetConfig& target, const Dr
                           {}};
   std::set<std::string> seen;
   for (const auto& s : r.stages)
-    if (seen.insert(s.name).second) stages.samples.push_back({{{"stage", s.name}}, s.duration_seconds});
+    if (seen.insert(s.name).second)
+      stages.samples.push_back({{{"stage", s.name}}, s.duration_seconds});
   f.push_back(stages);
   if (r.backup) {
-    f.push_back(Gauge("restorewatch_drill_backup_info", "The backup the last drill used.", 1,
-                      {{"backup_id", r.backup->id}, {"kind", r.backup->kind}, {"tool", r.backup->tool}}));
+    f.push_back(
+        Gauge("restorewatch_drill_backup_info", "The backup the last drill used.", 1,
+              {{"backup_id", r.backup->id}, {"kind", r.backup->kind}, {"tool", r.backup->tool}}));
     f.push_back(Gauge("restorewatch_drill_backup_start_timestamp_seconds",
                       "Snapshot time of the backup the last drill used.", r.backup->started_at));
   }
   if (r.restored_size_bytes)
     f.push_back(Gauge("restorewatch_drill_restored_size_bytes", "Size of the restored database(s).",
                       static_cast<double>(r.restored_size_bytes)));
-  MetricFamilyData check_ok{"restorewatch_drill_check_success", "1 if the check passed (or warned), 0 if it failed or "
-                            "could not run; absent when not run.", MetricType::kGauge, {}};
-  MetricFamilyData compared{"restorewatch_drill_tables_compared", "Tables compared in the last drill.",
-                            MetricType::kGauge, {}};
-  MetricFamilyData mismatched{"restorewatch_drill_tables_mismatched", "Tables that did not match in the last drill.",
-                              MetricType::kGauge, {}};
+  MetricFamilyData check_ok{"restorewatch_drill_check_success",
+                            "1 if the check passed (or warned), 0 if it failed or "
+                            "could not run; absent when not run.",
+                            MetricType::kGauge,
+                            {}};
+  MetricFamilyData compared{"restorewatch_drill_tables_compared",
+                            "Tables compared in the last drill.",
+                            MetricType::kGauge,
+                            {}};
+  MetricFamilyData mismatched{"restorewatch_drill_tables_mismatched",
+                              "Tables that did not match in the last drill.",
+                              MetricType::kGauge,
+                              {}};
   double rows = 0;
   std::optional<double> recovered;
   for (const auto& c : r.checks) {
     if (c.outcome != Outcome::kSkipped)
-      check_ok.samples.push_back({{{"check", c.name}}, c.outcome == Outcome::kPass || c.outcome == Outcome::kWarn ? 1.0 : 0.0});
+      check_ok.samples.push_back(
+          {{{"check", c.name}},
+           c.outcome == Outcome::kPass || c.outcome == Outcome::kWarn ? 1.0 : 0.0});
     if (c.name == "row_count" || c.name == "checksum") {
       compared.samples.push_back({{{"check", c.name}}, static_cast<double>(c.tables_compared)});
       mismatched.samples.push_back({{{"check", c.name}}, static_cast<double>(c.tables_mismatched)});
@@ -70,12 +87,14 @@ std::vector<MetricFamilyData> DrillFamilies(const TargetConfig& target, const Dr
   f.push_back(mismatched);
   for (const auto& c : r.checks)
     if (c.name == "checksum" && c.outcome != Outcome::kSkipped && c.outcome != Outcome::kError) {
-      f.push_back(Gauge("restorewatch_drill_rows_checksummed", "Rows hashed on the restored side in the last drill.", rows));
+      f.push_back(Gauge("restorewatch_drill_rows_checksummed",
+                        "Rows hashed on the restored side in the last drill.", rows));
       break;
     }
   if (recovered)
     f.push_back(Gauge("restorewatch_drill_recovered_timestamp_seconds",
-                      "Newest row time present in the restored copy: the real recovery point.", *recovered));
+                      "Newest row time present in the restored copy: the real recovery point.",
+                      *recovered));
   return f;
 }
 

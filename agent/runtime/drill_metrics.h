@@ -9,7 +9,7 @@
 
 namespace rw {
 
-std::vector<MetricFamilyData> DrillFamilies(const TargetConfig& target, const DrillHistorySummary& history,
-                                            bool running);
+std::vector<MetricFamilyData> DrillFamilies(const TargetConfig& target,
+                                            const DrillHistorySummary& history, bool running);
 
 }  // namespace rw

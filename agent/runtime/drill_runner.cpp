@@ -23,11 +23,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double Since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 // Maps an operational failure to the drill result: a backup that is unusable is a failure of the
 // backup; anything that stopped us from judging it is an error.
-DrillResult ResultFor(ErrorKind k) { return k == ErrorKind::kBadInput ? DrillResult::kFailure : DrillResult::kError; }
+DrillResult ResultFor(ErrorKind k) {
+  return k == ErrorKind::kBadInput ? DrillResult::kFailure : DrillResult::kError;
+}
 
 struct SourceFacts {
   std::string system_id;
@@ -39,7 +43,8 @@ SourceFacts ProbeSource(const TargetConfig& target) {
   auto conn = Connect(target.source, MonitorLimits(target));
   WithPgErrors("reading source identity", [&] {
     pqxx::read_transaction tx(*conn);
-    auto row = tx.exec1("select (select system_identifier::text from pg_control_system()), current_database()");
+    auto row = tx.exec1(
+        "select (select system_identifier::text from pg_control_system()), current_database()");
     f.system_id = row[0].is_null() ? "" : row[0].as<std::string>();
     f.database = row[1].as<std::string>();
   });
@@ -106,8 +111,8 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
     if (progress) progress(r);
   };
   auto fail = [&](DrillResult res, const std::string& reason) {
-    if (r.result == DrillResult::kSuccess || (res == DrillResult::kError && r.result == DrillResult::kFailure &&
-                                              r.reason.empty())) {
+    if (r.result == DrillResult::kSuccess ||
+        (res == DrillResult::kError && r.result == DrillResult::kFailure && r.reason.empty())) {
       r.result = res;
       r.reason = reason;
     }
@@ -142,14 +147,16 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
     if (st.outcome == Outcome::kPass) {
       try {
         facts = ProbeSource(target);
-        if (!backup.database.empty() && !facts.database.empty() && backup.database != facts.database) {
+        if (!backup.database.empty() && !facts.database.empty() &&
+            backup.database != facts.database) {
           st.outcome = Outcome::kFail;
-          st.message = "backup " + backup.id + " is a dump of database '" + backup.database + "' but the source is '" +
-                       facts.database + "'";
+          st.message = "backup " + backup.id + " is a dump of database '" + backup.database +
+                       "' but the source is '" + facts.database + "'";
           fail(DrillResult::kFailure, st.message);
         }
       } catch (const Error& e) {
-        LogWarn("source unreachable at drill start", {{"target", target.name}, {"error", e.what()}});
+        LogWarn("source unreachable at drill start",
+                {{"target", target.name}, {"error", e.what()}});
       }
     }
     st.duration_seconds = Since(t0);
@@ -187,19 +194,22 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
       RestoreOptions opts;
       opts.jobs = target.drill.jobs;
       opts.allow_errors = target.drill.allow_restore_errors;
-      opts.database = target.drill.database.empty() ? (facts.database.empty() ? backup.database : facts.database)
-                                                    : target.drill.database;
+      opts.database = target.drill.database.empty()
+                          ? (facts.database.empty() ? backup.database : facts.database)
+                          : target.drill.database;
       opts.timeout = target.drill.timeout;
       RestoreOutcome out = source->Restore(backup, *sandbox, opts, drill_cancel);
       restored_conninfo = sandbox->LibpqConnInfo(out.database);
       restored = true;
-      st.message = out.tool_summary + " into " + r.sandbox + " sandbox (ready in " + FormatSeconds(sandbox_s) + ")";
+      st.message = out.tool_summary + " into " + r.sandbox + " sandbox (ready in " +
+                   FormatSeconds(sandbox_s) + ")";
       if (!out.accepted_errors.empty())
         st.message += ", " + std::to_string(out.accepted_errors.size()) + " allowed error(s)";
       try {
         auto c = ConnectSandbox(restored_conninfo);
         pqxx::nontransaction tx(*c);
-        r.restored_size_bytes = tx.exec1("select pg_database_size(current_database())")[0].as<std::uint64_t>();
+        r.restored_size_bytes =
+            tx.exec1("select pg_database_size(current_database())")[0].as<std::uint64_t>();
       } catch (const std::exception&) {
       }
     } catch (const Error& e) {
@@ -232,7 +242,8 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
       CheckResult res;
       res.name = c->name();
       try {
-        if (auto it = before_errors.find(c.get()); it != before_errors.end()) std::rethrow_exception(it->second);
+        if (auto it = before_errors.find(c.get()); it != before_errors.end())
+          std::rethrow_exception(it->second);
         res = c->Run(ctx);
       } catch (const Error& e) {
         res.outcome = Outcome::kError;
@@ -244,21 +255,33 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
       if (res.name.empty()) res.name = c->name();
       res.duration_seconds = Since(tc);
       switch (res.outcome) {
-        case Outcome::kPass: case Outcome::kWarn: ++passed; break;
-        case Outcome::kFail: ++failed; break;
-        case Outcome::kError: ++errors; break;
-        case Outcome::kSkipped: ++skipped; break;
+        case Outcome::kPass:
+        case Outcome::kWarn:
+          ++passed;
+          break;
+        case Outcome::kFail:
+          ++failed;
+          break;
+        case Outcome::kError:
+          ++errors;
+          break;
+        case Outcome::kSkipped:
+          ++skipped;
+          break;
       }
       st.outcome = Worse(st.outcome, res.outcome);
-      LogInfo("check finished", {{"target", target.name}, {"stage", "checks"}, {"check", res.name},
-                                 {"duration_seconds", res.duration_seconds}, {"outcome", OutcomeName(res.outcome)},
+      LogInfo("check finished", {{"target", target.name},
+                                 {"stage", "checks"},
+                                 {"check", res.name},
+                                 {"duration_seconds", res.duration_seconds},
+                                 {"outcome", OutcomeName(res.outcome)},
                                  {"message", res.message}});
       r.checks.push_back(std::move(res));
       notify();
       if (drill_cancel.cancelled()) break;
     }
-    st.message = std::to_string(passed) + " passed, " + std::to_string(failed) + " failed, " + std::to_string(errors) +
-                 " error, " + std::to_string(skipped) + " skipped";
+    st.message = std::to_string(passed) + " passed, " + std::to_string(failed) + " failed, " +
+                 std::to_string(errors) + " error, " + std::to_string(skipped) + " skipped";
     if (checks.empty()) st.message = "no checks enabled";
     if (st.outcome == Outcome::kWarn) st.outcome = Outcome::kPass;
     for (const auto& c : r.checks) {
@@ -299,16 +322,21 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
     r.stages.push_back(st);
   }
   if (drill_cancel.cancelled() && r.result == DrillResult::kSuccess)
-    fail(DrillResult::kError, watchdog.timed_out() ? "drill timed out after " + FormatDuration(target.drill.timeout)
-                                                   : "drill cancelled");
+    fail(DrillResult::kError, watchdog.timed_out()
+                                  ? "drill timed out after " + FormatDuration(target.drill.timeout)
+                                  : "drill cancelled");
 
   r.finished_at = NowUnix();
-  r.stages.push_back(StageResult{"total", r.result == DrillResult::kSuccess ? Outcome::kPass
-                                          : r.result == DrillResult::kFailure ? Outcome::kFail
-                                                                              : Outcome::kError,
+  r.stages.push_back(StageResult{"total",
+                                 r.result == DrillResult::kSuccess   ? Outcome::kPass
+                                 : r.result == DrillResult::kFailure ? Outcome::kFail
+                                                                     : Outcome::kError,
                                  "", Since(t_total)});
-  LogInfo("drill finished", {{"target", target.name}, {"run_id", r.run_id}, {"stage", "total"},
-                             {"duration_seconds", r.total_seconds()}, {"outcome", DrillResultName(r.result)},
+  LogInfo("drill finished", {{"target", target.name},
+                             {"run_id", r.run_id},
+                             {"stage", "total"},
+                             {"duration_seconds", r.total_seconds()},
+                             {"outcome", DrillResultName(r.result)},
                              {"reason", r.reason}});
   notify();
   return r;

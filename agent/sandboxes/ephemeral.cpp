@@ -10,17 +10,6 @@
 namespace rw {
 namespace {
 
-// A conninfo value, quoted when libpq needs it (spaces, quotes, backslashes, empty).
-std::string ConnValue(const std::string& v) {
-  if (!v.empty() && v.find_first_of(" \t\n'\\=") == std::string::npos) return v;
-  std::string out = "'";
-  for (char c : v) {
-    if (c == '\'' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "'";
-}
-
 // Keeps [A-Za-z0-9_-] of a target name for a dir name; anything else becomes '_'.
 std::string DirSafe(const std::string& s) {
   std::string out;
@@ -88,9 +77,9 @@ class EphemeralSandbox : public Sandbox {
 
   std::string ConnInfo(const std::string& dbname) const override {
     if (!cluster_) return {};
-    return "host=" + ConnValue(cluster_->socket_dir()) +
+    return "host=" + ConnInfoValue(cluster_->socket_dir()) +
            " port=" + std::to_string(cluster_->port()) +
-           " user=postgres dbname=" + ConnValue(dbname);
+           " user=postgres dbname=" + ConnInfoValue(dbname);
   }
 
   std::vector<std::string> CreateRoles(const std::vector<std::string>& roles) override {

@@ -9,17 +9,6 @@
 namespace rw {
 namespace {
 
-// A conninfo value, quoted when libpq needs it (spaces, quotes, backslashes, empty).
-std::string ConnValue(const std::string& v) {
-  if (!v.empty() && v.find_first_of(" \t\n'\\=") == std::string::npos) return v;
-  std::string out = "'";
-  for (char c : v) {
-    if (c == '\'' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "'";
-}
-
 // [a-z0-9_] of s (lowercased); anything else becomes '_'.
 std::string IdentSafe(const std::string& s) {
   std::string out;
@@ -48,7 +37,7 @@ std::string BaseConnInfo(const std::string& conninfo) {
     std::string k = o->keyword;
     if (k == "password" || k == "sslpassword" || k == "dbname") continue;
     if (!out.empty()) out += ' ';
-    out += k + "=" + ConnValue(o->val);
+    out += k + "=" + ConnInfoValue(o->val);
   }
   PQconninfoFree(opts);
   return out;
@@ -148,7 +137,7 @@ class ScratchSandbox : public Sandbox {
 
   std::string ConnInfo(const std::string& dbname) const override {
     // Later keywords win in libpq; base_conninfo_ carries no dbname anyway.
-    return base_conninfo_ + (base_conninfo_.empty() ? "" : " ") + "dbname=" + ConnValue(dbname);
+    return base_conninfo_ + (base_conninfo_.empty() ? "" : " ") + "dbname=" + ConnInfoValue(dbname);
   }
 
   std::map<std::string, std::string> ClientEnv() const override {
@@ -158,7 +147,7 @@ class ScratchSandbox : public Sandbox {
 
   std::string LibpqConnInfo(const std::string& dbname) const override {
     std::string ci = ConnInfo(dbname);
-    if (!spec_.password.empty()) ci += " password=" + ConnValue(spec_.password);
+    if (!spec_.password.empty()) ci += " password=" + ConnInfoValue(spec_.password);
     return ci;
   }
 

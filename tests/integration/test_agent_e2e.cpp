@@ -30,13 +30,18 @@ bool Eventually(Pred pred, int seconds) {
 }
 
 std::string AgentConfig(const test::TestDir& dir, int port, const std::string& target_toml) {
-  return "[agent]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\nstate_dir = \"" + (dir / "state") +
-         "\"\nwork_dir = \"" + (dir / "work") + "\"\nlog_format = \"json\"\n\n" + target_toml;
+  return "[agent]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\nstate_dir = \"" +
+         (dir / "state") + "\"\nwork_dir = \"" + (dir / "work") + "\"\nlog_format = \"json\"\n\n" +
+         target_toml;
 }
 
-std::string Target(const std::string& conninfo, const std::string& backups, const std::string& extra = "") {
-  return "[[target]]\nname = \"t1\"\nsource = \"" + conninfo + "\"\nmonitor_interval = \"1s\"\n\n[target.backup]\npath = \"" +
-         backups + "\"\npattern = \"db-*.dump\"\nsettle = \"100ms\"\n\n[target.checks]\nstats_settle = \"1s\"\n" + extra;
+std::string Target(const std::string& conninfo, const std::string& backups,
+                   const std::string& extra = "") {
+  return "[[target]]\nname = \"t1\"\nsource = \"" + conninfo +
+         "\"\nmonitor_interval = \"1s\"\n\n[target.backup]\npath = \"" + backups +
+         "\"\npattern = \"db-*.dump\"\nsettle = \"100ms\"\n\n[target.checks]\nstats_settle = "
+         "\"1s\"\n" +
+         extra;
 }
 
 // A source with a little data and one custom-format dump of it.
@@ -53,7 +58,8 @@ struct Source {
         "app");
     backups = dir / "backups";
     MakeDirs(backups);
-    auto r = test::RunPgTool("pg_dump", {"-Fc", "-d", cluster->ConnInfo("app"), "-f", backups + "/db-1.dump"});
+    auto r = test::RunPgTool("pg_dump",
+                             {"-Fc", "-d", cluster->ConnInfo("app"), "-f", backups + "/db-1.dump"});
     REQUIRE(r.ok());
   }
 };
@@ -98,7 +104,8 @@ TEST_CASE("--help on every verb documents the exit codes", "[unit][cli]") {
   CHECK(test::RunAgent({"verify"}).exit_code == 2);
 }
 
-TEST_CASE("the daemon serves /metrics, survives a broken reload and stops on SIGTERM", "[integration][agent]") {
+TEST_CASE("the daemon serves /metrics, survives a broken reload and stops on SIGTERM",
+          "[integration][agent]") {
   Source src;
   int port = PickFreePort();
   std::string cfg = src.dir / "agent.toml";
@@ -139,7 +146,8 @@ TEST_CASE("the daemon serves /metrics, survives a broken reload and stops on SIG
   agent.Signal(SIGHUP);
   CHECK(Eventually(
       [&] {
-        return test::MetricValue(test::HttpGet(port, "/metrics").body, "restorewatch_config_last_reload_successful") == 0;
+        return test::MetricValue(test::HttpGet(port, "/metrics").body,
+                                 "restorewatch_config_last_reload_successful") == 0;
       },
       10));
   CHECK(test::HttpGet(port, "/healthz").status == 200);
@@ -150,9 +158,24 @@ TEST_CASE("the daemon serves /metrics, survives a broken reload and stops on SIG
   agent.Signal(SIGHUP);
   CHECK(Eventually(
       [&] {
-        return test::MetricValue(test::HttpGet(port, "/metrics").body, "restorewatch_config_last_reload_successful") == 1;
+        return test::MetricValue(test::HttpGet(port, "/metrics").body,
+                                 "restorewatch_config_last_reload_successful") == 1;
       },
       10));
+
+  // The source goes away: source_up drops to 0 and scrapes keep answering at once.
+  src.cluster->Stop();
+  CHECK(Eventually(
+      [&] {
+        return test::MetricValue(test::HttpGet(port, "/metrics").body, "restorewatch_source_up") ==
+               0;
+      },
+      15));
+  for (int i = 0; i < 5; ++i) {
+    auto scrape = test::HttpGet(port, "/metrics");
+    CHECK(scrape.status == 200);
+    CHECK(scrape.seconds < 0.5);
+  }
 
   pid_t pid = agent.pid();
   auto t0 = std::chrono::steady_clock::now();
@@ -165,7 +188,8 @@ TEST_CASE("the daemon serves /metrics, survives a broken reload and stops on SIG
   CHECK(test::ListDir(src.dir / "work").empty());
 }
 
-TEST_CASE("verify exit codes: 0 passed, 1 unusable backup, 2 could not run", "[integration][agent]") {
+TEST_CASE("verify exit codes: 0 passed, 1 unusable backup, 2 could not run",
+          "[integration][agent]") {
   Source src;
   std::string cfg = src.dir / "agent.toml";
   WriteFile(cfg, AgentConfig(src.dir, 0, Target(src.cluster->ConnInfo("app"), src.backups)));
@@ -178,9 +202,11 @@ TEST_CASE("verify exit codes: 0 passed, 1 unusable backup, 2 could not run", "[i
 
   // A truncated newer dump becomes the latest and fails the drill.
   {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // archive times have 1 s resolution
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(1100));  // archive times have 1 s resolution
     std::string tmp = src.dir / "db-2.full";
-    REQUIRE(test::RunPgTool("pg_dump", {"-Fc", "-d", src.cluster->ConnInfo("app"), "-f", tmp}).ok());
+    REQUIRE(
+        test::RunPgTool("pg_dump", {"-Fc", "-d", src.cluster->ConnInfo("app"), "-f", tmp}).ok());
     std::ifstream in(tmp, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::ofstream out(src.backups + "/db-2.dump", std::ios::binary);
@@ -214,7 +240,8 @@ TEST_CASE("SIGTERM during a drill cancels it and removes the sandbox", "[integra
   CHECK(test::ListDir(src.dir / "work").empty());
 }
 
-TEST_CASE("demo runs a full drill on its own sample and removes everything", "[integration][demo]") {
+TEST_CASE("demo runs a full drill on its own sample and removes everything",
+          "[integration][demo]") {
   auto before = test::ListDir("/tmp");
   auto r = test::RunAgent({"demo", "--once", "--listen", "127.0.0.1:0"}, std::chrono::minutes(3));
   INFO(r.out << r.err);
@@ -227,7 +254,8 @@ TEST_CASE("demo runs a full drill on its own sample and removes everything", "[i
   }
 }
 
-TEST_CASE("a sandbox left by a dead process is removed at start-up, a live one is kept", "[unit][agent]") {
+TEST_CASE("a sandbox left by a dead process is removed at start-up, a live one is kept",
+          "[unit][agent]") {
   test::TestDir dir;
   std::string dead = dir / "sandbox-dead";
   std::string live = dir / "sandbox-live";
@@ -236,11 +264,55 @@ TEST_CASE("a sandbox left by a dead process is removed at start-up, a live one i
   MakeDirs(live);
   MakeDirs(foreign);
   WriteFile(dead + "/.restorewatch", "owner=restorewatch pid=999999999 created=x\n");
-  WriteFile(live + "/.restorewatch", "owner=restorewatch pid=" + std::to_string(getpid()) + " created=x\n");
+  WriteFile(live + "/.restorewatch",
+            "owner=restorewatch pid=" + std::to_string(getpid()) + " created=x\n");
   auto removed = RemoveOrphanedWorkDirs(dir.path());
   CHECK(removed == std::vector<std::string>{dead});
   auto left = test::ListDir(dir.path());
   CHECK(std::find(left.begin(), left.end(), "sandbox-live") != left.end());
   CHECK(std::find(left.begin(), left.end(), "not-ours") != left.end());
   CHECK(std::find(left.begin(), left.end(), "sandbox-dead") == left.end());
+}
+
+TEST_CASE("the daemon runs drills on their cron schedule and reports them",
+          "[integration][agent]") {
+  Source src;
+  int port = PickFreePort();
+  std::string cfg = src.dir / "agent.toml";
+  WriteFile(cfg, AgentConfig(src.dir, port,
+                             Target(src.cluster->ConnInfo("app"), src.backups) +
+                                 "\n[target.drill]\nschedule = \"* * * * *\"\nrto = \"10m\"\n"));
+  test::AgentProcess agent({"run", "-c", cfg}, src.dir / "agent.log");
+  INFO(agent.Log());
+  REQUIRE(Eventually([&] { return test::HttpGet(port, "/healthz").status == 200; }, 10));
+  // The next minute boundary plus the drill itself.
+  bool ran = Eventually(
+      [&] {
+        auto body = test::HttpGet(port, "/metrics").body;
+        return test::MetricValue(body, "restorewatch_drill_runs_total", {"result=\"success\""})
+                   .value_or(0) >= 1;
+      },
+      90);
+  REQUIRE(ran);
+  auto body = test::HttpGet(port, "/metrics").body;
+  CHECK(test::MetricValue(body, "restorewatch_drill_success") == 1);
+  CHECK(test::MetricValue(body, "restorewatch_drill_rto_objective_seconds") == 600);
+  CHECK(test::MetricValue(body, "restorewatch_drill_stage_duration_seconds", {"stage=\"total\""})
+            .value_or(0) > 0);
+  CHECK(test::MetricValue(body, "restorewatch_drill_last_success_timestamp_seconds").value_or(0) >
+        0);
+  CHECK(test::MetricValue(body, "restorewatch_backups_available", {"kind=\"logical\""}) == 1);
+  auto status = test::HttpGet(port, "/api/v1/status").body;
+  CHECK(status.find("last_drill") != std::string::npos);
+  CHECK(status.find("next_drill") != std::string::npos);
+  CHECK(status.find("\"restore\"") != std::string::npos);
+  agent.Signal(SIGTERM);
+  CHECK(agent.WaitExit(std::chrono::seconds(5)) == 0);
+  CHECK(test::ListDir(src.dir / "work").empty());
+  // The drill's result survives a restart: a fresh agent exports it from the state dir.
+  test::AgentProcess again({"run", "-c", cfg}, src.dir / "agent2.log");
+  REQUIRE(Eventually([&] { return test::HttpGet(port, "/healthz").status == 200; }, 10));
+  CHECK(test::MetricValue(test::HttpGet(port, "/metrics").body,
+                          "restorewatch_drill_last_success_timestamp_seconds")
+            .value_or(0) > 0);
 }

@@ -25,12 +25,16 @@ struct DrillFixture {
     source->Psql("create database app");
     source->Psql(
         "create schema sales;"
-        "create table sales.customers(id int primary key, name text not null, tags text[], profile jsonb);"
-        "create table sales.orders(id bigint primary key, customer_id int references sales.customers(id),"
+        "create table sales.customers(id int primary key, name text not null, tags text[], profile "
+        "jsonb);"
+        "create table sales.orders(id bigint primary key, customer_id int references "
+        "sales.customers(id),"
         "  amount numeric(10,2), placed_at timestamptz default now(), raw bytea);"
         "create table public.notes(body text, at timestamptz);"  // no primary key
-        "insert into sales.customers select g, 'c' || g, array['a','b'], jsonb_build_object('n', g) from generate_series(1, 3000) g;"
-        "insert into sales.orders select g, 1 + g % 3000, g * 0.5, now() - (g || ' s')::interval, decode(md5(g::text), 'hex')"
+        "insert into sales.customers select g, 'c' || g, array['a','b'], jsonb_build_object('n', "
+        "g) from generate_series(1, 3000) g;"
+        "insert into sales.orders select g, 1 + g % 3000, g * 0.5, now() - (g || ' s')::interval, "
+        "decode(md5(g::text), 'hex')"
         "  from generate_series(1, 20000) g;"
         "insert into public.notes select 'note ' || g, now() from generate_series(1, 500) g;",
         "app");
@@ -50,7 +54,8 @@ struct DrillFixture {
     target.checks.freshness = {{"sales.orders", "placed_at"}};
   }
   void Dump(const std::string& name, const std::string& format, const std::string& db = "app") {
-    auto r = test::RunPgTool("pg_dump", {"-F" + format, "-d", source->ConnInfo(db), "-f", dir / ("backups/" + name)});
+    auto r = test::RunPgTool(
+        "pg_dump", {"-F" + format, "-d", source->ConnInfo(db), "-f", dir / ("backups/" + name)});
     REQUIRE(r.ok());
   }
 };
@@ -63,7 +68,8 @@ const CheckResult* FindCheck(const DrillReport& r, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("a drill of a good dump passes every stage and leaves nothing behind", "[integration][drill]") {
+TEST_CASE("a drill of a good dump passes every stage and leaves nothing behind",
+          "[integration][drill]") {
   DrillFixture f;
   f.Dump("app-1.dump", "c");
   CancelToken cancel;
@@ -91,7 +97,8 @@ TEST_CASE("a drill of a good dump passes every stage and leaves nothing behind",
   auto text = RenderFamilies(DrillFamilies(f.target, history.Load(), false));
   CHECK(text.find("restorewatch_drill_success 1") != std::string::npos);
   CHECK(text.find("restorewatch_drill_runs_total{result=\"success\"} 1") != std::string::npos);
-  CHECK(text.find("restorewatch_drill_stage_duration_seconds{stage=\"restore\"}") != std::string::npos);
+  CHECK(text.find("restorewatch_drill_stage_duration_seconds{stage=\"restore\"}") !=
+        std::string::npos);
   CHECK(text.find("restorewatch_drill_check_success{check=\"checksum\"} 1") != std::string::npos);
 }
 
@@ -108,7 +115,8 @@ TEST_CASE("a dump of the wrong database fails the drill with the reason", "[inte
   CHECK(test::ListDir(f.env.work_dir).empty());
 }
 
-TEST_CASE("no backup, an unreachable source and a timeout end as clear non-passes", "[integration][drill]") {
+TEST_CASE("no backup, an unreachable source and a timeout end as clear non-passes",
+          "[integration][drill]") {
   DrillFixture f;
   CancelToken cancel;
   SECTION("empty directory") {

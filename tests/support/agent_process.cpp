@@ -1,13 +1,13 @@
 #include "tests/support/agent_process.h"
 
 #include <dirent.h>
+#include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
-#include <httplib.h>
 #include <sstream>
 #include <thread>
 
@@ -23,7 +23,8 @@ ProcessResult RunAgent(const std::vector<std::string>& args, Duration timeout) {
   return RunProcess(spec);
 }
 
-AgentProcess::AgentProcess(const std::vector<std::string>& args, const std::string& log_path) : log_path_(log_path) {
+AgentProcess::AgentProcess(const std::vector<std::string>& args, const std::string& log_path)
+    : log_path_(log_path) {
   ProcessSpec spec;
   spec.argv = {AgentBinary()};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
@@ -78,7 +79,8 @@ std::optional<double> MetricValue(const std::string& text, const std::string& me
   for (std::string line; std::getline(in, line);) {
     if (line.empty() || line[0] == '#') continue;
     if (line.compare(0, metric.size(), metric) != 0) continue;
-    if (line.size() > metric.size() && line[metric.size()] != '{' && line[metric.size()] != ' ') continue;
+    if (line.size() > metric.size() && line[metric.size()] != '{' && line[metric.size()] != ' ')
+      continue;
     bool all = true;
     for (const auto& n : needles) all &= line.find(n) != std::string::npos;
     if (!all) continue;

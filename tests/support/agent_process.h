@@ -15,7 +15,8 @@ namespace rw::test {
 std::string AgentBinary();
 
 // Runs the binary to completion (bounded).
-ProcessResult RunAgent(const std::vector<std::string>& args, Duration timeout = std::chrono::minutes(3));
+ProcessResult RunAgent(const std::vector<std::string>& args,
+                       Duration timeout = std::chrono::minutes(3));
 
 class AgentProcess {
  public:

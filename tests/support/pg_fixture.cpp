@@ -47,7 +47,8 @@ std::unique_ptr<LocalCluster> StartCluster(const TestDir& dir, const ClusterSpec
   return nullptr;
 }
 
-ProcessResult RunPgTool(const std::string& tool, const std::vector<std::string>& args, Duration timeout) {
+ProcessResult RunPgTool(const std::string& tool, const std::vector<std::string>& args,
+                        Duration timeout) {
   ProcessSpec spec;
   spec.argv = {Tools().Path(tool)};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
