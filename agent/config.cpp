@@ -1020,8 +1020,12 @@ void ReadTarget(Reader& r, std::map<std::string, int>* names, TargetConfig* t) {
       if (name.empty())
         name = ConnParam(spec.conninfo, "host").value_or("localhost") + ":" +
                ConnParam(spec.conninfo, "port").value_or("5432");
-      if (std::find(t->standby_names.begin(), t->standby_names.end(), name) !=
-          t->standby_names.end())
+      // "source" labels the primary's own restorewatch_pg_in_recovery{server} series.
+      if (name == "source")
+        r.loader().Error(LineOf(e), key,
+                         "a standby cannot be named \"source\" (it labels the primary)");
+      else if (std::find(t->standby_names.begin(), t->standby_names.end(), name) !=
+               t->standby_names.end())
         r.loader().Error(LineOf(e), key,
                          "duplicate standby name \"" + name + "\" (give each a name = \"...\")");
       t->standbys.push_back(spec);

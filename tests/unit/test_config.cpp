@@ -529,6 +529,10 @@ TEST_CASE("config: standbys as strings and tables", "[unit][config]") {
   CHECK(Find(errors, "target.blog.standbys[2].dsn") != nullptr);  // missing dsn
   CHECK(Find(errors, "target.blog.standbys[3]") != nullptr);      // not a string
   CHECK(Find(errors, "target.blog.standbys[4].pw") != nullptr);   // unknown key
+
+  const auto reserved =
+      LoadErrors(std::string(kTarget) + "standbys = [{ name = \"source\", dsn = \"host=c\" }]\n");
+  CHECK(Find(reserved, "target.blog.standbys[0]") != nullptr);  // labels the primary
 }
 
 TEST_CASE("config: sql checks and expect syntax", "[unit][config]") {
