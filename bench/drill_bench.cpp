@@ -66,22 +66,27 @@ int main(int argc, char** argv) {
     so.throwaway = true;  // loading speed only; the source's settings do not affect the drill
     auto source = LocalCluster::Create(so);
     source->Psql("create database ref");
-    std::printf("building the reference: pgbench scale %d + 3 wide tables of %d rows ...\n", scale, wide_rows);
+    std::printf("building the reference: pgbench scale %d + 3 wide tables of %d rows ...\n", scale,
+                wide_rows);
     auto t0 = std::chrono::steady_clock::now();
     ProcessSpec pgb;
-    pgb.argv = {env.pg.Path("pgbench"), "-i", "-q", "-s", std::to_string(scale), "-d", source->ConnInfo("ref")};
+    pgb.argv = {env.pg.Path("pgbench"), "-i", "-q", "-s", std::to_string(scale), "-d",
+                source->ConnInfo("ref")};
     pgb.timeout = std::chrono::minutes(20);
     Must(RunProcess(pgb), "pgbench -i");
     for (int w = 1; w <= 3; ++w) {
       std::string t = "wide" + std::to_string(w);
-      source->Psql("create table " + t +
-                       " (id bigint primary key, name text, doc jsonb, amount numeric(14,4), at timestamptz,"
-                       " uid uuid, tags text[]);"
-                       "insert into " + t + " select g, repeat('n', 20) || g, jsonb_build_object('g', g, 'w', " +
-                       std::to_string(w) +
-                       ", 's', md5(g::text)), g / 7.0, now() - (g || ' s')::interval, md5(g::text)::uuid,"
-                       " array[g::text, md5(g::text)] from generate_series(1, " + std::to_string(wide_rows) + ") g;",
-                   "ref");
+      source->Psql(
+          "create table " + t +
+              " (id bigint primary key, name text, doc jsonb, amount numeric(14,4), at timestamptz,"
+              " uid uuid, tags text[]);"
+              "insert into " +
+              t + " select g, repeat('n', 20) || g, jsonb_build_object('g', g, 'w', " +
+              std::to_string(w) +
+              ", 's', md5(g::text)), g / 7.0, now() - (g || ' s')::interval, md5(g::text)::uuid,"
+              " array[g::text, md5(g::text)] from generate_series(1, " +
+              std::to_string(wide_rows) + ") g;",
+          "ref");
     }
     source->Psql("vacuum analyze", "ref");
     std::string size = source->Psql("select pg_size_pretty(pg_database_size('ref'))");
@@ -104,7 +109,8 @@ int main(int argc, char** argv) {
       std::string db = "r" + std::to_string(i);
       tuned->Psql("create database " + db);
       ProcessSpec pr;
-      pr.argv = {env.pg.Path("pg_restore"), "-j", "2", "--no-owner", "--no-privileges", "-d", tuned->ConnInfo(db), dump};
+      pr.argv = {env.pg.Path("pg_restore"), "-j", "2", "--no-owner", "--no-privileges", "-d",
+                 tuned->ConnInfo(db),       dump};
       pr.timeout = std::chrono::minutes(20);
       auto t = std::chrono::steady_clock::now();
       Must(RunProcess(pr), "pg_restore");
@@ -136,8 +142,11 @@ int main(int argc, char** argv) {
     }
     std::printf("\n%s\n", RenderReportText(last).c_str());
     double b = Median(bare), f = Median(full);
-    std::printf("bare pg_restore -j 2 into a running tuned cluster: median %.2f s over %d runs\n", b, runs);
-    std::printf("full drill (start, restore, schema, exact counts + checksums, teardown): median %.2f s\n", f);
+    std::printf("bare pg_restore -j 2 into a running tuned cluster: median %.2f s over %d runs\n",
+                b, runs);
+    std::printf(
+        "full drill (start, restore, schema, exact counts + checksums, teardown): median %.2f s\n",
+        f);
     std::printf("ratio %.2fx (target <= 1.40x)\n", f / b);
     source.reset();
   } catch (const Error& e) {

@@ -1,9 +1,8 @@
 // dashboards/: the Prometheus alert rules pass `promtool check rules`, their unit tests pass
-// `promtool test rules`, the Grafana dashboard is valid JSON of the expected shape, and both use only
-// metric names the project documents. Without promtool or python3 the tool-based parts WARN and
-// skip (`.ci/setup` installs prometheus, which brings promtool).
+// `promtool test rules`, the Grafana dashboard is valid JSON of the expected shape, and both use
+// only metric names the project documents. Without promtool or python3 the tool-based parts WARN
+// and skip (`.ci/setup` installs prometheus, which brings promtool).
 #include <catch2/catch.hpp>
-
 #include <fstream>
 #include <regex>
 #include <set>
@@ -203,7 +202,8 @@ TEST_CASE("alerts and dashboard use only documented metric names", "[unit][dashb
   std::set<std::string> known = kContractMetrics;
   known.insert(kExtraMetrics.begin(), kExtraMetrics.end());
   std::set<std::string> used;
-  for (const char* rel : {"dashboards/alerts.yml", "dashboards/alerts_test.yml", "dashboards/restorewatch.json"}) {
+  for (const char* rel :
+       {"dashboards/alerts.yml", "dashboards/alerts_test.yml", "dashboards/restorewatch.json"}) {
     const auto names = MetricNamesIn(ReadFile(SourcePath(rel)));
     CHECK(names.size() >= 10);
     for (const auto& n : names) {
@@ -213,10 +213,11 @@ TEST_CASE("alerts and dashboard use only documented metric names", "[unit][dashb
     if (std::string(rel) != "dashboards/alerts_test.yml") used.insert(names.begin(), names.end());
   }
   // The core of the contract is watched by the rules or the dashboard.
-  for (const char* n : {"restorewatch_drill_success", "restorewatch_drill_last_success_timestamp_seconds",
-                        "restorewatch_backup_last_completion_timestamp_seconds",
-                        "restorewatch_archiver_ready_segments", "restorewatch_replica_lag_bytes",
-                        "restorewatch_replication_slot_wal_status", "restorewatch_collector_success"}) {
+  for (const char* n :
+       {"restorewatch_drill_success", "restorewatch_drill_last_success_timestamp_seconds",
+        "restorewatch_backup_last_completion_timestamp_seconds",
+        "restorewatch_archiver_ready_segments", "restorewatch_replica_lag_bytes",
+        "restorewatch_replication_slot_wal_status", "restorewatch_collector_success"}) {
     INFO(n);
     CHECK(used.count(n) == 1);
   }
