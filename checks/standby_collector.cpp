@@ -1,6 +1,7 @@
 #include "checks/standby_collector.h"
 
 #include <algorithm>
+#include <future>
 
 #include "agent/errors.h"
 #include "agent/log.h"
@@ -96,12 +97,17 @@ std::vector<MetricFamilyData> StandbyCollector::Collect(CollectContext& ctx) {
   const TargetConfig& t = ctx.target;
   was_up_.resize(t.standbys.size(), true);
   std::vector<std::pair<std::string, std::optional<StandbyReading>>> readings;
+  // Standbys are read concurrently, each on its own session, so N unreachable standbys cost one
+  // connect_timeout, not N.
+  std::vector<std::future<StandbyReading>> pending;
+  for (std::size_t i = 0; i < t.standbys.size(); ++i)
+    pending.push_back(
+        std::async(std::launch::async, [&t, i] { return ReadStandby(t.standbys[i], t); }));
   for (std::size_t i = 0; i < t.standbys.size(); ++i) {
-    ctx.cancel.ThrowIfCancelled();
     std::string server = StandbyLabel(t, i);
     std::optional<StandbyReading> r;
     try {
-      r = ReadStandby(t.standbys[i], t);
+      r = pending[i].get();
     } catch (const Error& e) {
       if (was_up_[i])
         LogWarn("standby is down", {{"target", t.name}, {"server", server}, {"reason", e.what()}});
@@ -114,6 +120,7 @@ std::vector<MetricFamilyData> StandbyCollector::Collect(CollectContext& ctx) {
     was_up_[i] = r.has_value();
     readings.emplace_back(server, std::move(r));
   }
+  ctx.cancel.ThrowIfCancelled();
   return StandbyFamilies(readings);
 }
 
