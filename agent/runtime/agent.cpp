@@ -71,9 +71,13 @@ class TargetRuntime {
     return true;
   }
 
+  // Re-reads the persisted history (at start, when a drill starts and after it is recorded) and
+  // republishes the drill metrics; scrapes and the status API use what this cached.
   void RefreshDrillMetrics() {
     DrillHistorySummary h = history_.Load();
     board_.Set(target_.name, "drill", DrillFamilies(target_, h, running_.load()));
+    std::lock_guard<std::mutex> lk(mu_);
+    history_cache_ = std::move(h);
   }
 
   TargetStatus Status() const {
@@ -87,8 +91,8 @@ class TargetRuntime {
         s.next_drill = static_cast<double>(*n);
     }
     s.drill_running = running_.load();
-    s.history = const_cast<DrillHistory&>(history_).Load();
     std::lock_guard<std::mutex> lk(mu_);
+    s.history = history_cache_;
     s.collectors = statuses_;
     return s;
   }
@@ -157,6 +161,7 @@ class TargetRuntime {
   CancelToken cancel_;
   mutable std::mutex mu_;
   std::map<std::string, CollectorStatus> statuses_;
+  DrillHistorySummary history_cache_;  // guarded by mu_
   std::atomic<bool> running_{false};
 };
 
