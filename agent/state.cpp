@@ -359,17 +359,7 @@ void ActivityStore::Append(const ActivitySample& sample) {
   // valid sample.
   bool ours = !samples_.empty() && static_cast<std::uint64_t>(st.st_ino) == known_ino_ &&
               static_cast<std::uint64_t>(st.st_size) == known_size_;
-  if (!ours) {
-    samples_.clear();
-    since_full_ = 0;
-    Replay replay;
-    ForEachRecord(
-        path_, replay, [](const Record&) {}, [](const Record&) {});
-    if (replay.valid()) {
-      samples_.push_back(replay.Sample());
-      since_full_ = replay.since_full();
-    }
-  }
+  if (!ours) LoadLocked();
 
   ActivitySample rounded{FromMs(ToMs(sample.ts)), sample.tables};
   std::string line;

@@ -338,15 +338,11 @@ void PgDumpSource::RunGlobals(const std::string& path, const std::string& file_f
   ProcessResult r = RunProcess(spec, &cancel);
   if (r.cancelled) throw Error(ErrorKind::kCancelled, "cancelled while restoring " + path);
   if (r.timed_out) throw Error(ErrorKind::kTimeout, "psql timed out on " + path);
-  std::vector<ToolError> bad;
-  for (auto& e : ParsePsqlErrors(r.err)) {
-    if (e.line.find("already exists") != std::string::npos) continue;
-    if (Allowed(e, options.allow_errors)) {
-      out->accepted_errors.push_back(e.line);
-    } else {
-      bad.push_back(e);
-    }
-  }
+  // Roles such as postgres exist in every sandbox already.
+  std::vector<ToolError> errs;
+  for (auto& e : ParsePsqlErrors(r.err))
+    if (e.line.find("already exists") == std::string::npos) errs.push_back(e);
+  std::vector<ToolError> bad = RejectedErrors(errs, options.allow_errors, &out->accepted_errors);
   if (!r.ok() || !bad.empty())
     throw Error(bad.empty() ? ErrorKind::kProcess : KindOf(bad),
                 "globals file " + path + " (for " + file_for_msgs +
@@ -437,14 +433,7 @@ RestoreOutcome PgDumpSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
     int ignored = -1;
     auto errs = ParsePgRestoreErrors(r.err, &ignored);
     if (!r.ok() || !errs.empty()) {
-      std::vector<ToolError> bad;
-      for (auto& x : errs) {
-        if (Allowed(x, options.allow_errors)) {
-          out.accepted_errors.push_back(x.line);
-        } else {
-          bad.push_back(x);
-        }
-      }
+      std::vector<ToolError> bad = RejectedErrors(errs, options.allow_errors, &out.accepted_errors);
       // pg_restore went through the whole archive only when it ends with "errors ignored on
       // restore: N"; anything else (a fatal error, a signal) fails whatever the allow-list says.
       bool completed =
@@ -502,14 +491,7 @@ RestoreOutcome PgDumpSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
       throw Error(ErrorKind::kTimeout,
                   "psql timed out after " + FormatDuration(options.timeout) + " on " + file);
     auto errs = ParsePsqlErrors(r.err);
-    std::vector<ToolError> bad;
-    for (auto& x : errs) {
-      if (Allowed(x, options.allow_errors)) {
-        out.accepted_errors.push_back(x.line);
-      } else {
-        bad.push_back(x);
-      }
-    }
+    std::vector<ToolError> bad = RejectedErrors(errs, options.allow_errors, &out.accepted_errors);
     if (!r.ok() || !bad.empty()) {
       const auto& shown = bad.empty() ? errs : bad;
       throw Error(

@@ -428,6 +428,19 @@ bool Allowed(const ToolError& e, const std::vector<std::string>& allow) {
   return false;
 }
 
+std::vector<ToolError> RejectedErrors(const std::vector<ToolError>& errors,
+                                      const std::vector<std::string>& allow,
+                                      std::vector<std::string>* accepted) {
+  std::vector<ToolError> bad;
+  for (const auto& e : errors) {
+    if (Allowed(e, allow))
+      accepted->push_back(e.line);
+    else
+      bad.push_back(e);
+  }
+  return bad;
+}
+
 std::string JoinFirst(const std::vector<ToolError>& errors, std::size_t n) {
   std::string out;
   for (std::size_t i = 0; i < errors.size() && i < n; ++i) out += (i ? " | " : "") + errors[i].line;

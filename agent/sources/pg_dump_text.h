@@ -55,6 +55,11 @@ std::vector<ToolError> ParsePgRestoreErrors(const std::string& err, int* ignored
 std::vector<ToolError> ParsePsqlErrors(const std::string& err);
 // True when an allow-list entry is a substring of the error's context.
 bool Allowed(const ToolError& e, const std::vector<std::string>& allow);
+// Splits errors by the allow-list: allowed ones' lines are appended to *accepted, the rest are
+// returned in order.
+std::vector<ToolError> RejectedErrors(const std::vector<ToolError>& errors,
+                                      const std::vector<std::string>& allow,
+                                      std::vector<std::string>* accepted);
 // Up to n error lines joined with " | ".
 std::string JoinFirst(const std::vector<ToolError>& errors, std::size_t n);
 
