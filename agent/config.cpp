@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "agent/backup_source.h"
+#include "agent/path_guard.h"
 
 namespace rw {
 namespace {
@@ -829,6 +830,7 @@ void ReadAgent(Reader& r, AgentConfig* a) {
     r.Error("listen", "must be host:port with a port 0-65535, e.g. \"127.0.0.1:9847\"");
   r.Name("state_dir", &a->state_dir);
   r.Name("work_dir", &a->work_dir);
+  if (auto why = UnsafeWorkDir(a->work_dir, a->state_dir)) r.Error("work_dir", *why);
   r.Name("pg_bin_dir", &a->pg_bin_dir);
   r.Name("run_as", &a->run_as);
   r.Choice("log_format", &a->log_format, {{"text", LogFormat::kText}, {"json", LogFormat::kJson}});

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -249,6 +250,28 @@ std::string LocalCluster::Psql(const std::string& sql, const std::string& dbname
   ProcessResult r = RunProcess(spec);
   if (!r.ok()) throw Error(ErrorKind::kQuery, "psql failed: " + r.Summary());
   return r.out;
+}
+
+std::string LocalCluster::Problem() {
+  std::string out;
+  if (server_ && !server_->Running()) {
+    const int st = server_->Stop(SIGKILL, std::chrono::seconds(1));  // reaped: returns its status
+    out = WIFSIGNALED(st)
+              ? "the sandbox server died (killed by signal " + std::to_string(WTERMSIG(st)) + ")"
+              : "the sandbox server exited (code " + std::to_string(WEXITSTATUS(st)) + ")";
+  }
+  // Only lines that say the server itself is in trouble; a FATAL for one client session is not.
+  std::istringstream in(LogTail(8000));
+  std::string trouble;
+  for (std::string line; std::getline(in, line);) {
+    const auto bracket = line.find("] ");
+    if (bracket != std::string::npos) line = line.substr(bracket + 2);
+    if (line.rfind("PANIC", 0) == 0 || line.find("No space left on device") != std::string::npos)
+      trouble += line + "\n";
+  }
+  const std::string line = CauseLine(trouble);
+  if (!line.empty()) out += (out.empty() ? "" : ": ") + line;
+  return out;
 }
 
 std::string LocalCluster::LogTail(std::size_t max_bytes) const {

@@ -68,6 +68,9 @@ class LocalCluster {
   std::string Psql(const std::string& sql, const std::string& dbname = "postgres") const;
   // The server log's last lines (for error messages).
   std::string LogTail(std::size_t max_bytes = 4000) const;
+  // Why the server stopped serving, one line: "the server is no longer running (killed by signal
+  // 9)" and/or its last PANIC/FATAL log line; empty when it runs and logged no such line.
+  std::string Problem();
 
  private:
   explicit LocalCluster(ClusterOptions opts);

@@ -246,16 +246,53 @@ std::optional<RunAs> ResolveRunAs(const std::string& user) {
   return RunAs{user, res->pw_uid, res->pw_gid, res->pw_dir ? res->pw_dir : "/"};
 }
 
+namespace {
+
+// Lines tools print after the real problem (initdb's clean-up, pg_ctl's echo of the exit code):
+// true causes come before them.
+bool IsTrailer(const std::string& line) {
+  static const char* kTrailers[] = {"removing data directory",
+                                    "removing contents of data directory",
+                                    "child process exited with exit code",
+                                    "not removed at user's request",
+                                    "Try \"",
+                                    "The files belonging to this database system"};
+  for (const char* t : kTrailers)
+    if (line.find(t) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+std::string CauseLine(const std::string& text) {
+  static const char* kCauses[] = {"No space left on device", "Disk quota exceeded",
+                                  "Read-only file system",   "Permission denied",
+                                  "Cannot allocate memory",  "Too many open files"};
+  static const char* kProblems[] = {"error:", "ERROR:", "FATAL:", "PANIC:", "could not", "cannot"};
+  std::string last, problem, cause;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    for (const char* c : kCauses)
+      if (line.find(c) != std::string::npos) cause = line;
+    if (IsTrailer(line)) continue;
+    last = line;
+    for (const char* p : kProblems)
+      if (line.find(p) != std::string::npos) problem = line;
+  }
+  if (!cause.empty()) return cause;
+  if (!problem.empty()) return problem;
+  return last;
+}
+
 std::string ProcessResult::Summary() const {
   if (cancelled) return "cancelled";
   if (timed_out) return "timed out";
-  std::string last;
-  std::istringstream in(err);
-  for (std::string line; std::getline(in, line);)
-    if (line.find_first_not_of(" \t\r") != std::string::npos) last = line;
+  const std::string why = CauseLine(err);
   std::string head = term_signal ? "killed by signal " + std::to_string(term_signal)
                                  : "exit code " + std::to_string(exit_code);
-  return last.empty() ? head : head + ": " + last;
+  return why.empty() ? head : head + ": " + why;
 }
 
 ProcessResult RunProcess(const ProcessSpec& spec, CancelToken* cancel) {

@@ -47,9 +47,14 @@ struct ProcessResult {
   std::string err;  // captured stderr tail
   double seconds = 0;
   bool ok() const { return !timed_out && !cancelled && term_signal == 0 && exit_code == 0; }
-  // One line: "exit code 1: <last non-empty stderr line>" or "killed by signal 9".
+  // One line: "exit code 1: <the stderr line that names the cause>" or "killed by signal 9".
   std::string Summary() const;
 };
+
+// The line of a tool's output that names why it failed: one naming an OS cause (No space left on
+// device, Permission denied, ...), else the last error-looking line, else the last line; clean-up
+// lines printed after the failure ("initdb: removing data directory") are passed over.
+std::string CauseLine(const std::string& text);
 
 // Runs to completion. Throws Error(kProcess) only if the program cannot be started; a non-zero
 // exit is reported in the result. Cancellation kills the child's process group.

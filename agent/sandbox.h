@@ -41,6 +41,10 @@ class Sandbox {
     return {};
   }
   virtual int ServerMajor() const = 0;
+  // When a restore broke off (connection lost, disk full): the sandbox server's own account of
+  // it, one line (a PANIC/FATAL from its log, or that it is no longer running), or empty when it
+  // has nothing to say or cannot tell (a scratch server's log is not ours to read).
+  virtual std::string ServerProblem() { return {}; }
   // Removes everything created (databases, server, dirs). Idempotent, never throws; returns a
   // one-line problem or empty.
   virtual std::string Cleanup() = 0;

@@ -13,8 +13,10 @@
 #include "agent/backup_source.h"
 #include "agent/errors.h"
 #include "agent/log.h"
+#include "agent/path_guard.h"
 #include "agent/pg_conn.h"
 #include "agent/sandbox.h"
+#include "agent/state.h"
 #include "agent/units.h"
 #include "checks/registry.h"
 
@@ -81,6 +83,23 @@ class Watchdog {
   std::atomic<bool> timed_out_{false};
   std::thread thread_;
 };
+
+// Fails early (Error kIo, so the drill is an error: nothing was learnt about the backup) when
+// work_dir lacks room for the restored copy, naming both numbers.
+void CheckRoomForRestore(const Environment& env, const TargetConfig& target,
+                         const BackupInfo& backup) {
+  std::uint64_t last_restored = 0;
+  try {
+    DrillHistorySummary h = DrillHistory(env.state_dir + "/" + target.name).Load();
+    if (h.last_report) last_restored = h.last_report->restored_size_bytes;
+  } catch (const std::exception&) {
+    // No usable history: estimate from the backup's size.
+  }
+  std::optional<std::uint64_t> free_bytes = FreeBytes(env.work_dir);
+  if (!free_bytes) return;  // cannot tell; the restore itself will say if the disk fills
+  SpaceNeed need = RestoreSpaceNeed(backup.size_bytes, backup.format, last_restored);
+  if (auto why = ShortOfSpace(env.work_dir, *free_bytes, need)) throw Error(ErrorKind::kIo, *why);
+}
 
 }  // namespace
 
@@ -188,6 +207,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
       return errs;
     });
     try {
+      if (target.drill.sandbox == SandboxKind::kEphemeral) CheckRoomForRestore(env, target, backup);
       sandbox = MakeSandbox(env, target, r.run_id, facts.system_id);
       sandbox->Start(backup.server_major, drill_cancel);
       double sandbox_s = Since(t0);
@@ -213,9 +233,22 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
       } catch (const std::exception&) {
       }
     } catch (const Error& e) {
-      st.outcome = e.kind() == ErrorKind::kBadInput ? Outcome::kFail : Outcome::kError;
+      ErrorKind kind = e.kind();
       st.message = error_reason(e);
-      fail(ResultFor(e.kind()), "restore: " + st.message);
+      // A restore that broke off because the sandbox server died or ran out of disk is the
+      // sandbox's problem, not the backup's: say what the server said, and judge nothing.
+      const std::string server = sandbox ? sandbox->ServerProblem() : std::string();
+      if (!server.empty() && kind != ErrorKind::kCancelled) {
+        st.message += " (" + server + ")";
+        if (kind == ErrorKind::kBadInput) kind = ErrorKind::kProcess;
+      }
+      if (target.drill.sandbox == SandboxKind::kEphemeral && LooksLikeDiskFull(st.message)) {
+        st.message =
+            "the sandbox ran out of disk space in work_dir " + env.work_dir + ": " + st.message;
+        kind = ErrorKind::kIo;
+      }
+      st.outcome = kind == ErrorKind::kBadInput ? Outcome::kFail : Outcome::kError;
+      fail(ResultFor(kind), "restore: " + st.message);
     } catch (const std::exception& e) {
       st.outcome = Outcome::kError;
       st.message = e.what();

@@ -100,6 +100,8 @@ class EphemeralSandbox : public Sandbox {
 
   int ServerMajor() const override { return cluster_ ? env_.pg.major : 0; }
 
+  std::string ServerProblem() override { return cluster_ ? cluster_->Problem() : std::string(); }
+
   std::string Cleanup() override {
     try {
       cluster_.reset();  // stops the server and removes its dir

@@ -10,6 +10,7 @@
 
 #include "agent/errors.h"
 #include "agent/log.h"
+#include "agent/path_guard.h"
 #include "agent/process.h"
 #include "agent/sources/pg_dump_discovery.h"
 #include "agent/sources/pg_dump_text.h"
@@ -50,7 +51,7 @@ std::string Seconds(Duration d) { return FormatDuration(d); }
 // the backup's.
 ErrorKind KindOf(const std::vector<ToolError>& errors) {
   for (const auto& e : errors) {
-    if (e.context.find("No space left on device") != std::string::npos) return ErrorKind::kIo;
+    if (LooksLikeDiskFull(e.context)) return ErrorKind::kIo;
     if (e.context.find("server closed the connection unexpectedly") != std::string::npos ||
         e.context.find("connection to server") != std::string::npos ||
         e.context.find("terminating connection") != std::string::npos)
