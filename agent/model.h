@@ -68,7 +68,15 @@ struct CheckResult {
   std::vector<TableFinding> details;  // failed/warned ones always; passing ones may be omitted
   std::int64_t tables_compared = 0;
   std::int64_t tables_mismatched = 0;
-  std::int64_t rows_checksummed = 0;          // restored side
+  std::int64_t rows_checksummed = 0;  // restored side
+  // Coverage: a table or row is *verified* when the copy was proven to hold it as the source
+  // had it at the backup (equal count and content hash, or an exact match for a table untouched
+  // since). Unverified: compared but a difference no evidence explains, or not compared because
+  // written since the backup. Source-side rows.
+  std::int64_t tables_unverified = 0;
+  std::int64_t rows_verified = 0;
+  std::int64_t rows_unverified = 0;
+  std::vector<std::string> unverified;        // "schema.table: reason", at most a few
   std::optional<double> recovered_timestamp;  // freshness: newest row time in the restored copy
 };
 

@@ -428,6 +428,18 @@ std::optional<ActivitySample> ActivityStore::Latest() {
   return replay.Sample();
 }
 
+std::optional<double> ActivityStore::Earliest() {
+  std::lock_guard<std::mutex> lk(mu_);
+  std::optional<double> first;
+  Replay replay;
+  ForEachRecord(
+      path_, replay, [](const Record&) {},
+      [&](const Record& r) {
+        if (!first) first = static_cast<double>(r.ts_ms) / 1000.0;
+      });
+  return first;
+}
+
 std::size_t ActivityStore::SampleCount() {
   std::lock_guard<std::mutex> lk(mu_);
   std::size_t n = 0;

@@ -47,6 +47,8 @@ class ActivityStore {
   // The newest sample with ts <= t, re-reading the file (another process may have written).
   std::optional<ActivitySample> AtOrBefore(double t);
   std::optional<ActivitySample> Latest();
+  // Time of the oldest sample kept, or nullopt when there is none.
+  std::optional<double> Earliest();
   // Per-table churn from `from` to `to`; tables missing in `from` but present in `to` are new
   // (all live rows inserted). A counter that went backwards (stats reset) yields nullopt.
   static std::map<std::string, std::optional<TableChurn>> Churn(const ActivitySample& from,

@@ -325,6 +325,7 @@ CheckResult ChecksumCheck::Run(CheckContext& ctx) {
   };
 
   std::vector<std::string> touched, not_both, bad;
+  std::vector<std::string> unverified;  // "table: why", for the report
   std::vector<Mismatch> mismatches;
   Outcome outcome = Outcome::kPass;
   auto add = [&](TableFinding f) {
@@ -434,8 +435,12 @@ CheckResult ChecksumCheck::Run(CheckContext& ctx) {
     f.source_rows = m.source_rows;
     f.restored_rows = m.restored_rows;
     if (m.plan == ChecksumPlan::kCompareUnknown) {
-      f.outcome = Outcome::kWarn;
-      f.message = "content differs; the source may have changed since the backup (churn unknown)";
+      // No evidence says whether the source changed since the backup: not a pass, not a warning.
+      f.outcome = Outcome::kError;
+      f.message =
+          "unverified: content differs, and nothing records this table's churn since the backup "
+          "(the difference may come from the backup or from later writes)";
+      unverified.push_back(m.table + ": content differs, churn unknown");
       add(f);
       continue;
     }
@@ -457,10 +462,13 @@ CheckResult ChecksumCheck::Run(CheckContext& ctx) {
     });
     f.sample_keys = nr.samples;
     if (nr.total() == 0) {
-      f.outcome = Outcome::kWarn;
+      // The source moved between the scan and the narrowing: the difference is real but
+      // unexplained, so the table is unverified rather than passed.
+      f.outcome = Outcome::kError;
       f.message =
-          "content differed in the scan, but no differing row was found on re-reading"
-          " (the source may have changed meanwhile)";
+          "unverified: content differed in the scan, but no differing row was found on "
+          "re-reading (the source changed meanwhile)";
+      unverified.push_back(m.table + ": difference not found again on re-reading");
     } else {
       f.message = "content differs: " + Describe(nr);
     }
@@ -488,9 +496,36 @@ CheckResult ChecksumCheck::Run(CheckContext& ctx) {
     notes.push_back("large objects not compared: their number changed since the backup");
   }
 
+  // Coverage. Rows are the source's, at the scan.
+  std::set<std::string> differing;
+  for (const auto& m : mismatches) differing.insert(m.table);
+  for (const auto& f : r.details)
+    if (f.outcome == Outcome::kError || f.outcome == Outcome::kFail) differing.insert(f.table);
+  for (const auto& n : touched)
+    unverified.push_back(n + ": written since the backup, not compared");
+  for (const auto& n : names) {
+    auto s = src.scans.find(n);
+    if (s == src.scans.end() || !rst.scans.count(n) || !s->second.error.empty()) continue;
+    const bool skipped = std::find(touched.begin(), touched.end(), n) != touched.end();
+    if (skipped || differing.count(n)) {
+      ++r.tables_unverified;
+      r.rows_unverified += s->second.rows;
+    } else {
+      r.rows_verified += s->second.rows;
+    }
+  }
+  for (std::size_t i = 0; i < unverified.size() && i < 10; ++i)
+    r.unverified.push_back(unverified[i]);
+
   std::string msg = std::to_string(r.tables_compared) + " tables compared, " +
                     std::to_string(r.tables_mismatched) + " mismatched";
   if (!bad.empty()) msg = "content differs: " + NameList(bad) + "; " + msg;
+  std::vector<std::string> unexplained;
+  for (const auto& m : mismatches)
+    if (m.plan == ChecksumPlan::kCompareUnknown) unexplained.push_back(m.table);
+  if (!unexplained.empty())
+    msg = std::to_string(unexplained.size()) + " tables unverified (" + NameList(unexplained) +
+          "): content differs and nothing records their churn since the backup; " + msg;
   if (!touched.empty())
     msg += "; " + std::to_string(touched.size()) + " touched since the backup not compared (" +
            NameList(touched) + ")";
@@ -498,7 +533,9 @@ CheckResult ChecksumCheck::Run(CheckContext& ctx) {
   if (!churn_mode)
     msg += "; exact mode";
   else if (!churn->covered)
-    msg += "; " + churn->note + ": a mismatch is only a warning";
+    msg += "; " + churn->note;
+  msg += "; " + std::to_string(r.rows_verified) + " rows verified, " +
+         std::to_string(r.rows_unverified) + " unverified";
   if (settled) msg += "; statistics re-read after " + FormatDuration(cfg.stats_settle);
   for (const auto& n : notes) msg += "; " + n;
   if (names.empty()) {

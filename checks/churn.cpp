@@ -15,22 +15,44 @@ std::optional<TableChurn> ChurnBasis::For(const std::string& table) const {
   return it->second;
 }
 
+namespace {
+
+// What would have supplied the missing evidence.
+constexpr const char* kAdvice =
+    "run the daemon (restorewatch run) so that its activity samples cover the next backup";
+
+std::string NoHistory(ActivityStore* store, double backup_time) {
+  std::string what = "no activity history covers the backup time " + FormatTimestamp(backup_time);
+  std::optional<double> first;
+  if (store) {
+    try {
+      first = store->Earliest();
+    } catch (const Error&) {
+    }
+  }
+  what += first ? " (the daemon's samples start at " + FormatTimestamp(*first) + ")"
+                : " (there are no activity samples for this target)";
+  return what + "; " + kAdvice;
+}
+
+}  // namespace
+
 ChurnBasis ComputeChurn(ActivityStore* store, double backup_time, const ActivitySample& now) {
   ChurnBasis b;
   b.counters_ts = now.ts;
   if (!store) {
-    b.note = "no activity samples cover the backup time";
+    b.note = NoHistory(nullptr, backup_time);
     return b;
   }
   std::optional<ActivitySample> s0;
   try {
     s0 = store->AtOrBefore(backup_time);
   } catch (const Error& e) {
-    b.note = std::string("activity samples unreadable (") + e.what() + ")";
+    b.note = std::string("activity samples unreadable (") + e.what() + "); " + kAdvice;
     return b;
   }
   if (!s0) {
-    b.note = "no activity samples cover the backup time";
+    b.note = NoHistory(store, backup_time);
     return b;
   }
   b.covered = true;
@@ -54,10 +76,8 @@ RowCountBound RowCountBoundFor(std::int64_t source_rows, const std::optional<Tab
     b.above = churn->inserted + slack;
     return b;
   }
-  b.kind = BoundKind::kFallback;
-  const double tol =
-      std::ceil(config.row_count.fallback_tolerance * static_cast<double>(std::llabs(source_rows)));
-  b.below = b.above = static_cast<std::int64_t>(tol) + slack;
+  b.kind = BoundKind::kUnknown;
+  (void)source_rows;
   return b;
 }
 
@@ -87,10 +107,11 @@ RowCountVerdict JudgeRowCount(std::int64_t source_rows, std::int64_t restored_ro
                   std::to_string(bound.churn->deleted) + " deleted, slack " +
                   std::to_string(config.row_count.slack_rows) + ")";
       return v;
-    case BoundKind::kFallback:
-      v.outcome = within ? Outcome::kWarn : Outcome::kFail;
-      v.message = counts + (within ? ": within" : ": beyond") + " the fallback tolerance of " +
-                  std::to_string(bound.above) + " rows (churn unknown)";
+    case BoundKind::kUnknown:
+      v.outcome = Outcome::kError;
+      v.message = counts +
+                  ": unverified (the difference may come from the backup or from writes since; "
+                  "nothing records this table's churn since the backup)";
       return v;
   }
   return v;

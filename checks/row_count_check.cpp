@@ -1,6 +1,5 @@
 #include "checks/row_count_check.h"
 
-#include <cstdio>
 #include <set>
 
 #include "agent/units.h"
@@ -9,12 +8,6 @@
 
 namespace rw {
 namespace {
-
-std::string Percent(double fraction) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g%%", fraction * 100.0);
-  return buf;
-}
 
 std::string NameList(const std::vector<std::string>& names, std::size_t max = 5) {
   std::string out;
@@ -49,7 +42,7 @@ CheckResult RowCountCheck::Run(CheckContext& ctx) {
 
   std::vector<Judged> judged;
   std::vector<TableFinding> other;  // missing tables, unreadable tables
-  std::size_t fallback_tables = 0, touched = 0;
+  std::size_t touched = 0;
   for (const auto& n : names) {
     auto s = src.scans.find(n);
     auto d = rst.scans.find(n);
@@ -85,7 +78,6 @@ CheckResult RowCountCheck::Run(CheckContext& ctx) {
     j.finding.restored_rows = d->second.rows;
     std::optional<TableChurn> c = churn ? churn->For(n) : std::nullopt;
     j.bound = RowCountBoundFor(s->second.rows, c, cfg);
-    if (j.bound.kind == BoundKind::kFallback) ++fallback_tables;
     if (c && c->touched()) ++touched;
     judged.push_back(std::move(j));
   }
@@ -103,8 +95,7 @@ CheckResult RowCountCheck::Run(CheckContext& ctx) {
   bool settle_needed = false;
   for (auto& j : judged) {
     judge(j);
-    if (j.finding.outcome == Outcome::kFail && churn_mode && j.bound.kind != BoundKind::kFallback)
-      settle_needed = true;
+    if (j.finding.outcome == Outcome::kFail && churn_mode) settle_needed = true;
   }
   bool settled = false;
   if (settle_needed) {
@@ -112,16 +103,20 @@ CheckResult RowCountCheck::Run(CheckContext& ctx) {
     const ChurnBasis& again = scan->SettledChurn(ctx);
     settled = true;
     for (auto& j : judged) {
-      if (j.finding.outcome != Outcome::kFail || j.bound.kind == BoundKind::kFallback) continue;
+      if (j.finding.outcome != Outcome::kFail) continue;
       j.bound = RowCountBoundFor(*j.finding.source_rows, again.For(j.finding.table), cfg);
       judge(j);
     }
   }
 
-  std::vector<std::string> bad;
+  std::vector<std::string> bad, unverified;
   Outcome outcome = Outcome::kPass;
   for (auto& j : judged) {
     ++r.tables_compared;
+    if (j.finding.outcome == Outcome::kError) {
+      unverified.push_back(j.finding.table);
+      ++r.tables_unverified;
+    }
     if (j.finding.outcome == Outcome::kPass) continue;
     ++r.tables_mismatched;
     if (j.finding.outcome == Outcome::kFail) bad.push_back(j.finding.table);
@@ -158,19 +153,19 @@ CheckResult RowCountCheck::Run(CheckContext& ctx) {
   std::string msg = std::to_string(r.tables_compared) + " tables compared, " +
                     std::to_string(r.tables_mismatched) + " mismatched";
   if (!bad.empty()) msg = "row counts differ: " + NameList(bad) + "; " + msg;
+  if (!unverified.empty())
+    msg = std::to_string(unverified.size()) + " tables unverified (" + NameList(unverified) +
+          "): their counts differ and nothing records their churn since the backup; " + msg;
   if (!churn_mode) {
     msg += "; exact mode";
   } else if (!churn->covered) {
-    msg += "; " + churn->note + "; used fallback tolerance " +
-           Percent(cfg.row_count.fallback_tolerance);
+    msg += "; " + churn->note;
   } else {
     msg += "; churn since the backup from activity samples at " +
            FormatTimestamp(churn->sample_ts) + " to the source snapshot at " +
            FormatTimestamp(src.snapshot_time) + " (" + std::to_string(touched) + " tables touched)";
-    if (fallback_tables > 0)
-      msg += "; " + std::to_string(fallback_tables) +
-             " tables without usable samples used fallback tolerance " +
-             Percent(cfg.row_count.fallback_tolerance);
+    if (!unverified.empty())
+      msg += "; statistics of the unverified tables were reset or missing in the samples";
   }
   if (settled) msg += "; statistics re-read after " + FormatDuration(cfg.stats_settle);
   for (const auto& n : notes) msg += "; " + n;

@@ -281,14 +281,17 @@ TEST_CASE("a faithful restore passes every check", "[integration][checks]") {
     CHECK_THAT(res.at("checksum").message, Catch::Contains("exact mode"));
     CHECK(res.at("checksum").tables_compared == static_cast<std::int64_t>(kRows.size()));
   }
-  SECTION("without activity samples the row count says it used the fallback tolerance") {
+  SECTION("without activity samples, tables that match exactly still pass, and it says why") {
     Drill d(W().src->ConnInfo("src"), copy.conninfo(), W().dump_time, nullptr, cfg);
     auto res = RunChecks(d);
     CHECK(res.at("row_count").outcome == Outcome::kPass);
-    CHECK_THAT(
-        res.at("row_count").message,
-        Catch::Contains("no activity samples cover the backup time; used fallback tolerance 1%"));
+    CHECK_THAT(res.at("row_count").message,
+               Catch::Contains("no activity history covers the backup time") &&
+                   Catch::Contains("run the daemon"));
     CHECK(res.at("checksum").outcome == Outcome::kPass);
+    CHECK(res.at("checksum").tables_unverified == 0);
+    CHECK(res.at("checksum").rows_verified > 0);
+    CHECK(res.at("checksum").rows_unverified == 0);
   }
 }
 
@@ -356,6 +359,43 @@ TEST_CASE("a value changed in an untouched table fails checksum naming the key",
   f = Finding(cs, "app.nokey");
   REQUIRE(f);
   CHECK_THAT(f->message, Catch::Contains("no primary key"));
+}
+
+TEST_CASE("without activity history a missing row or a changed value is never a pass",
+          "[integration][checks]") {
+  // The false passes of the 1% fallback and of "a mismatch without churn data is a warning":
+  // nobody writes these tables, but no sample proves it, so the difference is unverified.
+  SECTION("one row missing") {
+    RestoredDb copy("r_nohist_deleted", W().dump);
+    copy.Sql("delete from app.customers where id = 2500");
+    Drill d(W().src->ConnInfo("src"), copy.conninfo(), W().dump_time, nullptr, TestChecks());
+    auto res = RunChecks(d);
+    const CheckResult& rc = res.at("row_count");
+    CHECK(rc.outcome == Outcome::kError);
+    CHECK(rc.tables_unverified == 1);
+    const TableFinding* f = Finding(rc, "app.customers");
+    REQUIRE(f);
+    CHECK(f->outcome == Outcome::kError);
+    CHECK_THAT(f->message, Catch::Contains("restored 2999 rows, source 3000: unverified"));
+    CHECK(res.at("checksum").outcome == Outcome::kError);
+  }
+  SECTION("one value changed") {
+    RestoredDb copy("r_nohist_changed", W().dump);
+    copy.Sql("update app.orders set total = total + 1 where id = 77");
+    Drill d(W().src->ConnInfo("src"), copy.conninfo(), W().dump_time, nullptr, TestChecks());
+    auto res = RunChecks(d);
+    CHECK(res.at("row_count").outcome == Outcome::kPass);  // the counts do match
+    const CheckResult& cs = res.at("checksum");
+    CHECK(cs.outcome == Outcome::kError);
+    CHECK(cs.tables_unverified == 1);
+    CHECK_THAT(cs.message, Catch::Contains("1 tables unverified (app.orders)") &&
+                               Catch::Contains("no activity history covers the backup time"));
+    const TableFinding* f = Finding(cs, "app.orders");
+    REQUIRE(f);
+    CHECK(f->outcome == Outcome::kError);
+    CHECK(cs.rows_unverified == *f->source_rows);
+    CHECK(cs.rows_verified > 0);
+  }
 }
 
 TEST_CASE("a table dropped from the copy fails schema, row_count and freshness",
@@ -438,14 +478,17 @@ TEST_CASE("a source changed after the dump within its sampled churn", "[integrat
     REQUIRE(f);
     CHECK(f->message == "created on the source after the backup");
   }
-  SECTION("without activity samples: fallback tolerance, said so") {
+  SECTION("without activity samples: later writes leave the tables unverified, an error") {
     Drill d(source.conninfo(), copy.conninfo(), backup_time, nullptr, TestChecks());
     auto res = RunChecks(d);
-    CHECK(res.at("row_count").outcome == Outcome::kWarn);
-    CHECK_THAT(
-        res.at("row_count").message,
-        Catch::Contains("no activity samples cover the backup time; used fallback tolerance 1%"));
-    CHECK(res.at("checksum").outcome == Outcome::kWarn);
+    CHECK(res.at("row_count").outcome == Outcome::kError);
+    CHECK_THAT(res.at("row_count").message,
+               Catch::Contains("tables unverified") &&
+                   Catch::Contains("no activity history covers the backup time") &&
+                   Catch::Contains("run the daemon"));
+    CHECK(res.at("checksum").outcome == Outcome::kError);
+    CHECK(res.at("checksum").tables_unverified > 0);
+    CHECK(res.at("checksum").rows_unverified > 0);
   }
   SECTION("exact mode fails on a changed source") {
     ChecksConfig cfg = TestChecks();

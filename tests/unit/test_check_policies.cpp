@@ -53,17 +53,19 @@ TEST_CASE("row count bounds follow the churn since the backup", "[unit][checks]"
     CHECK(b.above == 11);
     CHECK(b.below == 3);
   }
-  SECTION("unknown churn uses the relative fallback; a difference inside it is a warning") {
+  SECTION("unknown churn: equality passes, any difference is unverified (an error)") {
+    c.row_count.slack_rows = 5;  // slack widens churn bounds only, never unknown ones
     CHECK(Judge(1000, 1000, std::nullopt, c) == Outcome::kPass);
-    CHECK(Judge(1000, 990, std::nullopt, c) == Outcome::kWarn);
-    CHECK(Judge(1000, 1010, std::nullopt, c) == Outcome::kWarn);
-    CHECK(Judge(1000, 989, std::nullopt, c) == Outcome::kFail);
-    CHECK(Judge(1, 0, std::nullopt, c) == Outcome::kWarn);  // ceil(0.01 * 1) = 1
+    CHECK(Judge(1000, 999, std::nullopt, c) == Outcome::kError);
+    CHECK(Judge(1000, 1001, std::nullopt, c) == Outcome::kError);
+    CHECK(Judge(1, 0, std::nullopt, c) == Outcome::kError);
+    CHECK(Judge(0, 50, std::nullopt, c) == Outcome::kError);  // appended since: not a failure
     auto b = RowCountBoundFor(1001, std::nullopt, c);
-    CHECK(b.kind == BoundKind::kFallback);
-    CHECK(b.above == 11);  // ceil(10.01)
-    auto v = JudgeRowCount(1000, 995, RowCountBoundFor(1000, std::nullopt, c), c);
-    CHECK_THAT(v.message, Catch::Contains("fallback"));
+    CHECK(b.kind == BoundKind::kUnknown);
+    CHECK(b.above == 0);
+    CHECK(b.below == 0);
+    auto v = JudgeRowCount(1000, 999, b, c);
+    CHECK_THAT(v.message, Catch::Contains("unverified"));
   }
   SECTION("exact mode ignores churn") {
     c.compare = CompareMode::kExact;
@@ -94,14 +96,18 @@ TEST_CASE("churn basis from the activity store", "[unit][checks]") {
   SECTION("no store: not covered") {
     auto b = ComputeChurn(nullptr, 1000, now);
     CHECK_FALSE(b.covered);
-    CHECK_THAT(b.note, Catch::Contains("no activity samples cover the backup time"));
+    CHECK_THAT(b.note,
+               Catch::Contains("no activity history covers the backup time 1970-01-01T00:16:40Z") &&
+                   Catch::Contains("no activity samples") && Catch::Contains("run the daemon"));
     CHECK_FALSE(b.For("s.a"));
   }
   test::TestDir dir;
   ActivityStore store(dir / "t");
   SECTION("only samples after the backup: not covered") {
     store.Append(ActivitySample{1500, {{"s.a", {5, 0, 0, 5}}}});
-    CHECK_FALSE(ComputeChurn(&store, 1000, now).covered);
+    auto b = ComputeChurn(&store, 1000, now);
+    CHECK_FALSE(b.covered);
+    CHECK_THAT(b.note, Catch::Contains("the daemon's samples start at 1970-01-01T00:25:00Z"));
   }
   SECTION("a sample before the backup covers it; a reset counter is unknown") {
     store.Append(ActivitySample{999, {{"s.a", {5, 0, 0, 5}}, {"s.b", {3, 0, 0, 3}}}});
