@@ -197,9 +197,11 @@ void HttpServer::Start() {
   s.new_task_queue = [pool] { return new PoolQueue(pool); };
   // Exclusive bind: cpp-httplib's default sets SO_REUSEPORT, which lets a second agent bind the
   // same address and the kernel split the scrapes between the two.
-  s.set_socket_options([](int sock) {
+  auto listen_fd = std::make_shared<int>(-1);
+  s.set_socket_options([listen_fd](int sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    *listen_fd = sock;
   });
   s.set_read_timeout(kReadTimeoutSeconds, 0);
   s.set_write_timeout(kWriteTimeoutSeconds, 0);
@@ -288,6 +290,10 @@ void HttpServer::Start() {
                                   : "is the address local and the port free?");
   }
   port_ = bound;
+  // cpp-httplib listens with a backlog of 5: a burst of connections (idle clients reconnecting)
+  // overflows it, the kernel drops SYNs, and a scrape arriving then waits a 1 s SYN retransmit.
+  // listen() again on the bound socket only raises the backlog.
+  if (*listen_fd >= 0) ::listen(*listen_fd, kListenBacklog);
   if (!IsLoopbackHost(host_) && !(web_.tls() && web_.auth()))
     LogWarn("listening on a non-loopback address without TLS and basic auth",
             {{"address", listen_},

@@ -32,6 +32,7 @@ constexpr int kMaxHttpThreads = 256;  // concurrent connections served; more wai
 constexpr int kKeepAliveSeconds = 2;  // an idle connection holds a thread at most this long
 constexpr int kReadTimeoutSeconds = 2;
 constexpr int kWriteTimeoutSeconds = 5;
+constexpr int kListenBacklog = 1024;  // pending connections the kernel queues before accept
 
 // A JSON answer of an API handler.
 struct HttpAnswer {
