@@ -396,3 +396,43 @@ TEST_CASE("drill API and verify never drill the same target at once",
   CHECK(agent.WaitExit(std::chrono::seconds(20)) == 0);
   CHECK(test::ListDir(dir / "work").empty());
 }
+
+TEST_CASE("a scheduled drill is skipped while another process holds the target's drill lock",
+          "[integration][http][fault]") {
+  test::TestDir dir;
+  auto cluster = test::StartCluster(dir);
+  cluster->Psql("create database app");
+  cluster->Psql("create table items(id int primary key); insert into items values (1);", "app");
+  const std::string backups = dir / "backups";
+  MakeDirs(backups);
+  REQUIRE(test::RunPgTool("pg_dump",
+                          {"-Fc", "-d", cluster->ConnInfo("app"), "-f", backups + "/db-1.dump"})
+              .ok());
+  const int port = PickFreePort();
+  const std::string cfg = dir / "agent.toml";
+  WriteFile(cfg, HttpOnlyConfig(dir, "127.0.0.1:" + std::to_string(port), "state") +
+                     "\n[[target]]\nname = \"t1\"\nsource = \"" + cluster->ConnInfo("app") +
+                     "\"\nmonitor_interval = \"1s\"\n\n[target.backup]\npath = \"" + backups +
+                     "\"\npattern = \"db-*.dump\"\nsettle = \"100ms\"\n\n[target.drill]\n"
+                     "schedule = \"* * * * *\"\n");
+  // This test process plays `verify`: it holds t1's drill lock across the next minute's slot.
+  std::string why;
+  auto held = TryLockDrill(dir / "state", "t1", &why);
+  REQUIRE(held);
+  test::AgentProcess agent({"run", "-c", cfg}, dir / "agent.log");
+  INFO(agent.Log());
+  const std::string reason =
+      "a drill of t1 is already running (pid " + std::to_string(getpid()) + ")";
+  CHECK(Eventually([&] { return agent.Log().find(reason) != std::string::npos; }, 75));
+  auto m = test::HttpGet(port, "/metrics");
+  REQUIRE(m.status == 200);
+  CHECK(test::MetricValue(m.body, "restorewatch_drill_running") == 0.0);
+  CHECK(test::MetricValue(m.body, "restorewatch_drill_runs_total", {"result=\"success\""})
+            .value_or(0) == 0.0);
+  CHECK(test::MetricValue(m.body, "restorewatch_drill_runs_total", {"result=\"error\""})
+            .value_or(0) == 0.0);
+  CHECK(test::ListDir(dir / "work").empty());
+  held.reset();
+  agent.Signal(SIGTERM);
+  CHECK(agent.WaitExit(std::chrono::seconds(15)) == 0);
+}
