@@ -74,6 +74,13 @@ int RunDaemon(const std::string& path) {
   BlockShutdownSignals();
   ConfigLoad load = LoadConfig(path);
   if (!PrintConfigErrors(load)) return 2;
+  // The web config is part of the config: a broken one (or the drill API without basic auth) is
+  // a config error, reported before anything starts.
+  WebConfigLoad web = LoadAgentWebConfig(*load.config);
+  if (!web.config) {
+    for (const auto& e : web.errors) std::fprintf(stderr, "%s\n", e.c_str());
+    return 2;
+  }
   InitLogging(load.config->agent.log_format, load.config->agent.log_level);
   // One daemon per state dir: a second one would run every drill twice.
   std::unique_ptr<FileLock> state_lock;
