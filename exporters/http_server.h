@@ -11,7 +11,8 @@
 // kMaxHttpThreads threads (one per open connection, created on demand, retired after 30 s idle),
 // an idle keep-alive connection is closed after kKeepAliveSeconds and a request must arrive
 // within kReadTimeoutSeconds per read. With a WebConfig, the server speaks only TLS and/or
-// requires basic auth on every path (see exporters/web_config.h).
+// requires basic auth on every path (see exporters/web_config.h), /healthz included: as in
+// exporter-toolkit, there is no unauthenticated path, and a probe can send the credentials.
 #include <functional>
 #include <memory>
 #include <optional>
