@@ -217,3 +217,22 @@ TEST_CASE("state locks: a second holder is refused and told the pid", "[unit][we
   CHECK_FALSE(DrillLockHeld(dir / "state", "t1", nullptr));
   CHECK(TryLockDrill(dir / "state", "t1", &why));
 }
+
+TEST_CASE("conf/web.example.yml parses and its hash is of the password it names", "[unit][web]") {
+  std::ifstream in(std::string(RW_SOURCE_DIR) + "/conf/web.example.yml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  test::TestDir dir;
+  const std::string from = "/etc/restorewatch/";
+  for (std::size_t p = text.find(from); p != std::string::npos; p = text.find(from, p))
+    text.replace(p, from.size(), dir.path() + "/");
+  WriteFile(dir / "tls.crt", "x");
+  WriteFile(dir / "tls.key", "x");
+  WebConfigLoad l = ParseWebConfig(text, dir / "web.yml");
+  INFO(AllErrors(l));
+  REQUIRE(l.config);
+  CHECK(l.config->tls());
+  REQUIRE(l.config->users.count("prometheus") == 1);
+  CHECK(BcryptMatches(l.config->users.at("prometheus"), "change-me"));
+}
