@@ -75,10 +75,45 @@ struct Creds {
   std::string user, password;
 };
 
+struct IdleRun {
+  int scrapes = 0;
+  int failed = 0;  // scrapes without a 200 and a metrics body
+  int reopened = 0;
+  double worst = 0;  // slowest scrape, seconds
+};
+
+// Holds n idle connections to `port` for `seconds` (re-opening those the server closes, so n are
+// held the whole time) while `scrape` (returning status and seconds) runs every 200 ms.
+template <typename Scrape>
+IdleRun HoldIdleWhileScraping(int port, int n, int seconds, Scrape scrape) {
+  IdleRun run;
+  std::vector<int> idle;
+  for (int i = 0; i < n; ++i) idle.push_back(IdleConnect(port));
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    for (int& fd : idle) {
+      if (fd >= 0 && !ClosedByServer(fd)) continue;
+      if (fd >= 0) close(fd);
+      fd = IdleConnect(port);
+      ++run.reopened;
+    }
+    test::HttpReply m = scrape();
+    ++run.scrapes;
+    if (m.status != 200 || m.body.find("restorewatch_build_info") == std::string::npos)
+      ++run.failed;
+    run.worst = std::max(run.worst, m.seconds);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  for (int fd : idle)
+    if (fd >= 0) close(fd);
+  return run;
+}
+
 test::HttpReply Request(int port, const std::string& method, const std::string& path,
                         const std::optional<Creds>& creds, const std::string& ca = "",
                         int timeout = 10) {
   test::HttpReply r;
+  const auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<httplib::ClientImpl> cli;
   if (!ca.empty()) {
     auto ssl = std::make_unique<httplib::SSLClient>("127.0.0.1", port);
@@ -97,6 +132,7 @@ test::HttpReply Request(int port, const std::string& method, const std::string& 
     r.body = res->body;
     r.content_type = res->get_header_value("WWW-Authenticate");  // what these tests look at
   }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }
 
@@ -453,6 +489,63 @@ TEST_CASE("a scheduled drill is skipped while another process holds the target's
             .value_or(0) == 0.0);
   CHECK(test::ListDir(dir / "work").empty());
   held.reset();
+  agent.Signal(SIGTERM);
+  CHECK(agent.WaitExit(std::chrono::seconds(15)) == 0);
+}
+
+TEST_CASE(
+    "fault: idle connections held open during a drill; it passes and /metrics keeps answering",
+    "[integration][http][fault]") {
+  test::TestDir dir;
+  auto cluster = test::StartCluster(dir);
+  cluster->Psql("create database app");
+  cluster->Psql(
+      "create table items(id int primary key, name text);"
+      "insert into items select g, 'item ' || g from generate_series(1, 5000) g;",
+      "app");
+  const std::string backups = dir / "backups";
+  MakeDirs(backups);
+  REQUIRE(test::RunPgTool("pg_dump",
+                          {"-Fc", "-d", cluster->ConnInfo("app"), "-f", backups + "/db-1.dump"})
+              .ok());
+  std::string how;
+  WriteFile(dir / "web.yml", "basic_auth_users:\n  ops: " + BcryptHash("idle-pass", &how) + "\n");
+  const int port = PickFreePort();
+  const std::string cfg = dir / "agent.toml";
+  WriteFile(cfg, HttpOnlyConfig(dir, "127.0.0.1:" + std::to_string(port), "state",
+                                "web_config_file = \"web.yml\"\nenable_drill_api = true\n") +
+                     "\n[[target]]\nname = \"t1\"\nsource = \"" + cluster->ConnInfo("app") +
+                     "\"\nmonitor_interval = \"1s\"\n\n[target.backup]\npath = \"" + backups +
+                     "\"\npattern = \"db-*.dump\"\nsettle = \"100ms\"\n\n[target.checks]\n"
+                     "stats_settle = \"1s\"\n\n[[target.checks.sql]]\nname = \"slow\"\n"
+                     "query = \"select count(*) from (select pg_sleep(3)) s\"\nexpect = \"= 1\"\n");
+  test::AgentProcess agent({"run", "-c", cfg}, dir / "agent.log");
+  INFO(agent.Log());
+  const Creds ops{"ops", "idle-pass"};
+  REQUIRE(Eventually([&] { return Request(port, "GET", "/healthz", ops).status == 200; }, 10));
+  REQUIRE(Request(port, "POST", "/api/v1/targets/t1/drill", ops).status == 202);
+  auto scrape = [&] { return Request(port, "GET", "/metrics", ops, "", 3); };
+  IdleRun run = HoldIdleWhileScraping(port, 128, 8, scrape);
+  INFO("128 idle during a drill: " << run.scrapes << " scrapes, slowest " << run.worst << " s, "
+                                   << run.failed << " failed, " << run.reopened << " re-opened");
+  CHECK(run.scrapes >= 15);
+  CHECK(run.failed == 0);
+  CHECK(run.worst < 1.0);
+
+  auto metric = [&](const std::string& name, const std::vector<std::string>& labels = {}) {
+    return test::MetricValue(Request(port, "GET", "/metrics", ops).body, name, labels);
+  };
+  REQUIRE(Eventually(
+      [&] { return metric("restorewatch_drill_runs_total", {"result=\"success\""}) == 1.0; }, 60));
+  CHECK(metric("restorewatch_drill_success") == 1.0);
+  CHECK(metric("restorewatch_drill_running") == 0.0);
+  auto h = Request(port, "GET", "/api/v1/targets/t1/history", ops);
+  REQUIRE(h.status == 200);
+  CHECK(h.body.find("\"result\" : \"success\"") != std::string::npos);
+  CHECK(h.body.find("\"reason\" : \"\"") != std::string::npos);
+  // Nothing left behind: no sandbox dir, no child process.
+  CHECK(test::ListDir(dir / "work").empty());
+  CHECK(test::ChildrenOf(agent.pid()).empty());
   agent.Signal(SIGTERM);
   CHECK(agent.WaitExit(std::chrono::seconds(15)) == 0);
 }
