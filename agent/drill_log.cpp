@@ -59,7 +59,7 @@ void PutNumber(std::string& o, double v) {
     return;
   }
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
+  std::snprintf(buf, sizeof buf, "%.15g", v);  // microseconds on Unix timestamps
   o += buf;
 }
 
