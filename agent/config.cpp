@@ -841,6 +841,8 @@ void ReadAgent(Reader& r, AgentConfig* a) {
             {"warn", std::string("warn")},
             {"error", std::string("error")}});
   r.Dur("shutdown_timeout", &a->shutdown_timeout);
+  r.Str("web_config_file", &a->web_config_file);
+  r.Bool("enable_drill_api", &a->enable_drill_api);
 }
 
 void ReadBackup(Reader& r, BackupConfig* b) {

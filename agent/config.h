@@ -43,6 +43,11 @@ struct AgentConfig {
   LogFormat log_format = LogFormat::kText;
   std::string log_level = "info";                       // trace, debug, info, warn, error
   Duration shutdown_timeout = std::chrono::seconds(5);  // bound for graceful stop
+  // exporter-toolkit style web config (TLS and basic auth for every HTTP path); empty = plain
+  // HTTP without auth. A relative path is relative to the config file's directory.
+  std::string web_config_file;
+  // POST /api/v1/targets/NAME/drill starts a drill now; needs basic_auth_users in the web config.
+  bool enable_drill_api = false;
 };
 
 struct BackupConfig {

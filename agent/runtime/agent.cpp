@@ -4,16 +4,19 @@
 #include <chrono>
 
 #include "agent/backup_source.h"
+#include "agent/drill_log.h"
 #include "agent/errors.h"
 #include "agent/log.h"
 #include "agent/orphans.h"
 #include "agent/runtime/drill_metrics.h"
 #include "agent/runtime/drill_runner.h"
 #include "agent/state.h"
+#include "agent/state_lock.h"
 #include "checks/registry.h"
 #include "exporters/http_server.h"
 #include "exporters/metrics_exporter.h"
 #include "exporters/report.h"
+#include "exporters/web_config.h"
 #include "version.h"
 
 namespace rw {
@@ -183,7 +186,11 @@ void Agent::Start() {
     h.metrics = [this] { return RenderMetrics(); };
     h.ready = [this] { return Ready(); };
     h.status_json = [this] { return RenderStatusJson(Status()); };
-    http_ = std::make_unique<HttpServer>(config_->agent.listen, h);
+    // History and drill-now API, TLS and basic auth (agent_api.cpp, exporters/web_config.h).
+    h.history_json = [this](const std::string& t, int last) { return HistoryJson(t, last); };
+    if (config_->agent.enable_drill_api)
+      h.drill_request = [this](const std::string& t) { return DrillApi(t); };
+    http_ = std::make_unique<HttpServer>(config_->agent.listen, h, AgentWebConfig(*config_));
     http_->Start();
     LogInfo("listening", {{"address", http_->host() + ":" + std::to_string(http_->port())}});
   }
@@ -255,6 +262,7 @@ void Agent::ReloadFailed() {
 }
 
 void Agent::RecordDrill(const TargetConfig& target, const DrillReport& report) {
+  DrillLog(env_->state_dir + "/" + target.name).Append(report);  // history (never throws)
   std::lock_guard<std::mutex> lk(mu_);
   auto it = targets_.find(target.name);
   if (it == targets_.end()) {
@@ -281,6 +289,11 @@ DrillReport Agent::RunDrillNow(const std::string& name) {
   }
   const TargetConfig* target = cfg->FindTarget(name);
   if (!target || !rt) throw Error(ErrorKind::kConfig, "no target named '" + name + "'");
+  if (stop_.cancelled()) throw Error(ErrorKind::kCancelled, "the agent is stopping");
+  // Never the same target twice at once, across processes (`verify` takes it too).
+  std::string busy;
+  auto drill_lock = TryLockDrill(env_->state_dir, name, &busy);
+  if (!drill_lock) throw Error(ErrorKind::kCancelled, busy);
   rt->running() = true;
   rt->RefreshDrillMetrics();
   DrillReport r = RunDrill(*env_, *target, &rt->activity(), stop_);
@@ -370,6 +383,7 @@ void Agent::Stop() {
       scheduler_.detach();
     }
   }
+  JoinDrillRequests(deadline);
   std::map<std::string, std::unique_ptr<TargetRuntime>> old;
   {
     std::lock_guard<std::mutex> lk(mu_);

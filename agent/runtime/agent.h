@@ -5,6 +5,7 @@
 // (removing its sandbox) and joins threads within agent.shutdown_timeout. All public methods are
 // thread-safe.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -24,6 +25,7 @@
 namespace rw {
 
 class HttpServer;
+struct HttpAnswer;
 class MetricsExporter;
 class TargetRuntime;
 
@@ -48,6 +50,15 @@ class Agent {
   DrillReport RunDrillNow(const std::string& target);
   void Stop();
 
+  // ---- HTTP API (agent/runtime/agent_api.cpp) ----
+  enum class DrillRequestResult { kStarted, kUnknownTarget, kAlreadyRunning, kStopping };
+  // Starts RunDrillNow(target) on a thread the agent owns (joined at Stop) and returns at once.
+  // kAlreadyRunning when a drill of `target` runs here or in `verify` (its drill lock is held)
+  // or was already requested; *detail then says which.
+  DrillRequestResult RequestDrill(const std::string& target, std::string* detail);
+  // The JSON of /api/v1/targets/NAME/history (the newest `last` drills); nullopt: no such target.
+  std::optional<std::string> HistoryJson(const std::string& target, int last) const;
+
   int http_port() const;
   bool Ready() const;
   AgentStatus Status() const;
@@ -60,6 +71,9 @@ class Agent {
   void SchedulerLoop();
   void PublishAgentMetrics();
   void RecordDrill(const TargetConfig& target, const DrillReport& report);
+  // agent_api.cpp: POST /api/v1/targets/NAME/drill as an HTTP answer; joins request threads.
+  HttpAnswer DrillApi(const std::string& target);
+  void JoinDrillRequests(std::chrono::steady_clock::time_point deadline);
 
   AgentOptions options_;
   mutable std::mutex mu_;
@@ -79,6 +93,13 @@ class Agent {
   double started_at_ = 0;
   double config_loaded_at_ = 0;
   bool stopped_ = false;
+  // Drills requested through the API, one per target at most (agent_api.cpp).
+  struct RequestedDrill {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::mutex requests_mu_;
+  std::map<std::string, RequestedDrill> requested_;
 };
 
 }  // namespace rw

@@ -22,6 +22,8 @@ const char* kUsage =
     "the report\n"
     "  restorewatch check-config -c FILE                    validate a config file, listing every "
     "error\n"
+    "  restorewatch history -c FILE [--target NAME] [--json] [--last N]  the last N drills, pass "
+    "rate and RTO\n"
     "  restorewatch demo [--listen ADDR] [--once]           self-contained demo on a sample "
     "database\n"
     "  restorewatch --version\n"
@@ -57,6 +59,19 @@ const char* kVerifyHelp =
     "exit codes: 0 every drill passed, 1 a check failed or the backup is unusable, 2 could not "
     "run\n";
 
+const char* kHistoryHelp =
+    "usage: restorewatch history -c FILE [--target NAME] [--json] [--last N]\n"
+    "\n"
+    "Shows the newest N drills (default 20, at most 500) of every target (or only NAME) from the\n"
+    "state dir's drill log (state_dir/<target>/drills.jsonl, written by the daemon and by "
+    "verify):\n"
+    "each drill's result, stages and checks, the pass rate, and the RTO (the total stage's\n"
+    "duration, over passed drills) min/median/max with its trend (median of the newer half of\n"
+    "those drills against the older half). --json prints one JSON object per target (an array\n"
+    "when there are several).\n"
+    "exit codes: 0 shown (also when no drill is recorded yet), 2 invalid config, arguments or "
+    "target\n";
+
 const char* kCheckConfigHelp =
     "usage: restorewatch check-config -c FILE\n"
     "\n"
@@ -82,6 +97,7 @@ struct Args {
   std::string listen = "127.0.0.1:9847";
   bool json = false;
   bool once = false;
+  int last = 20;
   bool help = false;
   std::string error;
 };
@@ -110,6 +126,14 @@ Args Parse(int argc, char** argv) {
       a.target = value("--target");
     } else if (s == "--listen") {
       a.listen = value("--listen");
+    } else if (s == "--last") {
+      const std::string n = value("--last");
+      if (!n.empty() && n.size() <= 3 && n.find_first_not_of("0123456789") == std::string::npos &&
+          std::stoi(n) >= 1 && std::stoi(n) <= 500) {
+        a.last = std::stoi(n);
+      } else if (a.error.empty()) {
+        a.error = "--last needs a number from 1 to 500";
+      }
     } else if (s == "--json") {
       a.json = true;
     } else if (s == "--once") {
@@ -136,6 +160,7 @@ int RunCli(int argc, char** argv) {
   if (a.verb == "run") help = kRunHelp;
   if (a.verb == "verify") help = kVerifyHelp;
   if (a.verb == "check-config") help = kCheckConfigHelp;
+  if (a.verb == "history") help = kHistoryHelp;
   if (a.verb == "demo") help = kDemoHelp;
   if (a.help) return Usage(help, 0);
   if (!a.error.empty()) {
@@ -146,7 +171,8 @@ int RunCli(int argc, char** argv) {
     std::printf("restorewatch %s (revision %s)\n", kVersion, kRevision);
     return 0;
   }
-  bool needs_config = a.verb == "run" || a.verb == "verify" || a.verb == "check-config";
+  bool needs_config =
+      a.verb == "run" || a.verb == "verify" || a.verb == "check-config" || a.verb == "history";
   if (needs_config && a.config.empty()) {
     std::fprintf(stderr, "restorewatch %s: -c FILE is required\n\n", a.verb.c_str());
     return Usage(help, 2);
@@ -154,6 +180,7 @@ int RunCli(int argc, char** argv) {
   if (a.verb == "run") return RunDaemon(a.config);
   if (a.verb == "verify") return RunVerify(a.config, a.target, a.json);
   if (a.verb == "check-config") return RunCheckConfig(a.config);
+  if (a.verb == "history") return RunHistory(a.config, a.target, a.json, a.last);
   if (a.verb == "demo") return RunDemo(a.listen, a.once);
   if (a.verb.empty()) return Usage(kUsage, 2);
   std::fprintf(stderr, "restorewatch: unknown command '%s'\n\n", a.verb.c_str());

@@ -6,13 +6,18 @@
 #include <iostream>
 #include <thread>
 
+#include "agent/drill_log.h"
 #include "agent/errors.h"
 #include "agent/log.h"
 #include "agent/runtime/agent.h"
 #include "agent/runtime/drill_runner.h"
 #include "agent/runtime/signals.h"
 #include "agent/state.h"
+#include "agent/state_lock.h"
+#include "agent/units.h"
+#include "exporters/history_report.h"
 #include "exporters/report.h"
+#include "exporters/web_config.h"
 
 namespace rw {
 
@@ -46,7 +51,18 @@ int RunCheckConfig(const std::string& path) {
     std::fprintf(stderr, "%s: %zu error(s)\n", path.c_str(), load.errors.size());
     return 2;
   }
+  WebConfigLoad web = LoadAgentWebConfig(*load.config);
+  if (!web.config) {
+    for (const auto& e : web.errors) std::fprintf(stderr, "%s\n", e.c_str());
+    std::fprintf(stderr, "%s: %zu error(s)\n", path.c_str(), web.errors.size());
+    return 2;
+  }
   std::printf("%s: ok, %zu target(s)\n", path.c_str(), load.config->targets.size());
+  if (!load.config->agent.web_config_file.empty())
+    std::printf("  http: %s, tls %s, basic auth %s (%zu user(s)), drill api %s\n",
+                load.config->agent.listen.c_str(), web.config->tls() ? "on" : "off",
+                web.config->auth() ? "on" : "off", web.config->users.size(),
+                load.config->agent.enable_drill_api ? "on" : "off");
   for (const auto& t : load.config->targets)
     std::printf("  %s: source %s, backup %s, drill %s\n", t.name.c_str(),
                 t.source.Redacted().c_str(), t.backup.type.c_str(),
@@ -58,7 +74,22 @@ int RunDaemon(const std::string& path) {
   BlockShutdownSignals();
   ConfigLoad load = LoadConfig(path);
   if (!PrintConfigErrors(load)) return 2;
+  // The web config is part of the config: a broken one (or the drill API without basic auth) is
+  // a config error, reported before anything starts.
+  WebConfigLoad web = LoadAgentWebConfig(*load.config);
+  if (!web.config) {
+    for (const auto& e : web.errors) std::fprintf(stderr, "%s\n", e.c_str());
+    return 2;
+  }
   InitLogging(load.config->agent.log_format, load.config->agent.log_level);
+  // One daemon per state dir: a second one would run every drill twice.
+  std::unique_ptr<FileLock> state_lock;
+  try {
+    state_lock = LockStateDir(load.config->agent.state_dir);
+  } catch (const Error& e) {
+    LogError("cannot start", {{"error", e.what()}, {"hint", e.hint()}});
+    return 2;
+  }
   Agent agent(std::move(*load.config));
   try {
     agent.Start();
@@ -125,11 +156,30 @@ int RunVerify(const std::string& path, const std::string& target_name, bool json
   for (size_t i = 0; i < targets.size(); ++i) {
     const TargetConfig& t = *targets[i];
     ActivityStore activity(env->state_dir + "/" + t.name);
-    DrillReport r = RunDrill(*env, t, &activity, cancel);
+    // Never restore a target the daemon (or another verify) is drilling right now.
+    std::string busy;
+    std::unique_ptr<FileLock> drill_lock;
     try {
-      DrillHistory(env->state_dir + "/" + t.name).Record(r);
+      drill_lock = TryLockDrill(env->state_dir, t.name, &busy);
     } catch (const Error& e) {
-      LogWarn("cannot record drill", {{"target", t.name}, {"error", e.what()}});
+      busy = e.what();
+    }
+    DrillReport r;
+    if (!drill_lock) {
+      // Not a drill that ran: reported, not recorded (the history and counters stay as they are).
+      r.target = t.name;
+      r.started_at = r.finished_at = NowUnix();
+      r.result = DrillResult::kError;
+      r.reason = busy;
+    } else {
+      r = RunDrill(*env, t, &activity, cancel);
+      drill_lock.reset();
+      try {
+        DrillHistory(env->state_dir + "/" + t.name).Record(r);
+      } catch (const Error& e) {
+        LogWarn("cannot record drill", {{"target", t.name}, {"error", e.what()}});
+      }
+      DrillLog(env->state_dir + "/" + t.name).Append(r);
     }
     if (json) {
       out += (i ? "," : "") + ReportToJson(r);
@@ -145,6 +195,36 @@ int RunVerify(const std::string& path, const std::string& target_name, bool json
   signals.join();
   std::cout << out << (json ? "\n" : "") << std::flush;
   return worst;
+}
+
+int RunHistory(const std::string& path, const std::string& target_name, bool json, int last) {
+  ConfigLoad load = LoadConfig(path);
+  if (!PrintConfigErrors(load)) return 2;
+  const Config& cfg = *load.config;
+  std::vector<const TargetConfig*> targets;
+  for (const auto& t : cfg.targets)
+    if (target_name.empty() || t.name == target_name) targets.push_back(&t);
+  if (targets.empty()) {
+    std::fprintf(stderr, "history: %s\n",
+                 target_name.empty() ? "the config has no targets"
+                                     : ("no target named '" + target_name + "'").c_str());
+    return 2;
+  }
+  std::string out = json && targets.size() > 1 ? "[" : "";
+  for (size_t i = 0; i < targets.size(); ++i) {
+    DrillHistoryView v;
+    v.target = targets[i]->name;
+    v.window = static_cast<std::size_t>(last);
+    v.drills = DrillLog(cfg.agent.state_dir + "/" + v.target).Read(v.window, &v.unreadable);
+    if (json) {
+      out += (i ? "," : "") + RenderHistoryJson(v);
+    } else {
+      out += (i ? "\n" : "") + RenderHistoryText(v);
+    }
+  }
+  if (json && targets.size() > 1) out += "]";
+  std::cout << out << (json ? "\n" : "") << std::flush;
+  return 0;
 }
 
 }  // namespace rw

@@ -12,6 +12,10 @@ int RunDaemon(const std::string& config_path);
 // Exit 0 all passed, 1 a check failed (or the backup is unusable), 2 could not run.
 int RunVerify(const std::string& config_path, const std::string& target, bool json);
 
+// `history -c FILE [--target NAME] [--json] [--last N]`: the newest N drills of each target (or
+// NAME) from state_dir/<target>/drills.jsonl, with pass rate and RTO. Exit 0, 2 bad config/target.
+int RunHistory(const std::string& config_path, const std::string& target, bool json, int last);
+
 // `check-config -c FILE`: every error with file and line; exit 0 valid, 2 invalid.
 int RunCheckConfig(const std::string& config_path);
 
