@@ -43,6 +43,15 @@ std::string RenderReportText(const DrillReport& r) {
       << " at drill start\n";
   }
   if (r.restored_size_bytes) o << "  restored size " << FormatSize(r.restored_size_bytes) << "\n";
+  for (const auto& c : r.checks) {
+    if (c.name != "checksum" || c.rows_verified + c.rows_unverified == 0) continue;
+    // What "verified" means: the copy holds the row as the source had it at the backup.
+    const std::int64_t all = c.rows_verified + c.rows_unverified;
+    o << "  coverage " << c.rows_verified << " of " << all << " source rows verified ("
+      << (all ? (100 * c.rows_verified / all) : 0) << "%), " << c.tables_unverified
+      << " tables unverified\n";
+    for (const auto& u : c.unverified) o << "           unverified " << u << "\n";
+  }
   o << "\n  stages\n";
   for (const auto& s : r.stages) {
     o << "    " << Pad(s.name, 10) << Pad(OutcomeName(s.outcome), 8)
