@@ -9,6 +9,7 @@
 #include "agent/orphans.h"
 #include "agent/runtime/drill_metrics.h"
 #include "agent/runtime/drill_runner.h"
+#include "agent/sandboxes/scratch.h"
 #include "agent/state.h"
 #include "checks/registry.h"
 #include "exporters/http_server.h"
@@ -187,6 +188,7 @@ void Agent::Start() {
     http_->Start();
     LogInfo("listening", {{"address", http_->host() + ":" + std::to_string(http_->port())}});
   }
+  SweepScratchServers(*config_);  // crash cleanup on scratch servers (bounded by connect_timeout)
   if (options_.run_scheduler) scheduler_ = std::thread([this] { SchedulerLoop(); });
   LogInfo("agent started", {{"version", kVersion},
                             {"targets", static_cast<int64_t>(config_->targets.size())},
@@ -281,6 +283,7 @@ DrillReport Agent::RunDrillNow(const std::string& name) {
   }
   const TargetConfig* target = cfg->FindTarget(name);
   if (!target || !rt) throw Error(ErrorKind::kConfig, "no target named '" + name + "'");
+  rt->history().BeginDrill(NowUnix());  // a crash now is recorded as an interrupted drill
   rt->running() = true;
   rt->RefreshDrillMetrics();
   DrillReport r = RunDrill(*env_, *target, &rt->activity(), stop_);
