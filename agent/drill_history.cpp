@@ -130,20 +130,30 @@ BackupInfo BackupFromToml(const toml::table& t) {
 }
 
 void WriteAtomically(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
+  // Per process: a daemon and a `verify` replacing the same file must not share a temp file.
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << content;
-    out.flush();
-    if (!out) throw Error(ErrorKind::kIo, "cannot write " + tmp);
+    out.close();
+    if (!out) {
+      std::remove(tmp.c_str());
+      throw Error(ErrorKind::kIo, "cannot write " + tmp);
+    }
   }
+  // A file that did not reach the disk whole (a full disk) must not replace a good one.
   int fd = open(tmp.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    fsync(fd);
-    close(fd);
+  if (fd < 0 || fsync(fd) != 0) {
+    std::string why = std::strerror(errno);
+    if (fd >= 0) close(fd);
+    std::remove(tmp.c_str());
+    throw Error(ErrorKind::kIo, "cannot write " + tmp + ": " + why);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+  close(fd);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
     throw Error(ErrorKind::kIo, "cannot replace " + path);
+  }
 }
 
 }  // namespace
