@@ -90,7 +90,11 @@ Server StopLeftoverPostmasters(const std::string& dir, std::string* detail) {
   if (DIR* d = opendir(dir.c_str())) {
     while (struct dirent* e = readdir(d)) {
       if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..")) continue;
-      if (e->d_type == DT_DIR) data_dirs.push_back(dir + "/" + e->d_name);
+      struct stat st {};
+      bool is_dir = e->d_type == DT_DIR;
+      if (e->d_type == DT_UNKNOWN)
+        is_dir = lstat((dir + "/" + e->d_name).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+      if (is_dir) data_dirs.push_back(dir + "/" + e->d_name);
     }
     closedir(d);
   }
