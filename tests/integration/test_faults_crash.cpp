@@ -653,3 +653,50 @@ TEST_CASE("a dump the agent may not read is an error of the drill, not a failure
   CHECK(r.out.find("Permission denied") != std::string::npos);
   CHECK(test::ListDir(src.dir / "work").empty());
 }
+
+TEST_CASE(
+    "a child run as another user still dies with its parent (parent-death signal after the "
+    "user switch)",
+    "[integration][faults]") {
+  // A stand-in for the agent: a forked process that starts a long-lived child the way the
+  // sandbox postmaster is started (ChildProcess, run_as the server user), reports its pid, and
+  // then waits to be killed.
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  test::TestDir dir;
+  pid_t parent = fork();
+  REQUIRE(parent >= 0);
+  if (parent == 0) {
+    close(fds[0]);
+    try {
+      ProcessSpec spec;
+      spec.argv = {"sleep", "60"};
+      spec.run_as = test::ServerUser();
+      auto* child = new ChildProcess(spec, dir / "child.log");  // never stopped: dies with us
+      pid_t pid = child->pid();
+      (void)!write(fds[1], &pid, sizeof pid);
+    } catch (...) {
+    }
+    pause();
+    _exit(0);
+  }
+  close(fds[1]);
+  pid_t child = 0;
+  REQUIRE(read(fds[0], &child, sizeof child) == static_cast<ssize_t>(sizeof child));
+  close(fds[0]);
+  auto start = ProcessStartTicks(child);
+  REQUIRE(start);
+  KillOnExit guard{child, *start};
+  // Past exec: the switch to the server user and the arming of the signal are done.
+  REQUIRE(Eventually([&] { return Comm(child) == "sleep"; }, 5));
+  if (test::ServerUser()) {
+    std::ifstream status("/proc/" + std::to_string(child) + "/status");
+    std::string line, uid;
+    while (std::getline(status, line))
+      if (line.rfind("Uid:", 0) == 0) uid = line;
+    CHECK_THAT(uid, Catch::Contains("\t" + std::to_string(test::ServerUser()->uid) + "\t"));
+  }
+  REQUIRE(kill(parent, SIGKILL) == 0);
+  waitpid(parent, nullptr, 0);
+  CHECK(Eventually([&] { return !Alive(child, *start); }, 2));
+}
