@@ -1,15 +1,23 @@
 // DrillHistory and the report's TOML/JSON forms. The TOML form is what the state dir keeps (toml++
 // reads it back); the JSON form (toml++'s json_formatter over the same tree) is what
 // `verify --json` prints and /api/v1/status serves, so the two never drift apart.
+#include <dirent.h>
 #include <fcntl.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
 #include "agent/errors.h"
+#include "agent/log.h"
+#include "agent/orphans.h"
 #include "agent/process.h"
 #include "agent/state.h"
 #include "agent/units.h"
@@ -122,20 +130,30 @@ BackupInfo BackupFromToml(const toml::table& t) {
 }
 
 void WriteAtomically(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
+  // Per process: a daemon and a `verify` replacing the same file must not share a temp file.
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << content;
-    out.flush();
-    if (!out) throw Error(ErrorKind::kIo, "cannot write " + tmp);
+    out.close();
+    if (!out) {
+      std::remove(tmp.c_str());
+      throw Error(ErrorKind::kIo, "cannot write " + tmp);
+    }
   }
+  // A file that did not reach the disk whole (a full disk) must not replace a good one.
   int fd = open(tmp.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    fsync(fd);
-    close(fd);
+  if (fd < 0 || fsync(fd) != 0) {
+    std::string why = std::strerror(errno);
+    if (fd >= 0) close(fd);
+    std::remove(tmp.c_str());
+    throw Error(ErrorKind::kIo, "cannot write " + tmp + ": " + why);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+  close(fd);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
     throw Error(ErrorKind::kIo, "cannot replace " + path);
+  }
 }
 
 }  // namespace
@@ -220,68 +238,337 @@ std::optional<DrillReport> ReportFromToml(const std::string& text) {
   return r;
 }
 
-DrillHistory::DrillHistory(std::string dir) : dir_(std::move(dir)) { MakeDirs(dir_, 0750); }
+namespace {
+
+constexpr const char* kSummaryFile = "drills.toml";
+constexpr const char* kReportFile = "last_drill.toml";
+constexpr const char* kRunningPrefix = "drill_running.";
+constexpr const char* kRunningSuffix = ".toml";
+// Files written by this version start with the header and end with the trailer, so a file cut
+// short anywhere is told from a complete one. Files without the header (older versions) are
+// read leniently.
+constexpr const char* kHeader = "# restorewatch state v1\n";
+constexpr const char* kTrailer = "# end of restorewatch state\n";
+
+std::string Framed(const std::string& body) { return kHeader + body + "\n" + kTrailer; }
+
+// nullopt when the file does not exist. Throws Error(kIo) when it cannot be read.
+std::optional<std::string> ReadState(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) return std::nullopt;
+    throw Error(ErrorKind::kIo, "cannot read " + path + ": " + std::strerror(errno));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Parses a state file's TOML; sets *problem (one line) when it is damaged.
+std::optional<toml::table> ParseState(const std::string& text, std::string* problem) {
+  if (text.empty()) {
+    *problem = "empty file";
+    return std::nullopt;
+  }
+  const std::string header(kHeader), trailer(kTrailer);
+  if (text.compare(0, header.size(), header) == 0 &&
+      (text.size() < trailer.size() ||
+       text.compare(text.size() - trailer.size(), trailer.size(), trailer) != 0)) {
+    *problem = "truncated (no end marker)";
+    return std::nullopt;
+  }
+  try {
+    return toml::parse(text);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << "does not parse: " << e.description() << " at line " << e.source().begin.line;
+    *problem = msg.str();
+    return std::nullopt;
+  }
+}
+
+bool SaneTime(double t) { return std::isfinite(t) && t >= 0; }
+
+// The summary keys of `t` (drills.toml, or last_drill.toml's [history]) into *s. False, with a
+// problem, on impossible values.
+bool SummaryFromTable(const toml::table& t, DrillHistorySummary* s, std::string* problem) {
+  struct Key {
+    const char* name;
+    std::optional<double>* out;
+  } keys[] = {{"last_run", &s->last_run},
+              {"last_success", &s->last_success},
+              {"last_failure", &s->last_failure}};
+  for (const auto& k : keys) {
+    const toml::node* n = t.get(k.name);
+    if (!n) continue;
+    auto v = n->value<double>();
+    if (!v || !SaneTime(*v)) {
+      *problem = std::string(k.name) + " is not a timestamp";
+      return false;
+    }
+    *k.out = *v;
+  }
+  if (const toml::node* runs = t.get("runs")) {
+    const auto* rt = runs->as_table();
+    if (!rt) {
+      *problem = "runs is not a table";
+      return false;
+    }
+    for (const auto& [k, v] : *rt) {
+      auto n = v.value<int64_t>();
+      if (!n || *n < 0) {
+        *problem = "runs." + std::string(k.str()) + " is not a count";
+        return false;
+      }
+      s->runs_by_result[std::string(k.str())] = *n;
+    }
+  }
+  return true;
+}
+
+void MaxInto(std::optional<double>& into, const std::optional<double>& v) {
+  if (v && (!into || *v > *into)) into = v;
+}
+
+// Merges `b` into `a`: the later timestamps and the higher counts win (the two files are written
+// one after the other, so after a crash between the writes one is a drill ahead).
+void Merge(DrillHistorySummary& a, const DrillHistorySummary& b) {
+  MaxInto(a.last_run, b.last_run);
+  MaxInto(a.last_success, b.last_success);
+  MaxInto(a.last_failure, b.last_failure);
+  for (const auto& [k, v] : b.runs_by_result)
+    a.runs_by_result[k] = std::max(a.runs_by_result[k], v);
+}
+
+toml::table SummaryTable(const DrillHistorySummary& s) {
+  toml::table t;
+  if (s.last_run) t.insert_or_assign("last_run", *s.last_run);
+  if (s.last_success) t.insert_or_assign("last_success", *s.last_success);
+  if (s.last_failure) t.insert_or_assign("last_failure", *s.last_failure);
+  toml::table runs;
+  for (const auto& [k, v] : s.runs_by_result) runs.insert_or_assign(k, v);
+  t.insert_or_assign("runs", std::move(runs));
+  return t;
+}
+
+std::string CompactUtc(double t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+// Renames a damaged state file to <path>.corrupt-<UTC time> (never over an earlier one) and logs.
+void MoveAside(const std::string& path, const std::string& problem, const std::string& rebuilt) {
+  std::string to = path + ".corrupt-" + CompactUtc(NowUnix());
+  for (int i = 2; access(to.c_str(), F_OK) == 0 && i < 100; ++i)
+    to = path + ".corrupt-" + CompactUtc(NowUnix()) + "-" + std::to_string(i);
+  if (std::rename(path.c_str(), to.c_str()) != 0) {
+    if (errno == ENOENT) return;  // another process moved it a moment ago
+    LogError("state file is corrupt and cannot be moved aside",
+             {{"file", path}, {"problem", problem}, {"error", std::strerror(errno)}});
+    return;
+  }
+  LogWarn("state file is corrupt; moved aside",
+          {{"file", path}, {"moved_to", to}, {"problem", problem}, {"rebuilt", rebuilt}});
+}
+
+std::string RunningPath(const std::string& dir, pid_t pid) {
+  return dir + "/" + kRunningPrefix + std::to_string(pid) + kRunningSuffix;
+}
+
+}  // namespace
+
+DrillHistory::DrillHistory(std::string dir) : dir_(std::move(dir)) {
+  MakeDirs(dir_, 0750);
+  std::lock_guard<std::mutex> lk(mu_);
+  try {
+    RecoverInterruptedLocked();
+  } catch (const Error& e) {
+    LogError("cannot recover interrupted drills", {{"dir", dir_}, {"error", e.what()}});
+  }
+}
+
+DrillHistorySummary DrillHistory::LoadLocked() {
+  DrillHistorySummary s;
+  const std::string summary_path = dir_ + "/" + kSummaryFile;
+  const std::string report_path = dir_ + "/" + kReportFile;
+
+  // last_drill.toml: the report, and (since v1) a copy of the summary as [history].
+  DrillHistorySummary from_report;
+  bool report_has_history = false;
+  std::string report_problem;
+  std::optional<std::string> report_text = ReadState(report_path);
+  if (report_text) {
+    std::optional<toml::table> t = ParseState(*report_text, &report_problem);
+    if (t) {
+      if (const auto* h = (*t)["history"].as_table()) {
+        if (SummaryFromTable(*h, &from_report, &report_problem))
+          report_has_history = true;
+        else
+          t.reset();
+      }
+    }
+    if (t) {
+      s.last_report = ReportFromToml(*report_text);
+      if (!s.last_report) report_problem = "does not parse";
+    }
+    if (!s.last_report) {
+      from_report = {};
+      report_has_history = false;
+    } else if (!report_has_history) {
+      // An older file: the report alone still says when the last drill ended and how.
+      const DrillReport& r = *s.last_report;
+      if (SaneTime(r.finished_at) && r.finished_at > 0) {
+        from_report.last_run = r.finished_at;
+        (r.result == DrillResult::kSuccess ? from_report.last_success : from_report.last_failure) =
+            r.finished_at;
+        from_report.runs_by_result[DrillResultName(r.result)] = 1;
+      }
+    }
+  }
+
+  std::string summary_problem;
+  bool summary_ok = false;
+  std::optional<std::string> summary_text = ReadState(summary_path);
+  if (summary_text) {
+    std::optional<toml::table> t = ParseState(*summary_text, &summary_problem);
+    DrillHistorySummary from_summary;
+    if (t && SummaryFromTable(*t, &from_summary, &summary_problem)) {
+      Merge(s, from_summary);
+      summary_ok = true;
+    }
+  }
+  Merge(s, from_report);
+
+  bool rewrite = false;
+  if (report_text && !s.last_report) {
+    MoveAside(report_path, report_problem,
+              summary_ok ? "summary kept from drills.toml; the last report is lost"
+                         : "nothing: the last report is lost");
+  }
+  if (summary_text && !summary_ok) {
+    std::string rebuilt = report_has_history ? "from the summary copy in last_drill.toml"
+                          : s.last_report    ? "from the last report only (counts restart)"
+                                             : "nothing: counts restart at 0";
+    MoveAside(summary_path, summary_problem, rebuilt);
+    rewrite = true;
+  }
+  // Never backwards within this process.
+  for (auto& [k, v] : runs_floor_) s.runs_by_result[k] = std::max(s.runs_by_result[k], v);
+  for (const auto& [k, v] : s.runs_by_result) runs_floor_[k] = std::max(runs_floor_[k], v);
+  if (rewrite && (s.last_run || !s.runs_by_result.empty())) {
+    std::ostringstream out;
+    out << toml::toml_formatter{SummaryTable(s)};
+    try {
+      WriteAtomically(summary_path, Framed(out.str()));
+    } catch (const Error& e) {
+      LogError("cannot rewrite the drill summary", {{"file", summary_path}, {"error", e.what()}});
+    }
+  }
+  return s;
+}
+
+void DrillHistory::RecordLocked(const DrillReport& report) {
+  DrillHistorySummary s = LoadLocked();
+  s.last_report.reset();
+  s.last_run = report.finished_at;
+  if (report.result == DrillResult::kSuccess)
+    s.last_success = report.finished_at;
+  else
+    s.last_failure = report.finished_at;
+  s.runs_by_result[DrillResultName(report.result)] += 1;
+  for (const auto& [k, v] : s.runs_by_result) runs_floor_[k] = std::max(runs_floor_[k], v);
+
+  toml::table report_tree = ReportTree(report);
+  report_tree.insert_or_assign("history", SummaryTable(s));
+  std::ostringstream report_out, summary_out;
+  report_out << toml::toml_formatter{report_tree};
+  summary_out << toml::toml_formatter{SummaryTable(s)};
+  WriteAtomically(dir_ + "/" + kReportFile, Framed(report_out.str()));
+  WriteAtomically(dir_ + "/" + kSummaryFile, Framed(summary_out.str()));
+}
 
 void DrillHistory::Record(const DrillReport& report) {
   std::lock_guard<std::mutex> lk(mu_);
-  DrillHistorySummary prev;
-  {
-    // Load without the lock recursion: inline read of the summary file.
-    std::ifstream in(dir_ + "/drills.toml");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    try {
-      toml::table t = toml::parse(ss.str());
-      if (auto v = t["last_success"].value<double>()) prev.last_success = *v;
-      if (auto v = t["last_failure"].value<double>()) prev.last_failure = *v;
-      if (const auto* runs = t["runs"].as_table())
-        for (const auto& [k, v] : *runs)
-          if (auto n = v.value<int64_t>()) prev.runs_by_result[std::string(k.str())] = *n;
-    } catch (const toml::parse_error&) {
-      // A missing or damaged summary starts afresh; the report file is still written.
-    }
-  }
+  RecordLocked(report);
+  std::remove(RunningPath(dir_, getpid()).c_str());
+}
+
+void DrillHistory::BeginDrill(double started_at) {
+  std::lock_guard<std::mutex> lk(mu_);
   toml::table t;
-  t.insert_or_assign("last_run", report.finished_at);
-  double success = prev.last_success.value_or(0), failure = prev.last_failure.value_or(0);
-  if (report.result == DrillResult::kSuccess)
-    success = report.finished_at;
-  else
-    failure = report.finished_at;
-  if (success > 0) t.insert_or_assign("last_success", success);
-  if (failure > 0) t.insert_or_assign("last_failure", failure);
-  prev.runs_by_result[DrillResultName(report.result)] += 1;
-  toml::table runs;
-  for (const auto& [k, v] : prev.runs_by_result) runs.insert_or_assign(k, v);
-  t.insert_or_assign("runs", std::move(runs));
-  std::ostringstream summary;
-  summary << toml::toml_formatter{t};
-  WriteAtomically(dir_ + "/last_drill.toml", ReportToToml(report));
-  WriteAtomically(dir_ + "/drills.toml", summary.str());
+  t.insert_or_assign("target", dir_.substr(dir_.rfind('/') + 1));
+  PutTime(t, "started_at", started_at);
+  t.insert_or_assign("owner", FormatIdentity(SelfIdentity()));
+  std::ostringstream out;
+  out << toml::toml_formatter{t};
+  try {
+    WriteAtomically(RunningPath(dir_, getpid()), Framed(out.str()));
+  } catch (const Error& e) {
+    // The drill runs anyway; only a crash during it would go unrecorded.
+    LogError("cannot write the drill-in-progress marker", {{"dir", dir_}, {"error", e.what()}});
+  }
+}
+
+void DrillHistory::RecoverInterruptedLocked() {
+  std::vector<std::string> names;
+  if (DIR* d = opendir(dir_.c_str())) {
+    while (struct dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      const std::string pre(kRunningPrefix), suf(kRunningSuffix);
+      if (n.size() > pre.size() + suf.size() && n.compare(0, pre.size(), pre) == 0 &&
+          n.compare(n.size() - suf.size(), suf.size(), suf) == 0)
+        names.push_back(n);
+    }
+    closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    const std::string path = dir_ + "/" + name;
+    std::optional<std::string> text = ReadState(path);
+    if (!text) continue;
+    std::string problem;
+    std::optional<toml::table> t = ParseState(*text, &problem);
+    std::optional<ProcessIdentity> owner;
+    if (t) {
+      owner = ParseIdentity(Get<std::string>((*t)["owner"]));
+      if (!owner) problem = "no owner";
+    }
+    if (!owner) {
+      // Whose drill it was cannot be told: never count it, never let it block anything.
+      MoveAside(path, problem, "nothing: an unreadable drill-in-progress marker");
+      continue;
+    }
+    if (OwnerStateOf(*owner) != OwnerState::kGone) continue;  // still running (or elsewhere)
+    // Claim it first: a daemon and a `verify` starting together must not both record it.
+    const std::string claimed = path + ".claimed-" + std::to_string(getpid());
+    if (std::rename(path.c_str(), claimed.c_str()) != 0) continue;
+    DrillReport r;
+    r.target = Get<std::string>((*t)["target"]);
+    if (r.target.empty()) r.target = dir_.substr(dir_.rfind('/') + 1);
+    r.started_at = Get<double>((*t)["started_at"]);
+    r.finished_at = NowUnix();
+    if (!SaneTime(r.started_at) || r.started_at > r.finished_at) r.started_at = r.finished_at;
+    r.run_id = "interrupted-" + CompactUtc(r.started_at);
+    r.result = DrillResult::kError;
+    r.reason =
+        "interrupted: the agent stopped during the drill (pid " + std::to_string(owner->pid) + ")";
+    RecordLocked(r);
+    std::remove(claimed.c_str());
+    recovered_.push_back(r);
+    LogWarn("a drill was interrupted by the agent stopping; recorded as an error",
+            {{"target", r.target},
+             {"pid", static_cast<int64_t>(owner->pid)},
+             {"started_at", FormatTimestamp(r.started_at)}});
+  }
 }
 
 DrillHistorySummary DrillHistory::Load() {
   std::lock_guard<std::mutex> lk(mu_);
-  DrillHistorySummary s;
-  auto read = [](const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  };
-  try {
-    toml::table t = toml::parse(read(dir_ + "/drills.toml"));
-    if (auto v = t["last_run"].value<double>()) s.last_run = *v;
-    if (auto v = t["last_success"].value<double>()) s.last_success = *v;
-    if (auto v = t["last_failure"].value<double>()) s.last_failure = *v;
-    if (const auto* runs = t["runs"].as_table())
-      for (const auto& [k, v] : *runs)
-        if (auto n = v.value<int64_t>()) s.runs_by_result[std::string(k.str())] = *n;
-  } catch (const toml::parse_error&) {
-  }
-  std::string report = read(dir_ + "/last_drill.toml");
-  if (!report.empty()) s.last_report = ReportFromToml(report);
-  return s;
+  return LoadLocked();
 }
 
 }  // namespace rw

@@ -51,10 +51,11 @@ std::vector<std::string> BuildEnv(const ProcessSpec& spec) {
 }
 
 // In the child after fork(): only async-signal-safe calls until exec.
+// parent: the agent's pid captured before fork(), to close the race where the agent died before
+// PR_SET_PDEATHSIG was armed (the child would then never get the signal).
 [[noreturn]] void ExecChild(const ProcessSpec& spec, char* const* argv, char* const* envp,
-                            int in_fd, int out_fd, int err_fd) {
+                            int in_fd, int out_fd, int err_fd, pid_t parent) {
   setpgid(0, 0);
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -70,6 +71,11 @@ std::vector<std::string> BuildEnv(const ProcessSpec& spec) {
       _exit(126);
     }
   }
+  // After the credential change: setuid/setgid clear the parent-death signal (prctl(2)), so set
+  // before the switch it was silently lost and a run_as child (the sandbox postmaster) outlived a
+  // kill -9 of the agent.
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) _exit(126);
+  if (getppid() != parent) _exit(126);  // the agent died before the signal was armed
   if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) _exit(126);
   execve(argv[0], argv, envp);
   _exit(127);
@@ -128,9 +134,10 @@ Spawned Spawn(const ProcessSpec& spec, int stdin_fd = -1, int stdout_fd = -1, in
     throw Error(ErrorKind::kProcess, Errno("pipe"));
   int child_err = stderr_fd >= 0 ? stderr_fd : err_pipe[1];
 
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) throw Error(ErrorKind::kProcess, Errno("fork"));
-  if (pid == 0) ExecChild(spec, argv.data(), envp.data(), in_fd, child_out, child_err);
+  if (pid == 0) ExecChild(spec, argv.data(), envp.data(), in_fd, child_out, child_err, parent);
   setpgid(pid, pid);  // also in the parent, to avoid the race with killpg
   if (close_in) close(in_fd);
   if (close_out) close(child_out);

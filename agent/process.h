@@ -1,9 +1,23 @@
 #pragma once
 // Child processes: short-lived tools (initdb, pg_restore, psql, gzip) run to completion, and
 // long-lived servers (postgres) owned by the agent. When the agent runs as root, children can drop
-// to an unprivileged user (PostgreSQL refuses to run as root). Every child gets PR_SET_PDEATHSIG so
-// it dies with the agent, runs in its own process group, and every wait is bounded. Thread-safe:
-// each call owns its child.
+// to an unprivileged user (PostgreSQL refuses to run as root). Every child gets PR_SET_PDEATHSIG
+// (SIGKILL) so it dies with the agent, runs in its own process group, and every wait is bounded.
+// Thread-safe: each call owns its child.
+//
+// Parent-death signal, what it does and does not cover:
+//  - It is armed in the child after the switch to run_as (setuid/setgid clear it), and the child
+//    exits at once if the agent already died between fork() and that point.
+//  - The kernel sends it when the THREAD that forked the child exits, not the process. So a
+//    long-lived child (ChildProcess: the sandbox postmaster, a LocalCluster) must be started on a
+//    thread that outlives it. Today every one is: the ephemeral sandbox's postmaster is started
+//    and stopped by the drill on one thread (the scheduler thread in `run`, the main thread in
+//    `verify`), the demo's clusters by the main thread. Never start a ChildProcess on a short-lived
+//    helper thread (std::async, a per-request HTTP worker) and hand it to another thread: it
+//    would be SIGKILLed when the helper returns.
+//  - A kill -9 of the agent kills its direct children only; a killed postmaster's backends exit
+//    on their own once they notice, and the work_dir sweep (agent/orphans.h) stops any postmaster
+//    that survived anyway before removing its directory.
 #include <sys/types.h>
 
 #include <map>

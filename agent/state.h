@@ -4,7 +4,10 @@
 //    table_activity collector, read by the row_count/checksum checks to bound churn since a
 //    backup's snapshot). Stored as an append-only text file, compacted so it stays small: every
 //    sample of the last 2 hours, then one per hour for 8 days; older ones dropped.
-//  - DrillHistory: the last drill report and the timestamps/counters that must survive restarts.
+//  - DrillHistory: the last drill report and the timestamps/counters that must survive restarts
+//    (drills.toml: the summary; last_drill.toml: the last report with a copy of the summary, so
+//    either file rebuilds the other), and the drill-in-progress markers
+//    (drill_running.<pid>.toml) that turn a drill interrupted by a crash into an `error` drill.
 // Thread-safe within a process (internal mutex). Across processes, writers append whole lines or
 // replace files atomically (write + rename), so a reader never sees a torn record.
 #include <cstdint>
@@ -78,16 +81,37 @@ struct DrillHistorySummary {
   std::optional<DrillReport> last_report;
 };
 
+// Damaged state: a state file that does not parse, is truncated (new files end with a trailer
+// line) or holds impossible values (a negative counter) is moved aside as
+// <name>.corrupt-<UTC time> with a warning log line, and what it held is rebuilt from the other
+// file where possible (drills.toml from the summary copy in last_drill.toml, or from the report
+// alone; the report is lost with last_drill.toml). Counters never go backwards within a process
+// (a high-water mark per result) and never go negative. Missing files are a fresh start, silently.
 class DrillHistory {
  public:
+  // dir: state_dir/<target>; created if missing (Error kIo). Also recovers interrupted drills:
+  // every drill_running.<pid>.toml whose owner is provably gone (orphans.h OwnerStateOf) is
+  // claimed (renamed, so two processes never both record it) and recorded as an `error` drill
+  // with reason "interrupted: the agent stopped during the drill (pid N)".
   explicit DrillHistory(std::string dir);
-  // Records a finished drill (atomically replaces the state file).
+  // Marks a drill of this target as running in this process (drill_running.<pid>.toml, written
+  // atomically). Record() clears it. Never throws (a failure is logged).
+  void BeginDrill(double started_at);
+  // Records a finished drill (atomically replaces the state files) and clears this process's
+  // drill-in-progress marker.
   void Record(const DrillReport& report);
   DrillHistorySummary Load();
+  // The interrupted drills the constructor recorded (oldest first).
+  const std::vector<DrillReport>& recovered() const { return recovered_; }
 
  private:
+  DrillHistorySummary LoadLocked();
+  void RecordLocked(const DrillReport& report);
+  void RecoverInterruptedLocked();
   std::string dir_;
   std::mutex mu_;
+  std::map<std::string, std::int64_t> runs_floor_;  // highest counts seen (never go backwards)
+  std::vector<DrillReport> recovered_;
 };
 
 // Report <-> TOML/JSON, used by DrillHistory, the JSON report and the API (agent/drill_history.cpp;

@@ -10,6 +10,7 @@
 #include "agent/orphans.h"
 #include "agent/runtime/drill_metrics.h"
 #include "agent/runtime/drill_runner.h"
+#include "agent/sandboxes/scratch.h"
 #include "agent/state.h"
 #include "agent/state_lock.h"
 #include "checks/registry.h"
@@ -194,6 +195,7 @@ void Agent::Start() {
     http_->Start();
     LogInfo("listening", {{"address", http_->host() + ":" + std::to_string(http_->port())}});
   }
+  SweepScratchServers(*config_);  // crash cleanup on scratch servers (bounded by connect_timeout)
   if (options_.run_scheduler) scheduler_ = std::thread([this] { SchedulerLoop(); });
   LogInfo("agent started", {{"version", kVersion},
                             {"targets", static_cast<int64_t>(config_->targets.size())},
@@ -294,6 +296,7 @@ DrillReport Agent::RunDrillNow(const std::string& name) {
   std::string busy;
   auto drill_lock = TryLockDrill(env_->state_dir, name, &busy);
   if (!drill_lock) throw Error(ErrorKind::kCancelled, busy);
+  rt->history().BeginDrill(NowUnix());  // a crash now is recorded as an interrupted drill
   rt->running() = true;
   rt->RefreshDrillMetrics();
   DrillReport r = RunDrill(*env_, *target, &rt->activity(), stop_);

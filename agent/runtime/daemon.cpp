@@ -9,6 +9,7 @@
 #include "agent/drill_log.h"
 #include "agent/errors.h"
 #include "agent/log.h"
+#include "agent/orphans.h"
 #include "agent/runtime/agent.h"
 #include "agent/runtime/drill_runner.h"
 #include "agent/runtime/signals.h"
@@ -140,6 +141,7 @@ int RunVerify(const std::string& path, const std::string& target_name, bool json
     std::fprintf(stderr, "verify: %s\n", e.what());
     return 2;
   }
+  RemoveOrphanedWorkDirs(env->work_dir);  // safe beside a daemon: live owners' dirs are kept
   // Ctrl-C / SIGTERM cancel the drill, which then removes its sandbox.
   CancelToken cancel;
   std::atomic<bool> done{false};
@@ -172,10 +174,11 @@ int RunVerify(const std::string& path, const std::string& target_name, bool json
       r.result = DrillResult::kError;
       r.reason = busy;
     } else {
+      DrillHistory history(env->state_dir + "/" + t.name);
+      history.BeginDrill(NowUnix());  // a crash now is recorded as an interrupted drill
       r = RunDrill(*env, t, &activity, cancel);
-      drill_lock.reset();
       try {
-        DrillHistory(env->state_dir + "/" + t.name).Record(r);
+        history.Record(r);
       } catch (const Error& e) {
         LogWarn("cannot record drill", {{"target", t.name}, {"error", e.what()}});
       }

@@ -4,6 +4,7 @@
 
 #include "agent/errors.h"
 #include "agent/log.h"
+#include "agent/orphans.h"
 #include "agent/pg_cluster.h"
 #include "agent/pg_conn.h"
 
@@ -56,7 +57,10 @@ class EphemeralSandbox : public Sandbox {
     o.run_as = env_.run_as;
     o.tcp = false;
     o.throwaway = true;
-    o.marker = "kind=ephemeral-sandbox target=" + target_ + " run=" + run_id_;
+    // The owner's full identity (host, boot, pid, start time) first, so the work_dir sweep can
+    // tell a dead owner from a reused pid (agent/orphans.h).
+    o.marker = "kind=ephemeral-sandbox " + FormatIdentity(SelfIdentity()) + " target=" + target_ +
+               " run=" + run_id_;
     cluster_ = LocalCluster::Create(o, &cancel);
     dir_ = cluster_->dir();
     LogDebug("ephemeral sandbox started",

@@ -2,8 +2,12 @@
 
 #include <libpq-fe.h>
 
+#include <optional>
+#include <set>
+
 #include "agent/errors.h"
 #include "agent/log.h"
+#include "agent/orphans.h"
 #include "agent/pg_conn.h"
 
 namespace rw {
@@ -41,6 +45,83 @@ std::string BaseConnInfo(const std::string& conninfo) {
   }
   PQconninfoFree(opts);
   return out;
+}
+
+std::string OneLineOf(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  for (auto& c : s)
+    if (c == '\n') c = ' ';
+  return s;
+}
+
+// The owner a mark names, when it is provably gone (see orphans.h); a mark without an identity
+// (written by an older version) or of another host never is.
+std::optional<ProcessIdentity> GoneOwner(const std::string& mark) {
+  if (mark.rfind("restorewatch:", 0) != 0) return std::nullopt;
+  auto space = mark.find(' ');
+  if (space == std::string::npos) return std::nullopt;
+  auto id = ParseIdentity(mark.substr(space));
+  if (!id || id->host.empty()) return std::nullopt;
+  if (OwnerStateOf(*id) != OwnerState::kGone) return std::nullopt;
+  return id;
+}
+
+// Drops the databases (then roles) on the scratch server whose mark names an owner that is gone.
+// Never an unmarked one, one whose owner lives, or one marked on another host.
+std::vector<std::string> SweepOn(pqxx::connection& c, int major, const std::string& where) {
+  std::vector<std::string> dropped;
+  pqxx::nontransaction tx(c);
+  auto dbs = tx.exec(
+      "select datname, shobj_description(oid, 'pg_database') from pg_database "
+      "where datname like 'restorewatch\\_%' and shobj_description(oid, 'pg_database') like "
+      "'restorewatch:%' order by datname");
+  for (const auto& row : dbs) {
+    std::string name = row[0].c_str(), mark = row[1].c_str();
+    auto owner = GoneOwner(mark);
+    if (!owner) continue;
+    try {
+      // Re-check the mark in the statement's own snapshot: drop only what still carries it.
+      auto again = tx.exec_params(
+          "select 1 from pg_database where datname = $1 and "
+          "shobj_description(oid, 'pg_database') = $2",
+          name, mark);
+      if (again.empty()) continue;
+      tx.exec0("drop database " + tx.quote_name(name) + (major >= 13 ? " with (force)" : ""));
+      dropped.push_back(name);
+      LogWarn(
+          "dropped a scratch database left by a previous run",
+          {{"database", name}, {"server", where}, {"owner_pid", static_cast<int64_t>(owner->pid)}});
+    } catch (const std::exception& e) {
+      LogError("cannot drop a leftover scratch database",
+               {{"database", name}, {"server", where}, {"error", OneLineOf(e.what())}});
+    }
+  }
+  auto roles = tx.exec(
+      "select rolname, shobj_description(oid, 'pg_authid') from pg_roles "
+      "where shobj_description(oid, 'pg_authid') like 'restorewatch:%' order by rolname");
+  for (const auto& row : roles) {
+    std::string name = row[0].c_str(), mark = row[1].c_str();
+    if (!GoneOwner(mark)) continue;
+    try {
+      tx.exec0("drop role " + tx.quote_name(name));
+      LogWarn("dropped a scratch role left by a previous run", {{"role", name}, {"server", where}});
+    } catch (const std::exception& e) {
+      // It still owns something in a database that is not ours: leave it.
+      LogWarn("cannot drop a leftover scratch role",
+              {{"role", name}, {"server", where}, {"error", OneLineOf(e.what())}});
+    }
+  }
+  return dropped;
+}
+
+SessionLimits ScratchLimits(Duration connect_timeout) {
+  SessionLimits limits;
+  limits.connect_timeout = connect_timeout;
+  limits.statement_timeout = std::chrono::minutes(10);  // create/drop database copy files
+  limits.lock_timeout = std::chrono::seconds(30);
+  limits.read_only = false;
+  limits.application_name = "restorewatch-scratch";
+  return limits;
 }
 
 // A database (or role) this object created, and whether it is still there to drop.
@@ -105,6 +186,13 @@ class ScratchSandbox : public Sandbox {
       throw Error(ErrorKind::kConfig, "the scratch role may not create databases",
                   "grant it CREATEDB (ALTER ROLE ... CREATEDB)");
     started_ = true;
+    // Before each drill: what a crashed agent left on this server goes first.
+    try {
+      SweepOn(*conn_, major_, spec_.Redacted());
+    } catch (const std::exception& e) {
+      LogWarn("cannot sweep the scratch server for leftovers",
+              {{"target", target_}, {"error", OneLineOf(e.what())}});
+    }
   }
 
   std::string CreateDatabase(const std::string& wanted_name) override {
@@ -253,13 +341,7 @@ class ScratchSandbox : public Sandbox {
   // The maintenance connection, reopened when it was lost. Throws Error(kConnect).
   pqxx::connection* Connection() {
     if (conn_ && conn_->is_open()) return conn_.get();
-    SessionLimits limits;
-    limits.connect_timeout = connect_timeout_;
-    limits.statement_timeout = std::chrono::minutes(10);  // create/drop database copy files
-    limits.lock_timeout = std::chrono::seconds(30);
-    limits.read_only = false;
-    limits.application_name = "restorewatch-scratch";
-    conn_ = Connect(spec_, limits);
+    conn_ = Connect(spec_, ScratchLimits(connect_timeout_));
     return conn_.get();
   }
 
@@ -281,7 +363,31 @@ class ScratchSandbox : public Sandbox {
 }  // namespace
 
 std::string ScratchMark(const std::string& target, const std::string& run_id) {
-  return "restorewatch:" + target + ":" + run_id;
+  return "restorewatch:" + target + ":" + run_id + " " + FormatIdentity(SelfIdentity());
+}
+
+std::vector<std::string> RemoveOrphanedScratchDatabases(const TargetConfig& target) {
+  std::unique_ptr<pqxx::connection> c;
+  std::vector<std::string> dropped;
+  WithPgErrors("cannot sweep the scratch server " + target.drill.scratch.Redacted(), [&] {
+    c = Connect(target.drill.scratch, ScratchLimits(target.connect_timeout));
+    dropped = SweepOn(*c, rw::ServerMajor(*c), target.drill.scratch.Redacted());
+  });
+  return dropped;
+}
+
+void SweepScratchServers(const Config& config) {
+  std::set<std::string> done;
+  for (const auto& t : config.targets) {
+    if (t.drill.sandbox != SandboxKind::kScratch) continue;
+    if (!done.insert(t.drill.scratch.conninfo).second) continue;
+    try {
+      RemoveOrphanedScratchDatabases(t);
+    } catch (const std::exception& e) {
+      LogWarn("cannot sweep the scratch server for leftovers",
+              {{"target", t.name}, {"error", OneLineOf(e.what())}});
+    }
+  }
 }
 
 std::string ScratchDatabaseName(const std::string& target, const std::string& run_id) {

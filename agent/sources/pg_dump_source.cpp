@@ -1,9 +1,15 @@
 #include "agent/sources/pg_dump_source.h"
 
+#include <fcntl.h>
 #include <fnmatch.h>
+#include <libpq-fe.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
@@ -47,17 +53,56 @@ std::string JoinDirs(const std::vector<std::string>& dirs) {
 
 std::string Seconds(Duration d) { return FormatDuration(d); }
 
+// Whether the agent may read the backup at all (a file, or a directory dump's toc.dat). An
+// unreadable backup says nothing about the backup: it is an error of the environment (kIo), not
+// a failure of the backup. Returns the problem, or "" when readable (or not openable for a reason
+// the format probe reports better, such as a missing toc.dat).
+std::string Unreadable(const Entry& e) {
+  std::string path = e.is_dir ? e.path + "/toc.dat" : e.path;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    close(fd);
+    return {};
+  }
+  int err = errno;
+  if (err != EACCES && err != EPERM && err != EIO) return {};
+  std::string who = "uid " + std::to_string(geteuid());
+  if (struct passwd* pw = getpwuid(geteuid())) who = pw->pw_name;
+  return "cannot read " + path + ": " + std::strerror(err) + " (the agent runs as " + who + ")";
+}
+
 // The error kind for a restore tool's failure: the environment's fault (disk, connection) is not
 // the backup's.
 ErrorKind KindOf(const std::vector<ToolError>& errors) {
   for (const auto& e : errors) {
     if (LooksLikeDiskFull(e.context)) return ErrorKind::kIo;
+    // The backup may be fine: the agent (or its restore tool) was not let in.
+    if (e.context.find("Permission denied") != std::string::npos) return ErrorKind::kIo;
     if (e.context.find("server closed the connection unexpectedly") != std::string::npos ||
         e.context.find("connection to server") != std::string::npos ||
         e.context.find("terminating connection") != std::string::npos)
       return ErrorKind::kProcess;
   }
   return ErrorKind::kBadInput;
+}
+
+// After a restore tool failed: when what died was not the backup's fault, throws the one-line
+// reason naming it, as an error of the environment (kProcess): the sandbox's server stopped
+// answering (killed, crashed), or the tool itself was killed by a signal. Otherwise returns.
+void ThrowIfSomethingDied(const ProcessResult& r, const Sandbox& sandbox, const std::string& tool,
+                          const std::string& file, const std::string& first_error) {
+  std::string ping = sandbox.ConnInfo("postgres") + " connect_timeout=5";
+  if (PQping(ping.c_str()) == PQPING_NO_RESPONSE) {
+    throw Error(ErrorKind::kProcess,
+                "the " + sandbox.kind() + " sandbox's server died during the restore of " + file +
+                    (first_error.empty() ? "" : " (" + tool + ": " + first_error + ")"));
+  }
+  if (r.term_signal != 0) {
+    const char* name = strsignal(r.term_signal);
+    throw Error(ErrorKind::kProcess,
+                tool + " was killed by signal " + std::to_string(r.term_signal) +
+                    (name ? std::string(" (") + name + ")" : "") + " while restoring " + file);
+  }
 }
 
 // A pg_dump source: see pg_dump_source.h. Config and environment are copied and immutable; the
@@ -226,6 +271,12 @@ Probe PgDumpSource::ProbeEntry(const Entry& e, CancelToken* cancel) {
     if (it != cache_.end() && it->second.first == e) return it->second.second;
   }
   Probe p;
+  if (std::string why = Unreadable(e); !why.empty()) {
+    // Not cached: the permissions may be fixed without the file changing.
+    p.problem = why;
+    p.problem_kind = ErrorKind::kIo;
+    return p;
+  }
   Sniff sniff = SniffPath(e.path);
   p.format = sniff.format;
   if (p.format == DumpFormat::kUnknown) {
@@ -243,6 +294,7 @@ Probe PgDumpSource::ProbeEntry(const Entry& e, CancelToken* cancel) {
       auto errs = ParsePgRestoreErrors(r.err, nullptr);
       std::string why = errs.empty() ? r.Summary() : JoinFirst(errs, 3);
       p.problem = "pg_restore cannot read " + e.path + ": " + why;
+      if (why.find("Permission denied") != std::string::npos) p.problem_kind = ErrorKind::kIo;
       int vmaj = 0, vmin = 0;
       auto at = why.find("unsupported version (");
       if (at != std::string::npos) sscanf(why.c_str() + at + 21, "%d.%d", &vmaj, &vmin);
@@ -441,6 +493,8 @@ RestoreOutcome PgDumpSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
           r.term_signal == 0 && ignored >= 0 && ignored <= static_cast<int>(errs.size());
       if (!bad.empty() || !completed) {
         const auto& shown = bad.empty() ? errs : bad;
+        ThrowIfSomethingDied(r, sandbox, "pg_restore", file,
+                             shown.empty() ? "" : JoinFirst(shown, 1));
         throw Error(shown.empty() ? ErrorKind::kProcess : KindOf(shown),
                     "pg_restore failed on " + file + ": " +
                         (shown.empty() ? r.Summary() : JoinFirst(shown, 3)));
@@ -495,6 +549,7 @@ RestoreOutcome PgDumpSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
     std::vector<ToolError> bad = RejectedErrors(errs, options.allow_errors, &out.accepted_errors);
     if (!r.ok() || !bad.empty()) {
       const auto& shown = bad.empty() ? errs : bad;
+      ThrowIfSomethingDied(r, sandbox, "psql", file, shown.empty() ? "" : JoinFirst(shown, 1));
       throw Error(
           shown.empty() ? ErrorKind::kProcess : KindOf(shown),
           "psql failed on " + file + ": " + (shown.empty() ? r.Summary() : JoinFirst(shown, 3)));

@@ -2,6 +2,7 @@
 // a scratch server that is (or may be) the source, or older than the dump, is refused; a scratch
 // server gets marked databases (and roles) and loses only those.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <fstream>
@@ -117,7 +118,9 @@ TEST_CASE("a scratch sandbox keeps its password off the command line", "[unit][s
                                      Catch::EndsWith("dbname=d"));
   CHECK(uri->ClientEnv().empty());
 
-  CHECK(ScratchMark("blog", "20261125T031504Z-3f2a") == "restorewatch:blog:20261125T031504Z-3f2a");
+  CHECK_THAT(ScratchMark("blog", "20261125T031504Z-3f2a"),
+             Catch::StartsWith("restorewatch:blog:20261125T031504Z-3f2a host=") &&
+                 Catch::Contains(" pid=" + std::to_string(getpid()) + " start="));
   CHECK(ScratchDatabaseName("blog", "20261125T031504Z-3f2a") ==
         "restorewatch_blog_20261125t031504z_3f2a");
   std::string long_name = ScratchDatabaseName(std::string(80, 'x'), "20261125T031504Z-3f2a");
