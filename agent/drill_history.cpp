@@ -96,6 +96,14 @@ toml::table ReportTree(const DrillReport& r) {
     ct.insert_or_assign("tables_compared", c.tables_compared);
     ct.insert_or_assign("tables_mismatched", c.tables_mismatched);
     ct.insert_or_assign("rows_checksummed", c.rows_checksummed);
+    if (c.rows_verified || c.rows_unverified || c.tables_unverified) {
+      ct.insert_or_assign("tables_unverified", c.tables_unverified);
+      ct.insert_or_assign("rows_verified", c.rows_verified);
+      ct.insert_or_assign("rows_unverified", c.rows_unverified);
+      toml::array why;
+      for (const auto& u : c.unverified) why.push_back(u);
+      ct.insert_or_assign("unverified", std::move(why));
+    }
     if (c.recovered_timestamp) PutTime(ct, "recovered_timestamp", *c.recovered_timestamp);
     toml::array details;
     for (const auto& f : c.details) details.push_back(FindingToToml(f));
@@ -214,6 +222,12 @@ std::optional<DrillReport> ReportFromToml(const std::string& text) {
       c.tables_compared = Get<int64_t>((*ct)["tables_compared"]);
       c.tables_mismatched = Get<int64_t>((*ct)["tables_mismatched"]);
       c.rows_checksummed = Get<int64_t>((*ct)["rows_checksummed"]);
+      c.tables_unverified = Get<int64_t>((*ct)["tables_unverified"]);
+      c.rows_verified = Get<int64_t>((*ct)["rows_verified"]);
+      c.rows_unverified = Get<int64_t>((*ct)["rows_unverified"]);
+      if (const auto* why = (*ct)["unverified"].as_array())
+        for (const auto& u : *why)
+          if (auto v = u.value<std::string>()) c.unverified.push_back(*v);
       if (auto v = (*ct)["recovered_timestamp"].value<double>()) c.recovered_timestamp = *v;
       if (const auto* details = (*ct)["details"].as_array()) {
         for (const auto& dn : *details) {

@@ -91,6 +91,24 @@ std::vector<MetricFamilyData> DrillFamilies(const TargetConfig& target,
                         "Rows hashed on the restored side in the last drill.", rows));
       break;
     }
+  // Coverage of the last drill (from the checksum check, which proves content): absent when the
+  // checksum check did not run.
+  for (const auto& c : r.checks) {
+    if (c.name != "checksum" || c.outcome == Outcome::kSkipped) continue;
+    if (c.rows_verified + c.rows_unverified + c.tables_unverified + c.tables_compared == 0) break;
+    f.push_back(
+        Gauge("restorewatch_drill_rows_verified",
+              "Source rows the last drill proved the copy holds as they were at the backup.",
+              static_cast<double>(c.rows_verified)));
+    f.push_back(Gauge("restorewatch_drill_rows_unverified",
+                      "Source rows the last drill could not prove (written since the backup, or "
+                      "an unexplained difference).",
+                      static_cast<double>(c.rows_unverified)));
+    f.push_back(Gauge("restorewatch_drill_tables_unverified",
+                      "Tables the last drill could not prove, see the report for each reason.",
+                      static_cast<double>(c.tables_unverified)));
+    break;
+  }
   if (recovered)
     f.push_back(Gauge("restorewatch_drill_recovered_timestamp_seconds",
                       "Newest row time present in the restored copy: the real recovery point.",
