@@ -216,17 +216,27 @@ bool ConnNode(Loader& l, const toml::node& n, const std::string& key, ConnSpec* 
     l.Error(LineOf(n), key, std::string("expected a conninfo string, got ") + TypeName(n));
     return false;
   }
+  // libpq recognises a URI only at the very start: surrounding blanks are dropped.
   std::string text = s->get();
-  if (text.find_first_not_of(" \t") == std::string::npos) {
+  const std::size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) {
     l.Error(LineOf(n), key, "must not be empty");
     return false;
   }
+  text = text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
   const bool whole = IsWholeReference(text);
   if (whole) {
     std::string expanded;
     bool exp = false;
     if (!l.Expand(text, LineOf(n), key, &expanded, &exp)) return false;
-    text = std::move(expanded);
+    const std::size_t b = expanded.find_first_not_of(" \t\r\n");
+    text = b == std::string::npos
+               ? std::string()
+               : expanded.substr(b, expanded.find_last_not_of(" \t\r\n") - b + 1);
+    if (text.empty()) {
+      l.Error(LineOf(n), key, "is empty (its environment variable is set but empty)");
+      return false;
+    }
   }
   ConnKeywords parsed;
   std::string why;

@@ -10,6 +10,7 @@ namespace rw {
 namespace {
 
 const char kMask[] = "***";
+const std::size_t kMinLength = 4;
 
 struct Registry {
   std::mutex mu;
@@ -113,7 +114,9 @@ void RedactUriUserinfo(std::string* text) {
 }  // namespace
 
 void RegisterSecret(const std::string& secret) {
-  if (secret.empty()) return;
+  // Masking every occurrence of a one-to-three character string would garble every line; such
+  // passwords are left to the patterns below.
+  if (secret.size() < kMinLength) return;
   Registry& r = Secrets();
   std::lock_guard<std::mutex> lock(r.mu);
   bool added = false;

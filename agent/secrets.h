@@ -9,8 +9,9 @@
 
 namespace rw {
 
-// Remembers `secret` (and its conninfo-quoted and JSON-escaped spellings). Empty strings are
-// ignored; registering the same secret again is a no-op.
+// Remembers `secret` (and its conninfo-quoted and JSON-escaped spellings). Secrets shorter than
+// 4 characters are not registered (masking every "ab" would garble every line); for them only the
+// patterns of Redact() apply. Registering the same secret again is a no-op.
 void RegisterSecret(const std::string& secret);
 
 // `text` with every registered secret replaced by "***", and also, as a safety net for secrets
