@@ -158,10 +158,12 @@ class Loader {
   }
 
   std::vector<ConfigError> Finish() {
-    for (auto& e : errors_)
+    for (auto& e : errors_) {
       for (const auto& s : secrets_)
         for (std::size_t p; (p = e.message.find(s)) != std::string::npos;)
           e.message.replace(p, s.size(), "***");
+      e.message = Redact(e.message);
+    }
     std::stable_sort(errors_.begin(), errors_.end(),
                      [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });
     return std::move(errors_);
