@@ -255,6 +255,12 @@ TEST_CASE("conninfo: ${VAR} is expanded inside parsed values, in both forms", "[
     CHECK(*rw::FindKeyword(t.source.ForLibpq(), "password") == pw);
   }
 
+  // A standby without application_name is named by its first host and port.
+  {
+    const rw::Config c = LoadOk(
+        Target("\"host=db1\"\nstandbys = ['postgresql://h1:5433,h2:5434/db', 'host=h3,h4']"));
+    CHECK(c.targets[0].standby_names == std::vector<std::string>{"h1:5433", "h3:5432"});
+  }
   // A conninfo that is exactly one ${VAR} comes whole from the environment.
   {
     ScopedEnv url("RW_TEST_CI_URL", "postgresql://rw:from%20env@db4:6432/shop?sslmode=disable");
