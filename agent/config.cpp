@@ -17,247 +17,12 @@
 #include <utility>
 
 #include "agent/backup_source.h"
+#include "agent/errors.h"
 #include "agent/path_guard.h"
+#include "agent/secrets.h"
 
 namespace rw {
 namespace {
-
-// ---------------------------------------------------------------------------------------------
-// libpq connection strings: "key=value key='quoted value'" or postgresql:// URIs. Only what the
-// loader needs: find a parameter, and take the password out. Messages never quote the text.
-
-struct KvParam {
-  std::string key;
-  std::string value;
-};
-
-bool IsSpaceChar(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-bool IsUri(const std::string& s) {
-  return s.rfind("postgresql://", 0) == 0 || s.rfind("postgres://", 0) == 0;
-}
-
-// Parses the key=value form with libpq's rules: values may be single-quoted, and a backslash
-// escapes the next character (quoted or not).
-bool ParseKv(const std::string& s, std::vector<KvParam>* out, std::string* error) {
-  std::size_t i = 0;
-  while (true) {
-    while (i < s.size() && IsSpaceChar(s[i])) ++i;
-    if (i >= s.size()) return true;
-    KvParam p;
-    while (i < s.size() && s[i] != '=' && !IsSpaceChar(s[i])) p.key += s[i++];
-    while (i < s.size() && IsSpaceChar(s[i])) ++i;
-    if (i >= s.size() || s[i] != '=' || p.key.empty()) {
-      *error = p.key.empty() ? "malformed conninfo: expected key=value"
-                             : "malformed conninfo: missing \"=\" after \"" + p.key + "\"";
-      return false;
-    }
-    ++i;
-    while (i < s.size() && IsSpaceChar(s[i])) ++i;
-    if (i < s.size() && s[i] == '\'') {
-      ++i;
-      bool closed = false;
-      while (i < s.size()) {
-        if (s[i] == '\\' && i + 1 < s.size()) {
-          p.value += s[i + 1];
-          i += 2;
-        } else if (s[i] == '\'') {
-          closed = true;
-          ++i;
-          break;
-        } else {
-          p.value += s[i++];
-        }
-      }
-      if (!closed) {
-        *error = "malformed conninfo: unterminated quoted value for \"" + p.key + "\"";
-        return false;
-      }
-    } else {
-      while (i < s.size() && !IsSpaceChar(s[i])) {
-        if (s[i] == '\\' && i + 1 < s.size()) ++i;
-        p.value += s[i++];
-      }
-    }
-    out->push_back(std::move(p));
-  }
-}
-
-// libpq quoting: single quotes, with \ and ' escaped by a backslash.
-std::string QuoteKvValue(const std::string& v) {
-  std::string out = "'";
-  for (char c : v) {
-    if (c == '\\' || c == '\'') out += '\\';
-    out += c;
-  }
-  return out + "'";
-}
-
-std::string JoinKv(const std::vector<KvParam>& params) {
-  std::string out;
-  for (const auto& p : params) {
-    if (!out.empty()) out += ' ';
-    out += p.key + "=" + ConnInfoValue(p.value);
-  }
-  return out;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string PercentDecode(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-std::string PercentEncode(const std::string& s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char ch : s) {
-    const unsigned char c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += ch;
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-// postgresql://[user[:password]@][hosts][/dbname][?param=value&...]
-struct Uri {
-  std::string scheme;  // "postgresql://"
-  std::string user;    // raw (percent-encoded)
-  bool has_userinfo = false;
-  std::optional<std::string> password;                     // decoded
-  std::string hosts;                                       // raw "h1:5432,h2"
-  std::string path;                                        // raw "/dbname" or empty
-  std::vector<std::pair<std::string, std::string>> query;  // raw key, raw value
-
-  static Uri Parse(const std::string& s) {
-    Uri u;
-    const std::size_t colon = s.find("://");
-    u.scheme = s.substr(0, colon + 3);
-    std::string rest = s.substr(colon + 3);
-    std::string query;
-    const std::size_t q = rest.find('?');
-    if (q != std::string::npos) {
-      query = rest.substr(q + 1);
-      rest = rest.substr(0, q);
-    }
-    const std::size_t slash = rest.find('/');
-    if (slash != std::string::npos) {
-      u.path = rest.substr(slash);
-      rest = rest.substr(0, slash);
-    }
-    const std::size_t at = rest.rfind('@');
-    if (at != std::string::npos) {
-      u.has_userinfo = true;
-      const std::string userinfo = rest.substr(0, at);
-      rest = rest.substr(at + 1);
-      const std::size_t pc = userinfo.find(':');
-      u.user = userinfo.substr(0, pc);
-      if (pc != std::string::npos) u.password = PercentDecode(userinfo.substr(pc + 1));
-    }
-    u.hosts = rest;
-    if (!query.empty()) {
-      std::stringstream in(query);
-      for (std::string item; std::getline(in, item, '&');) {
-        if (item.empty()) continue;
-        const std::size_t eq = item.find('=');
-        u.query.emplace_back(item.substr(0, eq),
-                             eq == std::string::npos ? "" : item.substr(eq + 1));
-      }
-    }
-    return u;
-  }
-
-  std::string ToString() const {
-    std::string out = scheme;
-    if (!user.empty()) out += user + "@";
-    out += hosts + path;
-    for (std::size_t i = 0; i < query.size(); ++i)
-      out += (i == 0 ? "?" : "&") + query[i].first + "=" + query[i].second;
-    return out;
-  }
-};
-
-// Parameters hiding secrets: taken out of what is logged.
-bool IsSecretParam(const std::string& key) { return key == "password" || key == "sslpassword"; }
-
-// Removes password= (and, from the redacted text, sslpassword=). Returns false on malformed
-// key=value text.
-bool SplitPassword(const std::string& conninfo, bool drop_all_secrets, std::string* without,
-                   std::optional<std::string>* password, std::string* error) {
-  if (IsUri(conninfo)) {
-    Uri u = Uri::Parse(conninfo);
-    if (u.password) *password = u.password;
-    std::vector<std::pair<std::string, std::string>> kept;
-    for (auto& kv : u.query) {
-      const std::string key = PercentDecode(kv.first);
-      if (key == "password") *password = PercentDecode(kv.second);
-      if (key == "password" || (drop_all_secrets && IsSecretParam(key))) continue;
-      kept.push_back(kv);
-    }
-    u.query = std::move(kept);
-    *without = u.ToString();
-    return true;
-  }
-  std::vector<KvParam> params;
-  if (!ParseKv(conninfo, &params, error)) return false;
-  std::vector<KvParam> kept;
-  for (auto& p : params) {
-    if (p.key == "password") *password = p.value;
-    if (p.key == "password" || (drop_all_secrets && IsSecretParam(p.key))) continue;
-    kept.push_back(std::move(p));
-  }
-  *without = JoinKv(kept);
-  return true;
-}
-
-// The value of one connection parameter, for either form.
-std::optional<std::string> ConnParam(const std::string& conninfo, const std::string& key) {
-  if (IsUri(conninfo)) {
-    const Uri u = Uri::Parse(conninfo);
-    for (const auto& kv : u.query)
-      if (PercentDecode(kv.first) == key) return PercentDecode(kv.second);
-    if (key == "user" && !u.user.empty()) return PercentDecode(u.user);
-    if (key == "dbname" && u.path.size() > 1) return PercentDecode(u.path.substr(1));
-    // Only the first host of a list is used for naming.
-    const std::string first = u.hosts.substr(0, u.hosts.find(','));
-    std::string host = first, port;
-    const std::size_t close = first.find(']');
-    const std::size_t colon = first.find(':', close == std::string::npos ? 0 : close);
-    if (colon != std::string::npos) {
-      host = first.substr(0, colon);
-      port = first.substr(colon + 1);
-    }
-    if (key == "host" && !host.empty()) return PercentDecode(host);
-    if (key == "port" && !port.empty()) return port;
-    return std::nullopt;
-  }
-  std::vector<KvParam> params;
-  std::string error;
-  if (!ParseKv(conninfo, &params, &error)) return std::nullopt;
-  std::optional<std::string> found;
-  for (const auto& p : params)
-    if (p.key == key) found = p.value;  // libpq: the last one wins
-  return found;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The loader: one per file. Collects every error and the secrets it met, so that no message can
@@ -317,9 +82,12 @@ class Loader {
     errors_.push_back(ConfigError{file_, line, key, message});
   }
 
-  // Remembers a secret so that Finish() can scrub it from every message.
+  // Remembers a secret so that Finish() can scrub it from every message, and registers it for
+  // redaction everywhere else (logs, errors from libpq).
   void AddSecret(const std::string& s) {
-    if (!s.empty()) secrets_.push_back(s);
+    if (s.empty()) return;
+    secrets_.push_back(s);
+    RegisterSecret(s);
   }
 
   // Replaces every ${NAME} by the environment variable NAME; "$${" is a literal "${". Anything
@@ -391,10 +159,12 @@ class Loader {
   }
 
   std::vector<ConfigError> Finish() {
-    for (auto& e : errors_)
+    for (auto& e : errors_) {
       for (const auto& s : secrets_)
         for (std::size_t p; (p = e.message.find(s)) != std::string::npos;)
           e.message.replace(p, s.size(), "***");
+      e.message = Redact(e.message);
+    }
     std::stable_sort(errors_.begin(), errors_.end(),
                      [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });
     return std::move(errors_);
@@ -430,25 +200,77 @@ std::string Shown(const std::string& value, bool expanded) {
   return expanded ? "(a value from the environment)" : "\"" + value + "\"";
 }
 
-// A conninfo node: the password, if any, moves into spec->password.
+// True when `text`, trimmed, is exactly one ${NAME} reference: the whole conninfo comes from the
+// environment (e.g. a DATABASE_URL), so it is expanded before it is parsed.
+bool IsWholeReference(const std::string& text) {
+  const std::size_t b = text.find_first_not_of(" \t");
+  const std::size_t e = text.find_last_not_of(" \t");
+  if (b == std::string::npos || text.compare(b, 2, "${") != 0 || text[e] != '}') return false;
+  return text.find('}', b) == e;
+}
+
+// A conninfo node, parsed by libpq before any ${VAR} is expanded: each parsed value is expanded
+// on its own, so a value from the environment can hold spaces, quotes or backslashes without
+// changing how the conninfo parses. The password, if any, moves into spec->password; every
+// password and sslpassword is registered as a secret. Messages never quote the conninfo.
 bool ConnNode(Loader& l, const toml::node& n, const std::string& key, ConnSpec* spec) {
-  std::string text;
-  if (!StringNode(l, n, key, &text)) return false;
-  if (text.find_first_not_of(" \t") == std::string::npos) {
+  const auto* s = n.as_string();
+  if (s == nullptr) {
+    l.Error(LineOf(n), key, std::string("expected a conninfo string, got ") + TypeName(n));
+    return false;
+  }
+  // libpq recognises a URI only at the very start: surrounding blanks are dropped.
+  std::string text = s->get();
+  const std::size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) {
     l.Error(LineOf(n), key, "must not be empty");
     return false;
   }
-  std::optional<std::string> password;
-  std::string without, error;
-  if (!SplitPassword(text, false, &without, &password, &error)) {
-    l.Error(LineOf(n), key, error);
+  text = text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+  const bool whole = IsWholeReference(text);
+  if (whole) {
+    std::string expanded;
+    bool exp = false;
+    if (!l.Expand(text, LineOf(n), key, &expanded, &exp)) return false;
+    const std::size_t b = expanded.find_first_not_of(" \t\r\n");
+    text = b == std::string::npos
+               ? std::string()
+               : expanded.substr(b, expanded.find_last_not_of(" \t\r\n") - b + 1);
+    if (text.empty()) {
+      l.Error(LineOf(n), key, "is empty (its environment variable is set but empty)");
+      return false;
+    }
+  }
+  ConnKeywords parsed;
+  std::string why;
+  if (!ParseConnInfo(text, &parsed, &why)) {
+    l.Error(LineOf(n), key,
+            std::string(whole ? "malformed conninfo (from the environment): "
+                              : "malformed conninfo: ") +
+                why +
+                (IsConnInfoUri(text) ? " (in a URI, percent-encode reserved characters)"
+                                     : " (quote values with spaces as 'a b')"));
     return false;
   }
-  spec->conninfo = without;
-  if (password) {
-    l.AddSecret(*password);
-    spec->password = *password;
+  ConnSpec out;
+  bool ok = true;
+  for (auto& kw : parsed) {
+    std::string value = kw.value;
+    if (!whole) {
+      bool exp = false;
+      if (!l.Expand(kw.value, LineOf(n), key, &value, &exp)) {
+        ok = false;
+        continue;
+      }
+    }
+    if (IsSecretKeyword(kw.key)) l.AddSecret(value);
+    if (kw.key == "password")
+      out.password = std::move(value);
+    else
+      out.keywords.push_back({kw.key, std::move(value)});
   }
+  if (!ok) return false;
+  *spec = std::move(out);
   return true;
 }
 
@@ -1020,10 +842,15 @@ void ReadTarget(Reader& r, std::map<std::string, int>* names, TargetConfig* t) {
       }
       // A standby is a copy of the source: it shares the source's roles, hence its password.
       if (spec.password.empty()) spec.password = t->source.password;
-      if (name.empty()) name = ConnParam(spec.conninfo, "application_name").value_or("");
-      if (name.empty())
-        name = ConnParam(spec.conninfo, "host").value_or("localhost") + ":" +
-               ConnParam(spec.conninfo, "port").value_or("5432");
+      if (name.empty()) name = spec.Get("application_name").value_or("");
+      if (name.empty()) {
+        // Only the first host of a list (and its port) names the standby.
+        auto first = [](const std::optional<std::string>& v, const char* fallback) {
+          const std::string s = v.value_or("").substr(0, v.value_or("").find(','));
+          return s.empty() ? std::string(fallback) : s;
+        };
+        name = first(spec.Get("host"), "localhost") + ":" + first(spec.Get("port"), "5432");
+      }
       // "source" labels the primary's own restorewatch_pg_in_recovery{server} series.
       if (name == "source")
         r.loader().Error(LineOf(e), key,
@@ -1056,27 +883,46 @@ void ReadTarget(Reader& r, std::map<std::string, int>* names, TargetConfig* t) {
 
 }  // namespace
 
-std::string ConnInfoValue(const std::string& value) {
-  bool plain = !value.empty();
-  for (char ch : value) plain = plain && !IsSpaceChar(ch) && ch != '\'' && ch != '\\' && ch != '=';
-  return plain ? value : QuoteKvValue(value);
+ConnSpec::ConnSpec(const std::string& conninfo, std::string pw) {
+  std::string why;
+  std::optional<ConnSpec> parsed = Parse(conninfo, &why);
+  if (!parsed) throw Error(ErrorKind::kConfig, "malformed conninfo: " + why);
+  *this = std::move(*parsed);
+  if (!pw.empty()) password = std::move(pw);
 }
 
-std::string ConnSpec::ForLibpq() const {
-  if (password.empty()) return conninfo;
-  if (IsUri(conninfo)) {
-    const bool has_query = conninfo.find('?') != std::string::npos;
-    return conninfo + (has_query ? "&" : "?") + "password=" + PercentEncode(password);
+std::optional<ConnSpec> ConnSpec::Parse(const std::string& conninfo, std::string* error) {
+  ConnKeywords parsed;
+  if (!ParseConnInfo(conninfo, &parsed, error)) return std::nullopt;
+  ConnSpec spec;
+  for (auto& kw : parsed) {
+    if (IsSecretKeyword(kw.key)) RegisterSecret(kw.value);
+    if (kw.key == "password")
+      spec.password = std::move(kw.value);
+    else
+      spec.keywords.push_back(std::move(kw));
   }
-  return conninfo + (conninfo.empty() ? "" : " ") + "password=" + QuoteKvValue(password);
+  return spec;
+}
+
+std::optional<std::string> ConnSpec::Get(const std::string& key) const {
+  if (key == "password") return password.empty() ? std::nullopt : std::optional(password);
+  const std::string* v = FindKeyword(keywords, key);
+  return v != nullptr ? std::optional(*v) : std::nullopt;
+}
+
+ConnKeywords ConnSpec::ForLibpq() const {
+  ConnKeywords out = keywords;
+  RemoveKeyword(&out, "password");
+  if (!password.empty()) out.push_back({"password", password});
+  return out;
 }
 
 std::string ConnSpec::Redacted() const {
-  std::string without, error;
-  std::optional<std::string> found;
-  if (!SplitPassword(conninfo, /*drop_all_secrets=*/true, &without, &found, &error))
-    return "(unparsable conninfo)";  // could hide a password anywhere: show nothing
-  return without;
+  ConnKeywords shown = keywords;
+  RemoveKeyword(&shown, "password");
+  RemoveKeyword(&shown, "sslpassword");
+  return FormatConnInfo(shown);
 }
 
 const TargetConfig* Config::FindTarget(const std::string& name) const {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/conninfo.h"
 #include "agent/cron.h"
 #include "agent/units.h"
 
@@ -20,19 +21,28 @@ enum class LogFormat { kText, kJson };
 enum class SandboxKind { kEphemeral, kScratch };
 enum class CompareMode { kChurn, kExact };
 
-// A PostgreSQL connection: a libpq conninfo without the password, plus the password kept apart.
+// A PostgreSQL connection: a conninfo parsed once by libpq (key=value or postgresql:// URI) into
+// keywords, without the password, plus the password kept apart. Connections are made from the
+// keywords (agent/pg_conn.h); nothing is ever appended to the text the user wrote.
 struct ConnSpec {
-  std::string conninfo;  // e.g. "host=db1 port=5432 dbname=blog user=restorewatch" (no password)
-  std::string password;  // from password_file, ${ENV} or a password= in conninfo; never logged
-  // conninfo with the password added, for libpq only. Never log or export this.
-  std::string ForLibpq() const;
-  // conninfo safe for logs, metrics and the API (any password removed).
+  ConnKeywords keywords;  // e.g. host=db1 port=5432 dbname=blog user=restorewatch (no password)
+  std::string password;   // from password_file, ${ENV} or a password in the conninfo; never logged
+
+  ConnSpec() = default;
+  // Parses `conninfo` (a password in it moves to `password` unless one is given). Throws
+  // Error(kConfig) on a malformed conninfo, with a message that never quotes it.
+  ConnSpec(const std::string& conninfo, std::string password = {});
+  // Same without throwing: nullopt and a reason that never quotes the text.
+  static std::optional<ConnSpec> Parse(const std::string& conninfo, std::string* error);
+
+  // The value of one keyword, or nullopt.
+  std::optional<std::string> Get(const std::string& key) const;
+  // The keywords with the password added, for libpq only. Never log or export them.
+  ConnKeywords ForLibpq() const;
+  // key=value text safe for logs, metrics and the API: the keywords without password and
+  // sslpassword.
   std::string Redacted() const;
 };
-
-// A libpq conninfo value, single-quoted (with \ and ' escaped) when it is empty or holds spaces,
-// quotes, backslashes or '='; as is otherwise.
-std::string ConnInfoValue(const std::string& value);
 
 struct AgentConfig {
   std::string listen = "127.0.0.1:9847";            // HTTP listen address host:port (port 0 = any)
@@ -146,9 +156,13 @@ struct ConfigLoad {
 
 // Reads and validates a config file. Never throws; every problem is in errors, sorted by line.
 // Zero [[target]] tables is valid (the agent then only serves HTTP; the daemon warns). Strings get
-// ${VAR} expanded (unset VAR is an error; "$${" is a literal "${"). A password in a conninfo or a
-// password_file (relative to the config file's directory) ends up in ConnSpec::password only;
-// standbys without a password of their own use the source's. No error message carries a password.
+// ${VAR} expanded (unset VAR is an error; "$${" is a literal "${"). A conninfo is parsed first
+// (by libpq) and ${VAR} is expanded inside each parsed value, so a value from the environment may
+// hold spaces and quotes; a conninfo that is exactly one "${VAR}" takes the whole conninfo from
+// VAR. A password in a conninfo or a password_file (relative to the config file's directory) ends
+// up in ConnSpec::password only; standbys without a password of their own use the source's. Every
+// password met is registered for redaction (agent/secrets.h). No error message carries a password
+// or quotes a conninfo.
 ConfigLoad LoadConfig(const std::string& path);
 // Same, from text (file is used for messages and for relative password_file paths).
 ConfigLoad LoadConfigText(const std::string& text, const std::string& file);

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstdio>
 
+#include "agent/secrets.h"
+
 namespace rw {
 namespace {
 
@@ -67,17 +69,20 @@ LogField::LogField(std::string k, double v) : key(std::move(k)), quoted(false) {
   value = buf;
 }
 
-std::string FormatLogLine(LogFormat format, const std::string& msg, LogFields fields) {
+// Every message and value is redacted (agent/secrets.h) before it is escaped, so a registered
+// secret is found as it was registered and a libpq message quoting a conninfo loses its password.
+std::string FormatLogLine(LogFormat format, const std::string& raw_msg, LogFields fields) {
   std::string out;
+  const std::string msg = Redact(raw_msg);
   if (format == LogFormat::kJson) {
     out = "\"msg\":\"" + JsonEscape(msg) + "\"";
     for (const auto& f : fields) {
       out += ",\"" + JsonEscape(f.key) + "\":";
-      out += f.quoted ? "\"" + JsonEscape(f.value) + "\"" : f.value;
+      out += f.quoted ? "\"" + JsonEscape(Redact(f.value)) + "\"" : f.value;
     }
   } else {
     out = msg;
-    for (const auto& f : fields) out += " " + f.key + "=" + TextValue(f.value);
+    for (const auto& f : fields) out += " " + f.key + "=" + TextValue(Redact(f.value));
   }
   return out;
 }

@@ -2,7 +2,8 @@
 // Structured logging on spdlog: one event per line, as text ("2026-11-25T03:15:04.123Z info drill
 // finished target=blog stage=total duration_seconds=6.8 outcome=pass") or as JSON lines
 // ({"ts":"...","level":"info","msg":"drill finished","target":"blog",...}). Thread-safe.
-// Never pass a password or an unredacted conninfo as a field (use ConnSpec::Redacted()).
+// Never pass a password or an unredacted conninfo as a field (use ConnSpec::Redacted()); as a
+// safety net every message and field value goes through Redact() (agent/secrets.h).
 #include <cstdint>
 #include <initializer_list>
 #include <string>

@@ -2,6 +2,9 @@
 
 #include <sstream>
 
+#include "agent/conninfo.h"
+#include "agent/secrets.h"
+
 namespace rw {
 namespace {
 
@@ -10,11 +13,27 @@ const char* kPinned =
     " -c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3"
     " -c bytea_output=hex";
 
+// A libpq/libpqxx message made fit for an Error: one line, and redacted (libpq may quote the
+// conninfo it was given, password included).
 std::string OneLine(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   for (auto& c : s)
     if (c == '\n') c = ' ';
-  return s;
+  return Redact(s);
+}
+
+// The session settings go in as keywords (replacing any the user gave), never as text appended
+// to a conninfo: a URI cannot take key=value text. The user's own options come first, so ours
+// win where both set the same parameter.
+std::string SessionConnInfo(ConnKeywords kw, long connect_timeout_s,
+                            const std::string& application_name, const std::string& options) {
+  const std::string* user_options = FindKeyword(kw, "options");
+  const std::string merged =
+      user_options != nullptr && !user_options->empty() ? *user_options + " " + options : options;
+  SetKeyword(&kw, "connect_timeout", std::to_string(connect_timeout_s));
+  SetKeyword(&kw, "application_name", application_name);
+  SetKeyword(&kw, "options", merged);
+  return FormatConnInfo(kw);
 }
 
 long Ms(Duration d) { return static_cast<long>(d.count()); }
@@ -43,9 +62,8 @@ std::unique_ptr<pqxx::connection> Connect(const ConnSpec& spec, const SessionLim
        << std::max<long>(Ms(limits.statement_timeout), 60000);
   if (limits.read_only) opts << " -c default_transaction_read_only=on";
   long ct = std::max<long>(1, static_cast<long>((limits.connect_timeout.count() + 999) / 1000));
-  // Later keywords win in libpq, so these override anything in the user's conninfo.
-  std::string ci = spec.ForLibpq() + " connect_timeout=" + std::to_string(ct) +
-                   " application_name=" + limits.application_name + " options='" + opts.str() + "'";
+  const std::string ci =
+      SessionConnInfo(spec.ForLibpq(), ct, limits.application_name, opts.str().substr(1));
   try {
     auto c = std::make_unique<pqxx::connection>(ci);
     return c;
@@ -57,11 +75,14 @@ std::unique_ptr<pqxx::connection> Connect(const ConnSpec& spec, const SessionLim
 
 std::unique_ptr<pqxx::connection> ConnectSandbox(const std::string& conninfo,
                                                  Duration statement_timeout) {
-  std::string opts = kPinned;
+  std::string opts = kPinned + 1;  // without the leading space
   if (statement_timeout.count() > 0)
     opts += " -c statement_timeout=" + std::to_string(Ms(statement_timeout));
-  std::string ci =
-      conninfo + " connect_timeout=10 application_name=restorewatch options='" + opts + "'";
+  ConnKeywords kw;
+  std::string why;
+  if (!ParseConnInfo(conninfo, &kw, &why))
+    throw Error(ErrorKind::kConnect, "cannot connect to the sandbox: malformed conninfo: " + why);
+  const std::string ci = SessionConnInfo(std::move(kw), 10, "restorewatch", opts);
   try {
     return std::make_unique<pqxx::connection>(ci);
   } catch (const std::exception& e) {

@@ -26,13 +26,17 @@ struct SessionLimits {
 SessionLimits MonitorLimits(const TargetConfig& t);
 SessionLimits DrillSourceLimits(const TargetConfig& t);
 
-// Opens a connection. Throws Error(kConnect) with libpq's one-line reason (never the password).
+// Opens a connection from the spec's keywords with connect_timeout, application_name and options
+// (the pinned settings and limits) set as keywords. Throws Error(kConnect) with libpq's one-line
+// reason, redacted (agent/secrets.h): never the password.
 std::unique_ptr<pqxx::connection> Connect(const ConnSpec& spec, const SessionLimits& limits);
-// A connection to a sandbox (read-write, no statement timeout unless given).
+// A connection to a sandbox (read-write, no statement timeout unless given); `conninfo` is parsed
+// by libpq and the session keywords are set the same way.
 std::unique_ptr<pqxx::connection> ConnectSandbox(const std::string& conninfo,
                                                  Duration statement_timeout = Duration::zero());
 
-// Runs f, converting pqxx/std exceptions into Error(kQuery or kConnect) prefixed by `what`.
+// Runs f, converting pqxx/std exceptions into Error(kQuery or kConnect) prefixed by `what`; the
+// message is redacted like Connect()'s.
 void WithPgErrors(const std::string& what, const std::function<void()>& f);
 // Converts the current exception (inside a catch) into an Error. Rethrows rw::Error unchanged.
 [[noreturn]] void RethrowAsError(const std::string& what);

@@ -32,13 +32,33 @@ void AppendTail(std::string& buf, const char* data, size_t n, size_t limit) {
   if (buf.size() > limit) buf.erase(0, buf.size() - limit);
 }
 
+// Names of the agent's variables a child may inherit: the search path, locale and time zone,
+// the temp dir, and the sanitizers' options (so a sanitizer build's children behave like the
+// agent). Nothing else: the agent's environment holds the secrets ${VAR} expanded, and a
+// PostgreSQL child running as run_as exposes its environment in /proc/PID/environ.
+bool Inherited(const std::string& name) {
+  static const char* const kNames[] = {"PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR"};
+  for (const char* n : kNames)
+    if (name == n) return true;
+  if (name.rfind("LC_", 0) == 0) return true;
+  const std::string san = "SAN_OPTIONS";  // ASAN_OPTIONS, UBSAN_OPTIONS, LSAN_OPTIONS, ...
+  return name.size() > san.size() && name.compare(name.size() - san.size(), san.size(), san) == 0 &&
+         name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == std::string::npos;
+}
+
+// A child's environment: the few inherited variables above, HOME/USER/LOGNAME (of run_as when
+// dropping privileges, else the agent's), then spec.env (PGPASSWORD for a client tool, ...).
 std::vector<std::string> BuildEnv(const ProcessSpec& spec) {
   std::map<std::string, std::string> env;
   for (char** e = environ; e && *e; ++e) {
     std::string kv(*e);
     auto eq = kv.find('=');
-    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    if (eq == std::string::npos) continue;
+    std::string name = kv.substr(0, eq);
+    const bool identity = name == "HOME" || name == "USER" || name == "LOGNAME";
+    if (Inherited(name) || (identity && !spec.run_as)) env[name] = kv.substr(eq + 1);
   }
+  if (env.find("PATH") == env.end()) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
   if (spec.run_as) {
     env["HOME"] = spec.run_as->home;
     env["USER"] = spec.run_as->user;

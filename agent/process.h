@@ -42,8 +42,11 @@ struct RunAs {
 std::optional<RunAs> ResolveRunAs(const std::string& user);
 
 struct ProcessSpec {
-  std::vector<std::string> argv;           // argv[0] is an absolute path or found in PATH
-  std::map<std::string, std::string> env;  // added to (or replacing in) the agent's environment
+  std::vector<std::string> argv;  // argv[0] is an absolute path or found in PATH
+  // The child's environment beyond the minimal one it always gets (PATH, LANG/LC_*, TZ, TMPDIR
+  // and *SAN_OPTIONS if set, HOME/USER/LOGNAME of run_as or of the agent); nothing else of the
+  // agent's environment is passed on.
+  std::map<std::string, std::string> env;
   std::optional<RunAs> run_as;
   std::string cwd;                            // empty: inherit
   std::string stdin_path;                     // empty: /dev/null

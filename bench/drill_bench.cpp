@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
     // (2) full drills, exact compare (the source is quiescent).
     TargetConfig target;
     target.name = "bench";
-    target.source.conninfo = source->ConnInfo("ref");
+    target.source = ConnSpec(source->ConnInfo("ref"));
     target.backup.paths = {base + "/backups"};
     target.backup.pattern = "ref-*";
     target.backup.settle = std::chrono::milliseconds(100);

@@ -121,7 +121,7 @@ int RunDemo(const std::string& listen, bool once) {
     MakeDirs(backups, 0755);
     TargetConfig t;
     t.name = "demo";
-    t.source.conninfo = source->ConnInfo("shop");
+    t.source = ConnSpec(source->ConnInfo("shop"));
     t.monitor_interval = std::chrono::seconds(5);
     t.backup.paths = {backups};
     t.backup.pattern = "shop-*.dump";

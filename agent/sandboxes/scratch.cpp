@@ -1,7 +1,5 @@
 #include "agent/sandboxes/scratch.h"
 
-#include <libpq-fe.h>
-
 #include <optional>
 #include <set>
 
@@ -24,27 +22,13 @@ std::string IdentSafe(const std::string& s) {
   return out;
 }
 
-// The scratch conninfo in keyword form without password, sslpassword and dbname (URIs too), so
-// that a dbname can be appended and the result put on a command line. Throws Error(kConfig).
-std::string BaseConnInfo(const std::string& conninfo) {
-  char* err = nullptr;
-  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
-  if (!opts) {
-    std::string why = err ? err : "out of memory";
-    if (err) PQfreemem(err);
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-    throw Error(ErrorKind::kConfig, "cannot parse the scratch conninfo: " + why);
-  }
-  std::string out;
-  for (PQconninfoOption* o = opts; o->keyword; ++o) {
-    if (!o->val) continue;
-    std::string k = o->keyword;
-    if (k == "password" || k == "sslpassword" || k == "dbname") continue;
-    if (!out.empty()) out += ' ';
-    out += k + "=" + ConnInfoValue(o->val);
-  }
-  PQconninfoFree(opts);
-  return out;
+// The scratch conninfo (already parsed by libpq at config load, agent/conninfo.h) in keyword
+// form without password, sslpassword and dbname, so that a dbname can be appended and the result
+// put on a command line.
+std::string BaseConnInfo(const ConnSpec& spec) {
+  ConnKeywords kw = spec.keywords;
+  for (const char* k : {"password", "sslpassword", "dbname"}) RemoveKeyword(&kw, k);
+  return FormatConnInfo(kw);
 }
 
 std::string OneLineOf(std::string s) {
@@ -143,7 +127,7 @@ class ScratchSandbox : public Sandbox {
         mark_(ScratchMark(target.name, run_id_)),
         connect_timeout_(target.connect_timeout) {
     try {
-      base_conninfo_ = BaseConnInfo(spec_.conninfo);
+      base_conninfo_ = BaseConnInfo(spec_);
     } catch (const Error& e) {
       parse_error_ = e.what();  // reported by Start()
     }
@@ -234,9 +218,13 @@ class ScratchSandbox : public Sandbox {
   }
 
   std::string LibpqConnInfo(const std::string& dbname) const override {
-    std::string ci = ConnInfo(dbname);
-    if (!spec_.password.empty()) ci += " password=" + ConnInfoValue(spec_.password);
-    return ci;
+    // ConnInfo()'s keywords plus the secrets, for libpq in-process only.
+    ConnKeywords kw = spec_.ForLibpq();
+    RemoveKeyword(&kw, "dbname");
+    RemoveKeyword(&kw, "password");
+    kw.push_back({"dbname", dbname});
+    if (!spec_.password.empty()) kw.push_back({"password", spec_.password});
+    return FormatConnInfo(kw);
   }
 
   std::vector<std::string> CreateRoles(const std::vector<std::string>& roles) override {
@@ -380,7 +368,7 @@ void SweepScratchServers(const Config& config) {
   std::set<std::string> done;
   for (const auto& t : config.targets) {
     if (t.drill.sandbox != SandboxKind::kScratch) continue;
-    if (!done.insert(t.drill.scratch.conninfo).second) continue;
+    if (!done.insert(t.drill.scratch.Redacted()).second) continue;
     try {
       RemoveOrphanedScratchDatabases(t);
     } catch (const std::exception& e) {

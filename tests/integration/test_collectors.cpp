@@ -181,7 +181,7 @@ TEST_CASE("collectors follow a primary, its streaming standby, slot and WAL arch
 
   TargetConfig t;
   t.name = "coll";
-  t.source.conninfo = primary->ConnInfo() + " user=rw_monitor";
+  t.source = ConnSpec(primary->ConnInfo() + " user=rw_monitor");
   t.standbys = {{standby->ConnInfo() + " user=rw_monitor", ""},
                 {primary->ConnInfo() + " user=rw_monitor", ""}};
   t.standby_names = {"s1", "primary-as-standby"};
@@ -294,7 +294,7 @@ TEST_CASE("collectors follow a primary, its streaming standby, slot and WAL arch
   {
     INFO("step: a role without pg_monitor");
     TargetConfig plain = t;
-    plain.source.conninfo = primary->ConnInfo() + " user=rw_plain";
+    plain.source = ConnSpec(primary->ConnInfo() + " user=rw_plain");
     plain.standbys = {{standby->ConnInfo() + " user=rw_plain", ""}};
     plain.standby_names = {"s1"};
     ArchiverCollector a;
@@ -485,7 +485,7 @@ TEST_CASE("table_activity samples pg_stat_user_tables into the activity store",
       " select pg_stat_force_next_flush()");
   TargetConfig target;
   target.name = "act";
-  target.source.conninfo = primary->ConnInfo();
+  target.source = ConnSpec(primary->ConnInfo());
   target.connect_timeout = 2s;
   ActivityStore store(dir / "state");
   TableActivityCollector collector;

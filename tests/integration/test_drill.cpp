@@ -46,7 +46,7 @@ struct DrillFixture {
     MakeDirs(env.state_dir);
     MakeDirs(dir / "backups");
     target.name = "app";
-    target.source.conninfo = source->ConnInfo("app");
+    target.source = ConnSpec(source->ConnInfo("app"));
     target.backup.paths = {dir / "backups"};
     target.backup.pattern = "app-*";
     target.backup.settle = std::chrono::milliseconds(100);
@@ -127,7 +127,7 @@ TEST_CASE("no backup, an unreachable source and a timeout end as clear non-passe
   }
   SECTION("unreachable source") {
     f.Dump("app-1.dump", "c");
-    f.target.source.conninfo = "host=" + f.dir.path() + " port=1 dbname=app user=postgres";
+    f.target.source = ConnSpec("host=" + f.dir.path() + " port=1 dbname=app user=postgres");
     f.target.connect_timeout = std::chrono::seconds(2);
     DrillReport r = RunDrill(f.env, f.target, nullptr, cancel);
     INFO(RenderReportText(r));

@@ -195,9 +195,9 @@ TEST_CASE("a scratch sandbox refuses the source and drops only what it created a
   // A role that may not create databases.
   server->Psql("create role plain_user login");
   TargetConfig weak = t;
-  weak.drill.scratch.conninfo = "host=" + server->socket_dir() +
-                                " port=" + std::to_string(server->port()) +
-                                " user=plain_user dbname=postgres";
+  weak.drill.scratch =
+      ConnSpec("host=" + server->socket_dir() + " port=" + std::to_string(server->port()) +
+               " user=plain_user dbname=postgres");
   auto no_createdb = MakeScratchSandbox(env, weak, "r4", "1234");
   try {
     no_createdb->Start(15, cancel);

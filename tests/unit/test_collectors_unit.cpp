@@ -63,7 +63,7 @@ TargetConfig Unreachable() {
   TargetConfig t;
   t.name = "gone";
   std::string ci = "host=127.0.0.1 port=" + std::to_string(PickFreePort()) + " user=x dbname=x";
-  t.source.conninfo = ci;
+  t.source = ConnSpec(ci);
   t.standbys = {{ci, ""}, {ci, ""}};
   t.standby_names = {"a", ""};
   t.connect_timeout = 2s;

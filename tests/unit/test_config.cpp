@@ -140,7 +140,10 @@ TEST_CASE("config: conf/example.toml sets every key", "[unit][config]") {
   CHECK(c.FindTarget("blog") == &t);
   CHECK(c.FindTarget("nope") == nullptr);
   CHECK(t.source.password == "blog-secret");
-  CHECK(t.source.conninfo.find("password") == std::string::npos);
+  CHECK(rw::FindKeyword(t.source.keywords, "password") == nullptr);
+  CHECK(t.source.Redacted() ==
+        "host=db1.example.com port=5432 dbname=blog user=restorewatch "
+        "application_name=restorewatch");
   REQUIRE(t.standbys.size() == 2);
   CHECK(t.standby_names == std::vector<std::string>{"db2", "dr-site"});
   CHECK(t.standbys[1].password == "blog-secret");  // standbys share the source's password
@@ -375,7 +378,7 @@ TEST_CASE("config: scratch sandbox needs scratch_dsn", "[unit][config]") {
                                "[target.drill]\nsandbox = \"scratch\"\n"
                                "scratch_dsn = \"host=scratch user=drill password=pw-scratch\"\n");
   CHECK(ok.targets[0].drill.sandbox == rw::SandboxKind::kScratch);
-  CHECK(ok.targets[0].drill.scratch.conninfo == "host=scratch user=drill");
+  CHECK(ok.targets[0].drill.scratch.Redacted() == "host=scratch user=drill");
   CHECK(ok.targets[0].drill.scratch.password == "pw-scratch");
 }
 
@@ -398,7 +401,7 @@ query = "SELECT $$x$$"
 expect = "'x'"
 )");
   CHECK(c.agent.state_dir == "/srv/dumps/state");
-  CHECK(c.targets[0].source.conninfo == "host=db9 dbname=blog");
+  CHECK(c.targets[0].source.Redacted() == "host=db9 dbname=blog");
   CHECK(c.targets[0].backup.paths[0] == "/srv/dumps");
   CHECK(c.targets[0].backup.pattern == "${literal}");
   CHECK(c.targets[0].checks.sql[0].query == "SELECT $$x$$");
@@ -468,15 +471,14 @@ path = "/b"
 )"));
   const rw::TargetConfig& t = c.targets[0];
   CHECK(t.source.password == secret);
-  CHECK(t.source.conninfo == "host=db1 dbname=blog");
-  CHECK(t.source.Redacted().find(secret) == std::string::npos);
-  CHECK(t.source.ForLibpq() == "host=db1 dbname=blog password='" + secret + "'");
+  CHECK(t.source.Redacted() == "host=db1 dbname=blog");
+  CHECK(rw::FormatConnInfo(t.source.ForLibpq()) == "host=db1 dbname=blog password=" + secret);
   CHECK(t.standbys[0].password == secret);
-  CHECK(t.standbys[0].conninfo == "postgresql://rw@db2:5433/blog?application_name=s1");
+  // A URI is parsed by libpq into keywords; its password stays apart like any other.
+  CHECK(t.standbys[0].Redacted() == "host=db2 port=5433 dbname=blog user=rw application_name=s1");
   CHECK(t.standby_names[0] == "s1");
-  CHECK(t.standbys[0].Redacted().find(secret) == std::string::npos);
-  CHECK(t.standbys[0].ForLibpq() ==
-        "postgresql://rw@db2:5433/blog?application_name=s1&password=Sup3r-Secr3t");
+  CHECK(rw::FormatConnInfo(t.standbys[0].ForLibpq()) ==
+        "host=db2 port=5433 dbname=blog user=rw application_name=s1 password=Sup3r-Secr3t");
 
   // Invalid config: no message may carry the password, whatever went wrong around it.
   const auto errors = LoadErrors(R"([[target]]
@@ -499,21 +501,32 @@ jobs = 0
 }
 
 TEST_CASE("config: ConnSpec quoting and redaction", "[unit][config]") {
-  rw::ConnSpec s;
-  s.conninfo = "host=db1 user=rw";
-  CHECK(s.ForLibpq() == "host=db1 user=rw");  // no password, nothing added
+  rw::ConnSpec s("host=db1 user=rw");
+  CHECK(rw::FormatConnInfo(s.ForLibpq()) == "host=db1 user=rw");  // no password, nothing added
   s.password = R"(it's a \ secret)";
-  CHECK(s.ForLibpq() == R"(host=db1 user=rw password='it\'s a \\ secret')");
+  CHECK(rw::FormatConnInfo(s.ForLibpq()) == R"(host=db1 user=rw password='it\'s a \\ secret')");
   CHECK(s.Redacted() == "host=db1 user=rw");
 
-  // Redacted() also cleans a conninfo that was built by hand with secrets in it.
-  rw::ConnSpec raw;
-  raw.conninfo = "host=db1 password='x y' sslpassword=z application_name='my app'";
+  // Secrets given in the text leave Redacted(): password moves to .password, sslpassword stays
+  // a keyword for libpq but is never shown.
+  rw::ConnSpec raw("host=db1 password='x y' sslpassword=z application_name='my app'");
+  CHECK(raw.password == "x y");
   CHECK(raw.Redacted() == "host=db1 application_name='my app'");
-  raw.conninfo = "postgres://u:pw@h/db?password=x&sslmode=require";
-  CHECK(raw.Redacted() == "postgres://u@h/db?sslmode=require");
-  raw.conninfo = "host='unterminated password=x";
-  CHECK(raw.Redacted().find("password") == std::string::npos);
+  REQUIRE(raw.Get("sslpassword").has_value());
+  CHECK(*raw.Get("sslpassword") == "z");
+  rw::ConnSpec uri("postgres://u:pw@h/db?password=x&sslmode=require");
+  CHECK(uri.password == "x");  // the query parameter comes later and wins, as in libpq
+  CHECK(uri.Redacted() == "host=h dbname=db user=u sslmode=require");
+  // A password given beside the conninfo wins over one inside it.
+  CHECK(rw::ConnSpec("host=h password=inline", "given").password == "given");
+
+  // A malformed conninfo is an error that quotes none of it.
+  std::string why;
+  CHECK_FALSE(rw::ConnSpec::Parse("host='unterminated password=x", &why).has_value());
+  CHECK_FALSE(why.empty());
+  CHECK(why.find("password=x") == std::string::npos);
+  CHECK_THROWS_WITH(rw::ConnSpec("postgresql://u:hunter2@[db1/x"),
+                    !Catch::Contains("hunter2") && Catch::Contains("malformed conninfo"));
 }
 
 TEST_CASE("config: standbys as strings and tables", "[unit][config]") {
