@@ -23,7 +23,7 @@ struct CheckContext {
   const TargetConfig& target;
   const BackupInfo& backup;
   std::string restored_conninfo;      // empty during BeforeRestore
-  ActivityStore* activity = nullptr;  // churn samples; may be null (fallback tolerance)
+  ActivityStore* activity = nullptr;  // churn samples; may be null (differences unverified)
   CancelToken& cancel;
   std::mutex cache_mu;
   std::map<std::string, std::any> cache;

@@ -747,7 +747,12 @@ void ReadChecks(Reader& r, ChecksConfig* c) {
   r.Bool("schema", &c->schema);
   r.BoolOrTable("row_count", &c->row_count.enabled, [&](Reader& t) {
     t.Int("slack_rows", &c->row_count.slack_rows, 0, std::numeric_limits<std::int64_t>::max());
-    t.Real("fallback_tolerance", &c->row_count.fallback_tolerance, 0.0, 1.0);
+    // Removed: a relative tolerance let a broken backup pass. Say so instead of "unknown key".
+    if (t.Take("fallback_tolerance") != nullptr)
+      t.Error("fallback_tolerance",
+              "was removed: a difference that no activity sample explains is now reported as "
+              "unverified (an error), never absorbed by a tolerance; delete this key, and run the "
+              "daemon so that its samples cover your backups");
   });
   r.BoolOrTable("checksum", &c->checksum.enabled, [&](Reader& t) {
     std::vector<std::string> specs;

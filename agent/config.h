@@ -83,9 +83,7 @@ struct DrillConfig {
 
 struct RowCountConfig {
   bool enabled = true;
-  std::int64_t slack_rows = 0;  // added to every table's churn bound
-  double fallback_tolerance =
-      0.01;  // relative tolerance where no activity samples cover the backup
+  std::int64_t slack_rows = 0;  // added to every table's churn bound (never to unknown churn)
 };
 
 struct AppendOnlyTable {

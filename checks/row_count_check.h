@@ -2,8 +2,9 @@
 // row_count: per table (leaf partitions separately), rows in the restored copy vs rows on the
 // live source, within the churn since the backup (checks/churn.h): untouched tables must match
 // exactly; touched ones may differ by what their counters say they gained and lost, plus
-// slack_rows; without activity samples covering the backup time, a relative fallback tolerance
-// applies (a difference within it is a warning, and the message says so). compare = "exact":
+// slack_rows; without activity samples covering the backup time, a table that matches exactly
+// passes and one that differs is unverified: an error naming the missing evidence, never a pass
+// or a warning. compare = "exact":
 // every table must match. Before failing a table on churn grounds, the source's counters are
 // re-read once after ChecksConfig::stats_settle (statistics of recent writes may still be
 // pending). Large objects are compared by count (a difference is a warning in churn mode: there

@@ -17,7 +17,6 @@ ChecksConfig Churny() {
   ChecksConfig c;
   c.compare = CompareMode::kChurn;
   c.row_count.slack_rows = 0;
-  c.row_count.fallback_tolerance = 0.01;
   return c;
 }
 

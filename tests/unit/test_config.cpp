@@ -159,7 +159,6 @@ TEST_CASE("config: conf/example.toml sets every key", "[unit][config]") {
   CHECK(t.drill.database == "blog");
   CHECK(t.checks.compare == rw::CompareMode::kChurn);
   CHECK(t.checks.row_count.enabled);
-  CHECK(t.checks.row_count.fallback_tolerance == Approx(0.01));
   REQUIRE(t.checks.checksum.append_only.size() == 2);
   CHECK(t.checks.checksum.append_only[0].table == "public.events");
   CHECK(t.checks.checksum.append_only[0].key == "id");
@@ -189,7 +188,7 @@ TEST_CASE("config: unset keys keep the struct defaults", "[unit][config]") {
   CHECK(t.drill.timeout == d.drill.timeout);
   CHECK(t.drill.database.empty());  // the drill runner picks the source's name
   CHECK(t.checks.stats_settle == d.checks.stats_settle);
-  CHECK(t.checks.row_count.fallback_tolerance == d.checks.row_count.fallback_tolerance);
+  CHECK(t.checks.row_count.slack_rows == d.checks.row_count.slack_rows);
   CHECK(t.checks.checksum.sample_keys == d.checks.checksum.sample_keys);
   CHECK(t.standbys.empty());
 }
