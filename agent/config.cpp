@@ -839,6 +839,7 @@ void ReadAgent(Reader& r, AgentConfig* a) {
             {"warn", std::string("warn")},
             {"error", std::string("error")}});
   r.Dur("shutdown_timeout", &a->shutdown_timeout);
+  r.Int("max_concurrent_drills", &a->max_concurrent_drills, 1, 64);
 }
 
 void ReadBackup(Reader& r, BackupConfig* b) {
@@ -872,7 +873,13 @@ void ReadDrill(Reader& r, DrillConfig* d) {
     d->schedule = CronSchedule::Parse(schedule, &why);
     if (!d->schedule) r.Error("schedule", "invalid cron schedule: " + why);
   }
+  r.Dur("jitter", &d->jitter);
   r.Dur("timeout", &d->timeout, Reader::Zero::kRefused);
+  r.Table("stage_timeouts", [&](Reader& s) {
+    s.Dur("discover", &d->stage_timeouts.discover, Reader::Zero::kRefused);
+    s.Dur("restore", &d->stage_timeouts.restore, Reader::Zero::kRefused);
+    s.Dur("checks", &d->stage_timeouts.checks, Reader::Zero::kRefused);
+  });
   r.Dur("rto", &d->rto);
   r.Choice("sandbox", &d->sandbox,
            {{"ephemeral", SandboxKind::kEphemeral}, {"scratch", SandboxKind::kScratch}});
