@@ -432,6 +432,11 @@ TEST_CASE("a slot missed while the agent was down runs once at start; a new targ
                 .value_or(0);
   CHECK(runs == 1);
   CHECK(test::MetricValue(body, "restorewatch_drill_running", {"target=\"fresh\""}) == 0);
+  // The skip counters exist from the start (at 0 here: nothing was skipped).
+  CHECK(test::MetricValue(body, "restorewatch_drill_skipped_total",
+                          {"target=\"missed\"", "reason=\"still_running\""}) == 0);
+  CHECK(test::MetricValue(body, "restorewatch_drill_skipped_total",
+                          {"target=\"missed\"", "reason=\"concurrency_limit\""}) == 0);
   CHECK(test::MetricValue(body, "restorewatch_drill_runs_total",
                           {"target=\"fresh\"", "result=\"success\""}) == 0);
   std::string log = agent.Log();
@@ -452,4 +457,56 @@ TEST_CASE("a slot missed while the agent was down runs once at start; a new targ
   CHECK(again.Log().find("catch-up") == std::string::npos);
   again.Signal(SIGTERM);
   CHECK(again.WaitExit(std::chrono::seconds(15)) == 0);
+}
+
+TEST_CASE("max_concurrent_drills: drills of different targets overlap only up to the limit",
+          "[integration][scheduler]") {
+  SlowSource src(300);  // ~3 s of restore per drill
+  for (int limit : {1, 2}) {
+    INFO("max_concurrent_drills = " << limit);
+    test::TestDir run;
+    int port = PickFreePort();
+    const std::string cfg = run / "agent.toml";
+    WriteFile(cfg, AgentToml(run, port,
+                             TargetToml("a", src.cluster->ConnInfo("app"), src.backups,
+                                        "schedule = \"0 0 1 1 *\"\n") +
+                                 TargetToml("b", src.cluster->ConnInfo("app"), src.backups,
+                                            "schedule = \"0 0 1 1 *\"\n"),
+                             "max_concurrent_drills = " + std::to_string(limit) + "\n"));
+    // Both targets missed their yearly slot: each runs one catch-up drill at start.
+    for (const char* t : {"a", "b"}) {
+      MakeDirs(run / (std::string("state/") + t));
+      WriteFile(run / (std::string("state/") + t + "/schedule.toml"),
+                "last_slot = " +
+                    std::to_string(static_cast<long long>(std::time(nullptr) - 400 * 86400)) +
+                    "\n");
+    }
+    test::AgentProcess agent({"run", "-c", cfg}, run / "agent.log");
+    LogOnFailure agent_log{agent};
+    REQUIRE(Eventually([&] { return test::HttpGet(port, "/healthz").status == 200; }, 10));
+    int max_running = 0;
+    bool both_done = false;
+    auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (Clock::now() < deadline && !both_done) {
+      auto body = test::HttpGet(port, "/metrics").body;
+      int running = 0;
+      for (const char* t : {"a", "b"})
+        running += test::MetricValue(body, "restorewatch_drill_running",
+                                     {std::string("target=\"") + t + "\""})
+                       .value_or(0) == 1;
+      max_running = std::max(max_running, running);
+      both_done = true;
+      for (const char* t : {"a", "b"})
+        both_done = both_done &&
+                    test::MetricValue(body, "restorewatch_drill_runs_total",
+                                      {std::string("target=\"") + t + "\"", "result=\"success\""})
+                            .value_or(0) == 1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    CHECK(both_done);
+    CHECK(max_running == limit);
+    agent.Signal(SIGTERM);
+    CHECK(agent.WaitExit(std::chrono::seconds(15)) == 0);
+    CHECK(test::ListDir(run / "work").empty());
+  }
 }
