@@ -298,7 +298,7 @@ void Agent::Start() {
   PublishAgentMetrics();
   {
     std::lock_guard<std::mutex> lk(mu_);
-    SyncStates();
+    SyncStates(/*at_start=*/true);
   }
   StartTargets();
   if (options_.serve_http) {
@@ -329,11 +329,25 @@ void Agent::PublishAgentMetrics() {
 
 // Makes states_ match config_ (mu_ held): a state per configured target, kept when the target
 // stays; a removed target's series go, and its state with them unless a drill still holds it.
-void Agent::SyncStates() {
+void Agent::SyncStates(bool at_start) {
   for (const auto& t : config_->targets) {
-    auto& st = states_[t.name];
-    if (!st) st = std::make_shared<TargetState>(t.name, env_->state_dir + "/" + t.name, board_);
-    st->SetConfig(config_);
+    auto it = states_.find(t.name);
+    if (it == states_.end()) {
+      try {
+        it = states_
+                 .emplace(t.name, std::make_shared<TargetState>(
+                                      t.name, env_->state_dir + "/" + t.name, board_))
+                 .first;
+      } catch (const Error& e) {
+        // At start an unusable state dir is fatal (exit 2). On reload the running agent keeps
+        // going: the new target is left out (logged) and the others run.
+        if (at_start) throw;
+        LogError("target state unavailable; target not started",
+                 {{"target", t.name}, {"error", e.what()}});
+        continue;
+      }
+    }
+    it->second->SetConfig(config_);
   }
   for (auto it = states_.begin(); it != states_.end();) {
     if (config_->FindTarget(it->first)) {
@@ -353,7 +367,9 @@ void Agent::SyncStates() {
 void Agent::StartTargets() {
   std::lock_guard<std::mutex> lk(mu_);
   for (const auto& t : config_->targets) {
-    auto rt = std::make_unique<TargetRuntime>(config_, t, *env_, board_, states_.at(t.name));
+    auto st = states_.find(t.name);
+    if (st == states_.end()) continue;  // its state could not be opened (logged)
+    auto rt = std::make_unique<TargetRuntime>(config_, t, *env_, board_, st->second);
     rt->Start();
     targets_[t.name] = std::move(rt);
   }
@@ -388,7 +404,7 @@ void Agent::Reload(Config config) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     config_ = next;
-    SyncStates();
+    SyncStates(/*at_start=*/false);
   }
   max_concurrent_drills_ = next->agent.max_concurrent_drills;
   InitLogging(next->agent.log_format, next->agent.log_level);

@@ -78,7 +78,7 @@ class Agent {
   struct DrillThread;
   struct ScheduledTarget;
   void StartTargets();
-  void SyncStates();
+  void SyncStates(bool at_start);
   void SchedulerLoop();
   void ScheduleOnce(std::map<std::string, ScheduledTarget>& sched);
   void WakeScheduler();
