@@ -665,6 +665,7 @@ void ReadAgent(Reader& r, AgentConfig* a) {
   r.Dur("shutdown_timeout", &a->shutdown_timeout);
   r.Str("web_config_file", &a->web_config_file);
   r.Bool("enable_drill_api", &a->enable_drill_api);
+  r.Int("max_concurrent_drills", &a->max_concurrent_drills, 1, 64);
 }
 
 void ReadBackup(Reader& r, BackupConfig* b) {
@@ -698,7 +699,13 @@ void ReadDrill(Reader& r, DrillConfig* d) {
     d->schedule = CronSchedule::Parse(schedule, &why);
     if (!d->schedule) r.Error("schedule", "invalid cron schedule: " + why);
   }
+  r.Dur("jitter", &d->jitter);
   r.Dur("timeout", &d->timeout, Reader::Zero::kRefused);
+  r.Table("stage_timeouts", [&](Reader& s) {
+    s.Dur("discover", &d->stage_timeouts.discover, Reader::Zero::kRefused);
+    s.Dur("restore", &d->stage_timeouts.restore, Reader::Zero::kRefused);
+    s.Dur("checks", &d->stage_timeouts.checks, Reader::Zero::kRefused);
+  });
   r.Dur("rto", &d->rto);
   r.Choice("sandbox", &d->sandbox,
            {{"ephemeral", SandboxKind::kEphemeral}, {"scratch", SandboxKind::kScratch}});

@@ -58,6 +58,8 @@ struct AgentConfig {
   std::string web_config_file;
   // POST /api/v1/targets/NAME/drill starts a drill now; needs basic_auth_users in the web config.
   bool enable_drill_api = false;
+  int max_concurrent_drills =
+      1;  // drills of different targets at once (1..64); never two per target
 };
 
 struct BackupConfig {
@@ -70,10 +72,21 @@ struct BackupConfig {
   Duration catalogue_interval = std::chrono::minutes(5);  // how often the catalogue is refreshed
 };
 
+// Per-stage limits inside the drill timeout; 0 = bounded by drill.timeout only. A stage that runs
+// past its limit is cancelled and the drill ends as error, naming the stage and the limit.
+struct StageTimeouts {
+  Duration discover = Duration::zero();
+  Duration restore = Duration::zero();  // sandbox start + restore
+  Duration checks = Duration::zero();
+};
+
 struct DrillConfig {
   std::optional<CronSchedule> schedule;      // cron; absent = only on demand (verify)
+  Duration jitter = Duration::zero();        // each slot starts up to this much later (per-target
+                                             // deterministic delay); keep it below the slot gap
   Duration timeout = std::chrono::hours(2);  // whole drill; on expiry it is cancelled (error)
-  Duration rto = Duration::zero();           // objective for the total time; 0 = none
+  StageTimeouts stage_timeouts;
+  Duration rto = Duration::zero();  // objective for the total time; 0 = none
   SandboxKind sandbox = SandboxKind::kEphemeral;
   ConnSpec scratch;  // for sandbox = "scratch": a maintenance DB conninfo
   int jobs = 2;      // pg_restore -j (1..64)

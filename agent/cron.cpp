@@ -219,6 +219,18 @@ std::optional<CronSchedule> CronSchedule::Parse(const std::string& input, std::s
   return c;
 }
 
+bool CronSchedule::DayMatches(std::int64_t day) const {
+  std::int64_t y;
+  unsigned m, d;
+  CivilFromDays(day, &y, &m, &d);
+  if (!month_[m]) return false;
+  // 1970-01-01 was a Thursday (4).
+  const unsigned wd = static_cast<unsigned>(day + 4 - FloorDiv(day + 4, 7) * 7);
+  const bool dom_ok = dom_[d];
+  const bool dow_ok = dow_[wd];
+  return (dom_star_ || dow_star_) ? (dom_ok && dow_ok) : (dom_ok || dow_ok);
+}
+
 std::optional<std::time_t> CronSchedule::Next(std::time_t after) const {
   // Minute resolution: the first candidate is the start of the minute after `after`.
   const std::int64_t start_minute = FloorDiv(static_cast<std::int64_t>(after), 60) + 1;
@@ -226,16 +238,7 @@ std::optional<std::time_t> CronSchedule::Next(std::time_t after) const {
   const int start_minute_of_day = static_cast<int>(start_minute - start_day * 24 * 60);
 
   for (std::int64_t day = start_day; day <= start_day + kSearchDays; ++day) {
-    std::int64_t y;
-    unsigned m, d;
-    CivilFromDays(day, &y, &m, &d);
-    if (!month_[m]) continue;
-    // 1970-01-01 was a Thursday (4).
-    const unsigned wd = static_cast<unsigned>(day + 4 - FloorDiv(day + 4, 7) * 7);
-    const bool dom_ok = dom_[d];
-    const bool dow_ok = dow_[wd];
-    const bool day_ok = (dom_star_ || dow_star_) ? (dom_ok && dow_ok) : (dom_ok || dow_ok);
-    if (!day_ok) continue;
+    if (!DayMatches(day)) continue;
     const int first = day == start_day ? start_minute_of_day : 0;
     for (int hour = first / 60; hour < 24; ++hour) {
       if (!hour_[static_cast<std::size_t>(hour)]) continue;
@@ -247,6 +250,35 @@ std::optional<std::time_t> CronSchedule::Next(std::time_t after) const {
     }
   }
   return std::nullopt;
+}
+
+std::optional<std::time_t> CronSchedule::Previous(std::time_t at) const {
+  // The minute holding `at` is the last candidate.
+  const std::int64_t end_minute = FloorDiv(static_cast<std::int64_t>(at), 60);
+  const std::int64_t end_day = FloorDiv(end_minute, 24 * 60);
+  const int end_minute_of_day = static_cast<int>(end_minute - end_day * 24 * 60);
+
+  for (std::int64_t day = end_day; day >= end_day - kSearchDays; --day) {
+    if (!DayMatches(day)) continue;
+    const int last = day == end_day ? end_minute_of_day : 24 * 60 - 1;
+    for (int hour = last / 60; hour >= 0; --hour) {
+      if (!hour_[static_cast<std::size_t>(hour)]) continue;
+      const int to = hour == last / 60 ? last % 60 : 59;
+      for (int minute = to; minute >= 0; --minute) {
+        if (minute_[static_cast<std::size_t>(minute)])
+          return static_cast<std::time_t>((day * 24 * 60 + hour * 60 + minute) * 60);
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+bool CronSchedule::Matches(std::time_t t) const {
+  const std::int64_t minute = FloorDiv(static_cast<std::int64_t>(t), 60);
+  const std::int64_t day = FloorDiv(minute, 24 * 60);
+  const int of_day = static_cast<int>(minute - day * 24 * 60);
+  return DayMatches(day) && hour_[static_cast<std::size_t>(of_day / 60)] &&
+         minute_[static_cast<std::size_t>(of_day % 60)];
 }
 
 }  // namespace rw

@@ -6,6 +6,7 @@
 // as unrestricted. Day of week 7 is Sunday. Parse refuses a schedule that can never fire
 // ("0 0 30 2 *"). Immutable after Parse; thread-safe.
 #include <bitset>
+#include <cstdint>
 #include <ctime>
 #include <optional>
 #include <string>
@@ -19,6 +20,11 @@ class CronSchedule {
   // The first matching minute strictly after `after` (Unix seconds, UTC). The search is bounded to
   // eight years (the longest gap, 29 February across 2100); nullopt past that.
   std::optional<std::time_t> Next(std::time_t after) const;
+  // The last matching minute at or before `at` (Unix seconds, UTC): the slot that is "current" at
+  // `at`. Bounded like Next(); nullopt past that.
+  std::optional<std::time_t> Previous(std::time_t at) const;
+  // True when the minute holding `t` matches.
+  bool Matches(std::time_t t) const;
   const std::string& text() const { return text_; }
 
  private:
@@ -30,6 +36,7 @@ class CronSchedule {
   std::bitset<7> dow_;
   bool dom_star_ = true;
   bool dow_star_ = true;
+  bool DayMatches(std::int64_t day) const;
 };
 
 }  // namespace rw

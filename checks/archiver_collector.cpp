@@ -45,7 +45,7 @@ std::vector<MetricFamilyData> ArchiverCollector::Collect(CollectContext& ctx) {
   ctx.cancel.ThrowIfCancelled();
   ArchiverReading r;
   try {
-    auto conn = OpenMonitorSession(ctx.target.source, ctx.target);
+    auto conn = OpenMonitorSession(ctx.target.source, ctx.target, ctx.cancel);
     int major = ServerMajor(*conn);
     {
       pqxx::nontransaction tx(*conn);

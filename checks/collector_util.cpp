@@ -1,21 +1,79 @@
 #include "checks/collector_util.h"
 
 #include <algorithm>
+#include <map>
+#include <mutex>
 
 #include "agent/errors.h"
 #include "agent/pg_conn.h"
 
 namespace rw {
 
-std::unique_ptr<pqxx::connection> OpenMonitorSession(const ConnSpec& spec,
-                                                     const TargetConfig& target) {
+namespace {
+
+// Live sessions by the token of the run that opened them. The lock is held while a cancel request
+// is sent, so a session cannot be closed under it (~MonitorSession takes the lock first).
+std::mutex g_sessions_mu;
+std::multimap<const CancelToken*, pqxx::connection*>& Sessions() {
+  static auto* sessions = new std::multimap<const CancelToken*, pqxx::connection*>();
+  return *sessions;
+}
+
+}  // namespace
+
+MonitorSession::MonitorSession(std::unique_ptr<pqxx::connection> conn, const CancelToken* cancel)
+    : conn_(std::move(conn)), cancel_(cancel) {
+  {
+    std::lock_guard<std::mutex> lk(g_sessions_mu);
+    Sessions().emplace(cancel_, conn_.get());
+  }
+  // A stop that came while connecting found nothing to cancel: give up now instead.
+  if (cancel_->cancelled()) {
+    {
+      std::lock_guard<std::mutex> lk(g_sessions_mu);
+      auto range = Sessions().equal_range(cancel_);
+      for (auto it = range.first; it != range.second; ++it)
+        if (it->second == conn_.get()) {
+          Sessions().erase(it);
+          break;
+        }
+    }
+    throw Error(ErrorKind::kCancelled, "cancelled");
+  }
+}
+
+MonitorSession::~MonitorSession() {
+  std::lock_guard<std::mutex> lk(g_sessions_mu);
+  auto range = Sessions().equal_range(cancel_);
+  for (auto it = range.first; it != range.second; ++it)
+    if (it->second == conn_.get()) {
+      Sessions().erase(it);
+      break;
+    }
+}
+
+MonitorSession OpenMonitorSession(const ConnSpec& spec, const TargetConfig& target,
+                                  const CancelToken& cancel) {
+  cancel.ThrowIfCancelled();
   auto conn = Connect(spec, MonitorLimits(target));
   int major = ServerMajor(*conn);
   if (major < kMinServerMajor)
     throw Error(ErrorKind::kUnsupported,
                 "server version " + std::to_string(major) + " is not supported by the collectors",
                 "the collectors need PostgreSQL " + std::to_string(kMinServerMajor) + " or later");
-  return conn;
+  return MonitorSession(std::move(conn), &cancel);
+}
+
+void CancelMonitorQueries(const CancelToken& cancel) {
+  std::lock_guard<std::mutex> lk(g_sessions_mu);
+  auto range = Sessions().equal_range(&cancel);
+  for (auto it = range.first; it != range.second; ++it) {
+    try {
+      it->second->cancel_query();
+    } catch (const std::exception&) {
+      // Nothing running, or the server is gone: the statement ends on its own either way.
+    }
+  }
 }
 
 MetricFamilyData Family(std::string name, std::string help, MetricType type) {

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/cancel.h"
 #include "agent/config.h"
 #include "agent/metrics_model.h"
 
@@ -25,12 +26,37 @@ inline constexpr const char* kInRecoveryHelp =
 // lag columns appeared in PostgreSQL 10).
 inline constexpr int kMinServerMajor = 10;
 
+// One collector run's session, registered against the run's CancelToken while it lives, so the
+// thread that stops the collectors can cancel its in-flight statement (CancelMonitorQueries).
+// Used like a connection: `*session`, `session->`. Owned by one collector thread; neither
+// copyable nor movable (OpenMonitorSession returns it by guaranteed elision).
+class MonitorSession {
+ public:
+  // Throws Error(kCancelled) when `cancel` has already fired.
+  MonitorSession(std::unique_ptr<pqxx::connection> conn, const CancelToken* cancel);
+  ~MonitorSession();
+  MonitorSession(const MonitorSession&) = delete;
+  MonitorSession& operator=(const MonitorSession&) = delete;
+  pqxx::connection& operator*() const { return *conn_; }
+  pqxx::connection* operator->() const { return conn_.get(); }
+
+ private:
+  std::unique_ptr<pqxx::connection> conn_;
+  const CancelToken* cancel_;
+};
+
 // A short-lived read-only session for one collector run: Connect(spec, MonitorLimits(target)),
-// so connect_timeout, statement_timeout and lock_timeout bound everything the run does. Throws
+// so connect_timeout, statement_timeout and lock_timeout bound everything the run does, and a
+// stop (CancelMonitorQueries on `cancel`) cancels its running statement at once. Throws
 // Error(kConnect) when the server cannot be reached, Error(kUnsupported) when it is older than
-// kMinServerMajor.
-std::unique_ptr<pqxx::connection> OpenMonitorSession(const ConnSpec& spec,
-                                                     const TargetConfig& target);
+// kMinServerMajor, Error(kCancelled) when `cancel` fired meanwhile.
+MonitorSession OpenMonitorSession(const ConnSpec& spec, const TargetConfig& target,
+                                  const CancelToken& cancel);
+
+// From the thread stopping a collector, after cancel.Cancel(): sends a cancel request (PQcancel,
+// through pqxx::connection::cancel_query) for every live MonitorSession opened with `cancel`, so
+// the collector's statement fails now rather than after statement_timeout. Never throws.
+void CancelMonitorQueries(const CancelToken& cancel);
 
 // An empty family of the given name, help and type.
 MetricFamilyData Family(std::string name, std::string help, MetricType type = MetricType::kGauge);

@@ -104,7 +104,7 @@ std::vector<MetricFamilyData> ReplicationCollector::Collect(CollectContext& ctx)
   ctx.cancel.ThrowIfCancelled();
   std::vector<ReplicaRow> rows;
   try {
-    auto conn = OpenMonitorSession(ctx.target.source, ctx.target);
+    auto conn = OpenMonitorSession(ctx.target.source, ctx.target, ctx.cancel);
     pqxx::nontransaction tx(*conn);
     for (const auto& f : tx.exec(kReplicationSql)) {
       if (f[2].is_null())

@@ -38,7 +38,7 @@ std::vector<MetricFamilyData> SlotsCollector::Collect(CollectContext& ctx) {
   ctx.cancel.ThrowIfCancelled();
   std::vector<SlotRow> slots;
   try {
-    auto conn = OpenMonitorSession(ctx.target.source, ctx.target);
+    auto conn = OpenMonitorSession(ctx.target.source, ctx.target, ctx.cancel);
     // wal_status and safe_wal_size appeared in PostgreSQL 13.
     std::string extra =
         ServerMajor(*conn) >= 13 ? "wal_status, safe_wal_size" : "null::text, null::bigint";

@@ -12,7 +12,7 @@ std::vector<MetricFamilyData> SourceCollector::Collect(CollectContext& ctx) {
   std::optional<bool> in_recovery;
   try {
     try {
-      auto conn = OpenMonitorSession(ctx.target.source, ctx.target);
+      auto conn = OpenMonitorSession(ctx.target.source, ctx.target, ctx.cancel);
       pqxx::nontransaction tx(*conn);
       in_recovery = tx.exec1("select pg_is_in_recovery()")[0].as<bool>();
     } catch (...) {
@@ -20,7 +20,8 @@ std::vector<MetricFamilyData> SourceCollector::Collect(CollectContext& ctx) {
     }
   } catch (const Error& e) {
     // Only transitions are logged: a source that stays down would otherwise log every tick.
-    if (was_up_) LogWarn("source is down", {{"target", ctx.target.name}, {"reason", e.what()}});
+    if (was_up_ && !ctx.cancel.cancelled())
+      LogWarn("source is down", {{"target", ctx.target.name}, {"reason", e.what()}});
   }
   if (in_recovery && !was_up_) LogInfo("source is up again", {{"target", ctx.target.name}});
   was_up_ = in_recovery.has_value();

@@ -11,9 +11,10 @@
 namespace rw {
 namespace {
 
-StandbyReading ReadStandby(const ConnSpec& spec, const TargetConfig& target) {
+StandbyReading ReadStandby(const ConnSpec& spec, const TargetConfig& target,
+                           const CancelToken& cancel) {
   try {
-    auto conn = OpenMonitorSession(spec, target);
+    auto conn = OpenMonitorSession(spec, target, cancel);
     // pg_get_wal_replay_pause_state() (14+) also tells a requested but not yet effective pause.
     std::string paused = ServerMajor(*conn) >= 14
                              ? "pg_get_wal_replay_pause_state() <> 'not paused'"
@@ -100,16 +101,17 @@ std::vector<MetricFamilyData> StandbyCollector::Collect(CollectContext& ctx) {
   // Standbys are read concurrently, each on its own session, so N unreachable standbys cost one
   // connect_timeout, not N.
   std::vector<std::future<StandbyReading>> pending;
+  const CancelToken& cancel = ctx.cancel;
   for (std::size_t i = 0; i < t.standbys.size(); ++i)
-    pending.push_back(
-        std::async(std::launch::async, [&t, i] { return ReadStandby(t.standbys[i], t); }));
+    pending.push_back(std::async(
+        std::launch::async, [&t, &cancel, i] { return ReadStandby(t.standbys[i], t, cancel); }));
   for (std::size_t i = 0; i < t.standbys.size(); ++i) {
     std::string server = StandbyLabel(t, i);
     std::optional<StandbyReading> r;
     try {
       r = pending[i].get();
     } catch (const Error& e) {
-      if (was_up_[i])
+      if (was_up_[i] && !ctx.cancel.cancelled())
         LogWarn("standby is down", {{"target", t.name}, {"server", server}, {"reason", e.what()}});
     }
     if (r && r->receiver_hidden)

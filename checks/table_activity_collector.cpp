@@ -23,7 +23,7 @@ std::vector<MetricFamilyData> TableActivityCollector::Collect(CollectContext& ct
   ctx.cancel.ThrowIfCancelled();
   ActivitySample sample;
   try {
-    auto conn = OpenMonitorSession(ctx.target.source, ctx.target);
+    auto conn = OpenMonitorSession(ctx.target.source, ctx.target, ctx.cancel);
     pqxx::nontransaction tx(*conn);
     pqxx::result res = tx.exec(
         "select schemaname, relname, n_tup_ins, n_tup_upd, n_tup_del, n_live_tup"

@@ -10,9 +10,11 @@
 #include "agent/orphans.h"
 #include "agent/runtime/drill_metrics.h"
 #include "agent/runtime/drill_runner.h"
+#include "agent/runtime/schedule.h"
 #include "agent/sandboxes/scratch.h"
 #include "agent/state.h"
 #include "agent/state_lock.h"
+#include "checks/collector_util.h"
 #include "checks/registry.h"
 #include "exporters/http_server.h"
 #include "exporters/metrics_exporter.h"
@@ -22,17 +24,114 @@
 
 namespace rw {
 
-// Everything the agent runs for one [[target]]: its collectors (each on its own thread) and its
-// persisted state. Rebuilt on reload; the state files carry over.
+using SteadyClock = std::chrono::steady_clock;
+
+// What a target keeps for as long as it exists, across reloads: its activity samples, its drill
+// history (and the cache the API and metrics serve), whether a drill runs, the skip counters, and
+// the config its metrics describe. Shared by the target's collectors, its running drill and the
+// agent; a drill keeps it alive even when a reload removed the target. Thread-safe.
+class TargetState {
+ public:
+  TargetState(std::string name, const std::string& dir, MetricsBoard& board)
+      : name_(std::move(name)), dir_(dir), board_(board), activity_(dir), history_(dir) {
+    cache_ = history_.Load();
+  }
+
+  const std::string& name() const { return name_; }
+  const std::string& dir() const { return dir_; }
+  ActivityStore& activity() { return activity_; }
+
+  // The config the target now has (it describes the drill metrics: rto); un-retires.
+  void SetConfig(std::shared_ptr<const Config> config) {
+    std::lock_guard<std::mutex> lk(mu_);
+    config_ = std::move(config);
+    retired_ = false;
+    PublishLocked();
+  }
+  // The target left the config: its series are gone and stay gone.
+  void Retire() {
+    std::lock_guard<std::mutex> lk(mu_);
+    retired_ = true;
+  }
+  bool retired() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return retired_;
+  }
+
+  void BeginDrill() {
+    history_.BeginDrill(NowUnix());  // a crash now is recorded as an interrupted drill
+    std::lock_guard<std::mutex> lk(mu_);
+    running_ = true;
+    PublishLocked();
+  }
+  // Records the drill (state file, then the cache) and clears the running flag.
+  void FinishDrill(const DrillReport& report) {
+    DrillLog(dir_).Append(report);  // the per-drill history (never throws)
+    try {
+      history_.Record(report);
+    } catch (const Error& e) {
+      LogError("cannot record drill", {{"target", name_}, {"error", e.what()}});
+    }
+    DrillHistorySummary h = history_.Load();
+    std::lock_guard<std::mutex> lk(mu_);
+    cache_ = std::move(h);
+    running_ = false;
+    PublishLocked();
+  }
+  bool running() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return running_;
+  }
+
+  void CountSkip(SkipReason reason) {
+    std::lock_guard<std::mutex> lk(mu_);
+    ++skipped_[SkipReasonName(reason)];
+    PublishLocked();
+  }
+  void SetNextDrill(std::optional<double> at) {
+    std::lock_guard<std::mutex> lk(mu_);
+    next_drill_ = at;
+  }
+
+  // Fills the drill part of a status snapshot.
+  void FillStatus(TargetStatus* s) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    s->drill_running = running_;
+    s->history = cache_;
+    s->next_drill = next_drill_;
+  }
+
+ private:
+  void PublishLocked() {
+    if (retired_ || !config_) return;
+    const TargetConfig* t = config_->FindTarget(name_);
+    if (!t) return;
+    board_.Set(name_, "drill", DrillFamilies(*t, cache_, running_));
+    board_.Set(name_, "schedule", {DrillSkippedFamily(skipped_)});
+  }
+
+  const std::string name_;
+  const std::string dir_;
+  MetricsBoard& board_;
+  ActivityStore activity_;
+  DrillHistory history_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const Config> config_;         // guarded by mu_
+  bool retired_ = false;                         // guarded by mu_
+  bool running_ = false;                         // guarded by mu_
+  DrillHistorySummary cache_;                    // guarded by mu_
+  std::map<std::string, std::int64_t> skipped_;  // guarded by mu_
+  std::optional<double> next_drill_;             // guarded by mu_
+};
+
+// The collectors of one [[target]] under one config, each on its own thread. Rebuilt on reload;
+// what must survive lives in the TargetState it shares. RequestStop() cancels the threads and
+// their in-flight queries; Join() joins them within a deadline.
 class TargetRuntime {
  public:
   TargetRuntime(std::shared_ptr<const Config> config, const TargetConfig& target,
-                const Environment& env, MetricsBoard& board)
-      : config_(std::move(config)),
-        target_(target),
-        board_(board),
-        activity_(env.state_dir + "/" + target.name),
-        history_(env.state_dir + "/" + target.name) {
+                const Environment& env, MetricsBoard& board, std::shared_ptr<TargetState> state)
+      : config_(std::move(config)), target_(target), board_(board), state_(std::move(state)) {
     try {
       backup_source_ = MakeBackupSource(env, target_);
     } catch (const Error& e) {
@@ -40,32 +139,56 @@ class TargetRuntime {
     }
     collectors_ = MakeCollectors(target_);
     for (auto& c : collectors_) statuses_[c->name()] = CollectorStatus{};
-    RefreshDrillMetrics();
   }
 
-  ~TargetRuntime() { Stop(); }
-
-  void Start() {
-    for (auto& c : collectors_) {
-      Collector* col = c.get();
-      threads_.emplace_back([this, col] { CollectorLoop(col); });
-    }
-  }
-
-  void Stop() {
-    cancel_.Cancel();
+  // Only destroyed once joined (the agent keeps unjoined runtimes alive); joins to be sure.
+  ~TargetRuntime() {
+    RequestStop();
     for (auto& t : threads_)
       if (t.joinable()) t.join();
-    threads_.clear();
   }
 
-  // Collector threads that are stuck in a database call are left behind on shutdown rather than
-  // holding the process; the process exits right after.
-  void Detach() {
+  void Start() {
+    done_.assign(collectors_.size(), false);
+    for (std::size_t i = 0; i < collectors_.size(); ++i)
+      threads_.emplace_back([this, i] {
+        CollectorLoop(collectors_[i].get());
+        std::lock_guard<std::mutex> lk(mu_);
+        done_[i] = true;
+        done_cv_.notify_all();
+      });
+  }
+
+  void RequestStop() {
     cancel_.Cancel();
-    for (auto& t : threads_)
-      if (t.joinable()) t.detach();
-    threads_.clear();
+    CancelMonitorQueries(cancel_);
+  }
+
+  // Joins the collector threads that end by `deadline`; true when all did.
+  bool Join(SteadyClock::time_point deadline) {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      done_cv_.wait_until(lk, deadline, [this] {
+        return std::all_of(done_.begin(), done_.end(), [](bool d) { return d; });
+      });
+    }
+    bool all = true;
+    for (std::size_t i = 0; i < threads_.size(); ++i) {
+      bool done;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        done = done_[i];
+      }
+      if (done && threads_[i].joinable()) threads_[i].join();
+      all = all && !threads_[i].joinable();
+    }
+    return all;
+  }
+
+  std::vector<std::string> collector_names() const {
+    std::vector<std::string> names;
+    for (const auto& c : collectors_) names.push_back(c->name());
+    return names;
   }
 
   bool AllCollectedOnce() const {
@@ -75,56 +198,35 @@ class TargetRuntime {
     return true;
   }
 
-  // Re-reads the persisted history (at start, when a drill starts and after it is recorded) and
-  // republishes the drill metrics; scrapes and the status API use what this cached.
-  void RefreshDrillMetrics() {
-    DrillHistorySummary h = history_.Load();
-    board_.Set(target_.name, "drill", DrillFamilies(target_, h, running_.load()));
-    std::lock_guard<std::mutex> lk(mu_);
-    history_cache_ = std::move(h);
-  }
-
   TargetStatus Status() const {
     TargetStatus s;
     s.name = target_.name;
     s.source = target_.source.Redacted();
     s.backup_type = target_.backup.type;
-    if (target_.drill.schedule) {
-      s.schedule = target_.drill.schedule->text();
-      if (auto n = target_.drill.schedule->Next(std::time(nullptr)))
-        s.next_drill = static_cast<double>(*n);
-    }
-    s.drill_running = running_.load();
+    if (target_.drill.schedule) s.schedule = target_.drill.schedule->text();
+    state_->FillStatus(&s);
+    if (!target_.drill.schedule) s.next_drill.reset();
     std::lock_guard<std::mutex> lk(mu_);
-    s.history = history_cache_;
     s.collectors = statuses_;
     return s;
   }
-
-  const TargetConfig& target() const { return target_; }
-  std::shared_ptr<const Config> config() const { return config_; }
-  ActivityStore& activity() { return activity_; }
-  DrillHistory& history() { return history_; }
-  std::atomic<bool>& running() { return running_; }
-  std::optional<std::time_t> next_drill;  // guarded by Agent::sched_mu_
 
  private:
   void CollectorLoop(Collector* c) {
     const std::string name = c->name();
     while (!cancel_.cancelled()) {
-      auto t0 = std::chrono::steady_clock::now();
+      auto t0 = SteadyClock::now();
       CollectorStatus st;
       std::vector<MetricFamilyData> fams;
       try {
-        CollectContext ctx{target_, cancel_, &activity_, backup_source_.get()};
+        CollectContext ctx{target_, cancel_, &state_->activity(), backup_source_.get()};
         fams = c->Collect(ctx);
         st.success = true;
       } catch (const std::exception& e) {
         st.success = false;
         st.error = e.what();
       }
-      st.duration_seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      st.duration_seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
       st.last_run = NowUnix();
       if (cancel_.cancelled()) break;
       if (!st.success) {
@@ -157,30 +259,53 @@ class TargetRuntime {
   std::shared_ptr<const Config> config_;  // keeps target_ alive
   const TargetConfig& target_;
   MetricsBoard& board_;
-  ActivityStore activity_;
-  DrillHistory history_;
+  std::shared_ptr<TargetState> state_;
   std::unique_ptr<BackupSource> backup_source_;
   std::vector<std::unique_ptr<Collector>> collectors_;
   std::vector<std::thread> threads_;
   CancelToken cancel_;
   mutable std::mutex mu_;
-  std::map<std::string, CollectorStatus> statuses_;
-  DrillHistorySummary history_cache_;  // guarded by mu_
-  std::atomic<bool> running_{false};
+  std::condition_variable done_cv_;
+  std::vector<bool> done_;                           // guarded by mu_
+  std::map<std::string, CollectorStatus> statuses_;  // guarded by mu_
+};
+
+// A drill the scheduler started on its own thread.
+struct Agent::DrillThread {
+  std::string target;
+  std::thread thread;
+  bool done = false;  // guarded by drill_mu_; set as the thread's last step
+};
+
+// The scheduler's view of one scheduled target (scheduler thread only).
+struct Agent::ScheduledTarget {
+  std::string schedule_text;
+  std::time_t handled = 0;  // newest slot dealt with (persisted in schedule.toml)
 };
 
 Agent::Agent(Config config, AgentOptions options)
     : options_(options), config_(std::make_shared<const Config>(std::move(config))) {}
 
-Agent::~Agent() { Stop(); }
+Agent::~Agent() {
+  Stop();
+  // Only when Stop() gave up on a stuck thread and the owner still destroys the Agent: the
+  // threads use it, so wait for them rather than free it under them.
+  ReapDrillThreads(/*wait_all=*/true);
+  unjoined_.clear();  // ~TargetRuntime joins
+}
 
 void Agent::Start() {
   started_at_ = NowUnix();
   config_loaded_at_ = started_at_;
+  max_concurrent_drills_ = config_->agent.max_concurrent_drills;
   env_ = std::make_unique<Environment>(Environment::FromConfig(config_->agent));
   RemoveOrphanedWorkDirs(env_->work_dir);
   exporter_ = std::make_unique<MetricsExporter>(board_);
   PublishAgentMetrics();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    SyncStates(/*at_start=*/true);
+  }
   StartTargets();
   if (options_.serve_http) {
     HttpHandlers h;
@@ -213,24 +338,51 @@ void Agent::PublishAgentMetrics() {
               Gauge("restorewatch_start_time_seconds", "When the agent started.", started_at_)});
 }
 
-void Agent::StartTargets() {
-  std::lock_guard<std::mutex> lk(mu_);
+// Makes states_ match config_ (mu_ held): a state per configured target, kept when the target
+// stays; a removed target's series go, and its state with them unless a drill still holds it.
+void Agent::SyncStates(bool at_start) {
   for (const auto& t : config_->targets) {
-    auto rt = std::make_unique<TargetRuntime>(config_, t, *env_, board_);
-    rt->Start();
-    targets_[t.name] = std::move(rt);
+    auto it = states_.find(t.name);
+    if (it == states_.end()) {
+      try {
+        it = states_
+                 .emplace(t.name, std::make_shared<TargetState>(
+                                      t.name, env_->state_dir + "/" + t.name, board_))
+                 .first;
+      } catch (const Error& e) {
+        // At start an unusable state dir is fatal (exit 2). On reload the running agent keeps
+        // going: the new target is left out (logged) and the others run.
+        if (at_start) throw;
+        LogError("target state unavailable; target not started",
+                 {{"target", t.name}, {"error", e.what()}});
+        continue;
+      }
+    }
+    it->second->SetConfig(config_);
+  }
+  for (auto it = states_.begin(); it != states_.end();) {
+    if (config_->FindTarget(it->first)) {
+      ++it;
+      continue;
+    }
+    board_.EraseTarget(it->first);
+    it->second->Retire();
+    // A running drill finishes into the retired state (ExecuteDrill drops it then).
+    if (it->second->running())
+      ++it;
+    else
+      it = states_.erase(it);
   }
 }
 
-void Agent::StopTargets() {
-  std::map<std::string, std::unique_ptr<TargetRuntime>> old;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    old.swap(targets_);
-  }
-  for (auto& [name, rt] : old) {
-    rt->Stop();
-    board_.EraseTarget(name);
+void Agent::StartTargets() {
+  std::lock_guard<std::mutex> lk(mu_);
+  for (const auto& t : config_->targets) {
+    auto st = states_.find(t.name);
+    if (st == states_.end()) continue;  // its state could not be opened (logged)
+    auto rt = std::make_unique<TargetRuntime>(config_, t, *env_, board_, st->second);
+    rt->Start();
+    targets_[t.name] = std::move(rt);
   }
 }
 
@@ -240,21 +392,53 @@ void Agent::Reload(Config config) {
       next->agent.state_dir != config_->agent.state_dir ||
       next->agent.work_dir != config_->agent.work_dir)
     LogWarn("agent.listen, state_dir and work_dir changes take effect after a restart");
-  StopTargets();
+  // Collectors restart with the new config; drills and per-target state are not touched.
+  std::map<std::string, std::unique_ptr<TargetRuntime>> old;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    old.swap(targets_);
+  }
+  for (auto& [name, rt] : old) rt->RequestStop();
+  // Bounded by connect_timeout (a connect cannot be interrupted); statements are cancelled.
+  std::map<std::string, std::vector<std::string>> old_collectors;
+  for (auto& [name, rt] : old) {
+    old_collectors[name] = rt->collector_names();
+    const TargetConfig* t = config_->FindTarget(name);
+    auto bound =
+        SteadyClock::now() + (t ? t->connect_timeout : Duration::zero()) + std::chrono::seconds(5);
+    if (!rt->Join(bound)) {
+      LogError("collectors of a target did not stop; they are left to finish", {{"target", name}});
+      unjoined_.push_back(std::move(rt));
+    }
+  }
+  old.clear();
   {
     std::lock_guard<std::mutex> lk(mu_);
     config_ = next;
+    SyncStates(/*at_start=*/false);
   }
+  max_concurrent_drills_ = next->agent.max_concurrent_drills;
   InitLogging(next->agent.log_format, next->agent.log_level);
   last_reload_ok_ = true;
   config_loaded_at_ = NowUnix();
   PublishAgentMetrics();
   StartTargets();
+  // Series of collectors the new config no longer runs (a standby list emptied, ...).
   {
-    std::lock_guard<std::mutex> lk(sched_mu_);
-    sched_wake_ = true;
+    std::lock_guard<std::mutex> lk(mu_);
+    for (const auto& [name, names] : old_collectors) {
+      auto it = targets_.find(name);
+      if (it == targets_.end()) continue;
+      auto now_running = it->second->collector_names();
+      for (const auto& c : names)
+        if (std::find(now_running.begin(), now_running.end(), c) == now_running.end()) {
+          board_.Set(name, "c/" + c, {});
+          board_.Set(name, "s/" + c, {});
+        }
+    }
   }
-  sched_cv_.notify_all();
+  WakeScheduler();
+  drill_cv_.notify_all();  // max_concurrent_drills may have grown
   LogInfo("configuration reloaded", {{"targets", static_cast<int64_t>(next->targets.size())}});
 }
 
@@ -263,139 +447,285 @@ void Agent::ReloadFailed() {
   PublishAgentMetrics();
 }
 
-void Agent::RecordDrill(const TargetConfig& target, const DrillReport& report) {
-  DrillLog(env_->state_dir + "/" + target.name).Append(report);  // history (never throws)
-  std::lock_guard<std::mutex> lk(mu_);
-  auto it = targets_.find(target.name);
-  if (it == targets_.end()) {
-    DrillHistory(env_->state_dir + "/" + target.name).Record(report);
-    return;
+void Agent::WakeScheduler() {
+  {
+    std::lock_guard<std::mutex> lk(sched_mu_);
+    sched_wake_ = true;
   }
-  try {
-    it->second->history().Record(report);
-  } catch (const Error& e) {
-    LogError("cannot record drill", {{"target", target.name}, {"error", e.what()}});
-  }
-  it->second->RefreshDrillMetrics();
+  sched_cv_.notify_all();
 }
 
-DrillReport Agent::RunDrillNow(const std::string& name) {
-  std::lock_guard<std::mutex> one_at_a_time(drill_mu_);
+bool Agent::TryReserveDrillLocked(const std::string& name, int* why) {
+  Admission a = AdmitDrill(drilling_.count(name) > 0, active_drills_, max_concurrent_drills_);
+  if (why) *why = static_cast<int>(a);
+  if (a != Admission::kStart) return false;
+  drilling_.insert(name);
+  ++active_drills_;
+  return true;
+}
+
+void Agent::ReleaseDrill(const std::string& name) {
+  {
+    std::lock_guard<std::mutex> lk(drill_mu_);
+    drilling_.erase(name);
+    --active_drills_;
+  }
+  drill_cv_.notify_all();
+  WakeScheduler();  // a waiting slot may start now
+}
+
+DrillReport Agent::ExecuteDrill(const std::string& name) {
   std::shared_ptr<const Config> cfg;
-  TargetRuntime* rt = nullptr;
+  std::shared_ptr<TargetState> st;
   {
     std::lock_guard<std::mutex> lk(mu_);
     cfg = config_;
-    auto it = targets_.find(name);
-    if (it != targets_.end()) rt = it->second.get();
+    if (auto it = states_.find(name); it != states_.end()) st = it->second;
   }
+  // cfg keeps *target alive and st the activity store and history, whatever a reload does.
   const TargetConfig* target = cfg->FindTarget(name);
-  if (!target || !rt) throw Error(ErrorKind::kConfig, "no target named '" + name + "'");
+  if (!target || !st) throw Error(ErrorKind::kConfig, "no target named '" + name + "'");
   if (stop_.cancelled()) throw Error(ErrorKind::kCancelled, "the agent is stopping");
   // Never the same target twice at once, across processes (`verify` takes it too).
   std::string busy;
   auto drill_lock = TryLockDrill(env_->state_dir, name, &busy);
   if (!drill_lock) throw Error(ErrorKind::kCancelled, busy);
-  rt->history().BeginDrill(NowUnix());  // a crash now is recorded as an interrupted drill
-  rt->running() = true;
-  rt->RefreshDrillMetrics();
-  DrillReport r = RunDrill(*env_, *target, &rt->activity(), stop_);
-  rt->running() = false;
-  RecordDrill(*target, r);
+  st->BeginDrill();
+  DrillReport r = RunDrill(*env_, *target, &st->activity(), stop_);
+  st->FinishDrill(r);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (auto it = states_.find(name); it != states_.end() && it->second == st && st->retired())
+      states_.erase(it);
+  }
   return r;
 }
 
-void Agent::SchedulerLoop() {
-  // Next due time per target, recomputed after every drill and on reload.
-  std::map<std::string, std::time_t> due;
-  while (!stop_.cancelled()) {
-    std::shared_ptr<const Config> cfg;
+DrillReport Agent::RunDrillNow(const std::string& name) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!config_->FindTarget(name))
+      throw Error(ErrorKind::kConfig, "no target named '" + name + "'");
+  }
+  {
+    std::unique_lock<std::mutex> lk(drill_mu_);
+    drill_cv_.wait(lk, [&] { return stop_.cancelled() || TryReserveDrillLocked(name, nullptr); });
+    if (stop_.cancelled()) {
+      // The predicate may have reserved on the same pass that saw the stop.
+      if (drilling_.count(name)) {
+        lk.unlock();
+        ReleaseDrill(name);
+      }
+      throw Error(ErrorKind::kCancelled, "the agent is stopping");
+    }
+  }
+  struct Release {
+    Agent* agent;
+    const std::string& name;
+    ~Release() { agent->ReleaseDrill(name); }
+  } release{this, name};
+  return ExecuteDrill(name);
+}
+
+void Agent::LaunchDrillLocked(const std::string& name, std::time_t slot) {
+  drill_threads_.emplace_back();
+  DrillThread* dt = &drill_threads_.back();
+  dt->target = name;
+  dt->thread = std::thread([this, name, slot, dt] {
+    try {
+      ExecuteDrill(name);
+    } catch (const std::exception& e) {
+      LogError("scheduled drill could not start",
+               {{"target", name},
+                {"slot", FormatTimestamp(static_cast<double>(slot))},
+                {"error", e.what()}});
+    }
+    ReleaseDrill(name);
+    std::lock_guard<std::mutex> lk(drill_mu_);
+    dt->done = true;
+    drill_cv_.notify_all();
+  });
+}
+
+void Agent::ReapDrillThreads(bool wait_all) {
+  std::list<DrillThread> finished;
+  {
+    std::unique_lock<std::mutex> lk(drill_mu_);
+    if (wait_all)
+      drill_cv_.wait(lk, [this] {
+        return std::all_of(drill_threads_.begin(), drill_threads_.end(),
+                           [](const DrillThread& d) { return d.done; });
+      });
+    for (auto it = drill_threads_.begin(); it != drill_threads_.end();) {
+      auto cur = it++;
+      if (cur->done) finished.splice(finished.end(), drill_threads_, cur);
+    }
+  }
+  for (auto& d : finished) d.thread.join();
+}
+
+void Agent::ScheduleOnce(std::map<std::string, ScheduledTarget>& sched) {
+  std::shared_ptr<const Config> cfg;
+  std::map<std::string, std::shared_ptr<TargetState>> states;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    cfg = config_;
+    states = states_;
+  }
+  const std::time_t now = std::time(nullptr);
+  const bool at_start = !scheduled_once_;
+  scheduled_once_ = true;
+  // Targets that left the config, or lost their schedule, are forgotten (and start afresh).
+  for (auto it = sched.begin(); it != sched.end();) {
+    const TargetConfig* t = cfg->FindTarget(it->first);
+    it = (t && t->drill.schedule) ? std::next(it) : sched.erase(it);
+  }
+  struct Due {
+    const TargetConfig* target;
+    std::vector<std::time_t> slots;
+  };
+  std::vector<Due> due;
+  for (const auto& t : cfg->targets) {
+    if (!t.drill.schedule || !states.count(t.name)) continue;
+    const std::string dir = env_->state_dir + "/" + t.name;
+    auto found = sched.find(t.name);
+    if (found == sched.end() || found->second.schedule_text != t.drill.schedule->text()) {
+      // Catch-up is for slots missed while the agent was down: only at start. A target a reload
+      // adds or reschedules starts from now.
+      const bool fresh = found != sched.end() || !at_start;
+      std::string problem;
+      std::optional<std::time_t> persisted = LoadScheduleState(dir, &problem);
+      if (!problem.empty())
+        LogWarn("schedule state unreadable; starting from now",
+                {{"target", t.name}, {"error", problem}});
+      ScheduledTarget st{t.drill.schedule->text(), InitialHandled(persisted, fresh, now)};
+      if (st.handled != persisted.value_or(-1)) {
+        try {
+          SaveScheduleState(dir, st.handled);
+        } catch (const Error& e) {
+          LogWarn("cannot save schedule state", {{"target", t.name}, {"error", e.what()}});
+        }
+      }
+      found = sched.insert_or_assign(t.name, st).first;
+    }
+    auto slots = DueSlots(*t.drill.schedule, t.name, t.drill.jitter, found->second.handled, now);
+    if (!slots.empty()) due.push_back({&t, std::move(slots)});
+  }
+  // Oldest due slot first, so one busy target cannot starve the others.
+  std::sort(due.begin(), due.end(),
+            [](const Due& a, const Due& b) { return a.slots.front() < b.slots.front(); });
+  for (const auto& d : due) {
+    if (stop_.cancelled()) return;
+    const std::string& name = d.target->name;
+    ScheduledTarget& st = sched.at(name);
+    SlotPlan plan;
     {
-      std::lock_guard<std::mutex> lk(mu_);
-      cfg = config_;
+      std::lock_guard<std::mutex> lk(drill_mu_);
+      int why = 0;
+      bool reserved = TryReserveDrillLocked(name, &why);
+      plan = PlanSlots(d.slots, reserved ? Admission::kStart : static_cast<Admission>(why),
+                       st.handled);
+      if (reserved) LaunchDrillLocked(name, *plan.start);
     }
-    std::time_t now = std::time(nullptr);
-    std::map<std::string, std::time_t> next_due;
-    for (const auto& t : cfg->targets) {
-      if (!t.drill.schedule) continue;
-      auto it = due.find(t.name);
-      if (it != due.end()) {
-        next_due[t.name] = it->second;
-      } else if (auto n = t.drill.schedule->Next(now)) {
-        next_due[t.name] = *n;
-      }
+    for (const auto& [slot, reason] : plan.skipped) {
+      states.at(name)->CountSkip(reason);
+      LogWarn("scheduled drill skipped", {{"target", name},
+                                          {"slot", FormatTimestamp(static_cast<double>(slot))},
+                                          {"reason", SkipReasonName(reason)}});
     }
-    due = next_due;
-    // Run whatever is due, oldest first.
-    std::string pick;
-    std::time_t pick_at = 0;
-    for (const auto& [name, at] : due)
-      if (at <= now && (pick.empty() || at < pick_at)) {
-        pick = name;
-        pick_at = at;
-      }
-    if (!pick.empty()) {
+    if (plan.start) {
+      const std::time_t fire = SlotFireTime(name, *plan.start, d.target->drill.jitter);
+      if (static_cast<double>(fire) < started_at_)
+        LogInfo("catch-up drill for a slot missed while the agent was down",
+                {{"target", name},
+                 {"slot", FormatTimestamp(static_cast<double>(*plan.start))},
+                 {"last_handled", FormatTimestamp(static_cast<double>(st.handled))}});
+      else
+        LogInfo("scheduled drill starting",
+                {{"target", name},
+                 {"slot", FormatTimestamp(static_cast<double>(*plan.start))},
+                 {"collapsed_slots", static_cast<int64_t>(plan.collapsed)}});
+    }
+    if (plan.handled != st.handled) {
+      st.handled = plan.handled;
       try {
-        DrillReport r = RunDrillNow(pick);
-        (void)r;
-      } catch (const std::exception& e) {
-        LogError("scheduled drill could not start", {{"target", pick}, {"error", e.what()}});
+        SaveScheduleState(env_->state_dir + "/" + name, st.handled);
+      } catch (const Error& e) {
+        LogWarn("cannot save schedule state", {{"target", name}, {"error", e.what()}});
       }
-      if (const TargetConfig* t = cfg->FindTarget(pick); t && t->drill.schedule) {
-        // A drill that overran its next slot skips it rather than running back to back.
-        if (auto n = t->drill.schedule->Next(std::time(nullptr))) due[pick] = *n;
-      }
-      continue;
     }
-    std::time_t earliest = now + 60;
-    for (const auto& [name, at] : due) earliest = std::min(earliest, at);
-    std::unique_lock<std::mutex> lk(sched_mu_);
-    sched_cv_.wait_for(lk, std::chrono::seconds(std::max<std::time_t>(1, earliest - now)),
-                       [this] { return sched_wake_ || stop_.cancelled(); });
-    if (sched_wake_) {
-      sched_wake_ = false;
-      due.clear();
-    }
+  }
+  // When each target's next drill is due, for the status API.
+  for (const auto& t : cfg->targets) {
+    auto s = sched.find(t.name);
+    auto state = states.find(t.name);
+    if (s == sched.end() || state == states.end()) continue;
+    std::optional<double> next;
+    if (auto n = t.drill.schedule->Next(s->second.handled))
+      next = static_cast<double>(SlotFireTime(t.name, *n, t.drill.jitter));
+    state->second->SetNextDrill(next);
   }
 }
 
-void Agent::Stop() {
-  if (stopped_ || !env_) return;
-  stopped_ = true;
-  auto deadline = std::chrono::steady_clock::now() + config_->agent.shutdown_timeout;
-  stop_.Cancel();
-  sched_cv_.notify_all();
-  if (http_) http_->Stop();
-  // Wait for the scheduler (and so any running drill, which removes its sandbox) within the bound.
-  if (scheduler_.joinable()) {
-    bool idle = false;
-    while (!idle && std::chrono::steady_clock::now() < deadline) {
-      if (drill_mu_.try_lock()) {
-        drill_mu_.unlock();
-        idle = true;
-      } else {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
+void Agent::SchedulerLoop() {
+  std::map<std::string, ScheduledTarget> sched;
+  while (!stop_.cancelled()) {
+    ReapDrillThreads(/*wait_all=*/false);
+    try {
+      ScheduleOnce(sched);
+    } catch (const std::exception& e) {
+      LogError("scheduler error", {{"error", e.what()}});
     }
-    if (idle) {
-      scheduler_.join();
-    } else {
-      // A drill stuck in a database call past the bound: leave it; its children die with the
-      // process (PR_SET_PDEATHSIG) and crash cleanup removes its marked dir at the next start.
-      LogWarn("drill did not stop within the shutdown timeout; exiting anyway");
-      scheduler_.detach();
-    }
+    // Slots have minute resolution and jitter whole seconds: a look every second is plenty,
+    // and follows wall-clock jumps. Reloads and finished drills wake it early.
+    std::unique_lock<std::mutex> lk(sched_mu_);
+    sched_cv_.wait_for(lk, std::chrono::seconds(1),
+                       [this] { return sched_wake_ || stop_.cancelled(); });
+    sched_wake_ = false;
   }
-  JoinDrillRequests(deadline);
-  std::map<std::string, std::unique_ptr<TargetRuntime>> old;
+}
+
+bool Agent::Stop() {
+  if (stopped_ || !env_) return true;
+  stopped_ = true;
+  const auto deadline = SteadyClock::now() + config_->agent.shutdown_timeout;
+  stop_.Cancel();
+  WakeScheduler();
+  drill_cv_.notify_all();
+  if (http_) http_->Stop();
+  if (scheduler_.joinable()) scheduler_.join();  // it never waits for a drill
+  JoinDrillRequests(deadline);                    // API-requested drills (agent_api.cpp)
+  std::map<std::string, std::unique_ptr<TargetRuntime>> runtimes;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    old.swap(targets_);
+    runtimes.swap(targets_);
   }
-  for (auto& [name, rt] : old) rt->Detach();
-  // Detached collector threads still reference their runtime; keep it alive until exit.
-  for (auto& [name, rt] : old) rt.release();
+  // Cancel everything first, then wait: collectors stop while drills clean up.
+  for (auto& [name, rt] : runtimes) rt->RequestStop();
+  bool clean = true;
+  {
+    // Running drills (scheduled or RunDrillNow) see stop_ and remove their sandboxes.
+    std::unique_lock<std::mutex> lk(drill_mu_);
+    if (!drill_cv_.wait_until(lk, deadline, [this] {
+          return active_drills_ == 0 && std::all_of(drill_threads_.begin(), drill_threads_.end(),
+                                                    [](const DrillThread& d) { return d.done; });
+        }))
+      clean = false;
+  }
+  ReapDrillThreads(/*wait_all=*/false);
+  for (auto& [name, rt] : runtimes)
+    if (!rt->Join(deadline)) unjoined_.push_back(std::move(rt));
+  for (auto& rt : unjoined_) rt->Join(deadline);
+  if (!unjoined_.empty()) {
+    // Kept alive, never detached: the threads still use them.
+    clean = false;
+  }
+  runtimes.clear();
+  if (!clean)
+    LogWarn("a drill or collector did not stop within agent.shutdown_timeout",
+            {{"shutdown_timeout", FormatDuration(config_->agent.shutdown_timeout)}});
   LogInfo("agent stopped");
+  return clean;
 }
 
 int Agent::http_port() const { return http_ ? http_->port() : 0; }

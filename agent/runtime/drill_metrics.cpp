@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "agent/runtime/schedule.h"
+
 namespace rw {
 
 std::vector<MetricFamilyData> DrillFamilies(const TargetConfig& target,
@@ -113,6 +115,21 @@ std::vector<MetricFamilyData> DrillFamilies(const TargetConfig& target,
     f.push_back(Gauge("restorewatch_drill_recovered_timestamp_seconds",
                       "Newest row time present in the restored copy: the real recovery point.",
                       *recovered));
+  return f;
+}
+
+MetricFamilyData DrillSkippedFamily(const std::map<std::string, std::int64_t>& skipped) {
+  MetricFamilyData f{"restorewatch_drill_skipped_total",
+                     "Scheduled drill slots not run, by reason (still_running: the previous drill "
+                     "of the target was still running; concurrency_limit: no free drill slot "
+                     "before the next slot came).",
+                     MetricType::kCounter,
+                     {}};
+  for (SkipReason r : kSkipReasons) {
+    auto it = skipped.find(SkipReasonName(r));
+    f.samples.push_back({{{"reason", SkipReasonName(r)}},
+                         static_cast<double>(it == skipped.end() ? 0 : it->second)});
+  }
   return f;
 }
 

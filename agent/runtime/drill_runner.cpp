@@ -7,6 +7,8 @@
 #include <ctime>
 #include <functional>
 #include <future>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -53,32 +55,75 @@ SourceFacts ProbeSource(const TargetConfig& target) {
   return f;
 }
 
-// Cancels `drill` when `parent` is cancelled or the deadline passes.
+// Cancels `drill` when `parent` is cancelled, the drill's deadline passes, or the current stage
+// runs past its own limit (drill.stage_timeouts). Whatever fired first is remembered, so the
+// reason can say which bound it was.
 class Watchdog {
  public:
   Watchdog(CancelToken& parent, CancelToken& drill, Duration timeout)
-      : thread_([&parent, &drill, timeout, this] {
-          auto deadline = Clock::now() + timeout;
+      : deadline_(Clock::now() + timeout), thread_([&parent, &drill, this] {
           while (!stop_.cancelled()) {
             if (parent.cancelled()) {
               drill.Cancel();
               return;
             }
-            if (Clock::now() >= deadline) {
+            auto now = Clock::now();
+            if (now >= deadline_) {
+              std::lock_guard<std::mutex> lk(mu_);
+              timed_out_in_ = stage_;
               timed_out_ = true;
               drill.Cancel();
               return;
             }
-            stop_.SleepFor(std::chrono::milliseconds(100));
+            {
+              std::lock_guard<std::mutex> lk(mu_);
+              if (stage_deadline_ && now >= *stage_deadline_) {
+                stage_timed_out_ = stage_;
+                drill.Cancel();
+                return;
+              }
+            }
+            stop_.SleepFor(std::chrono::milliseconds(50));
           }
         }) {}
   ~Watchdog() {
     stop_.Cancel();
     thread_.join();
   }
+  // The stage that runs from now on, and its limit (zero: none but the drill's).
+  void BeginStage(const std::string& stage, Duration limit) {
+    std::lock_guard<std::mutex> lk(mu_);
+    stage_ = stage;
+    if (limit.count() > 0)
+      stage_deadline_ = Clock::now() + limit;
+    else
+      stage_deadline_.reset();
+    stage_limit_ = limit;
+  }
   bool timed_out() const { return timed_out_; }
+  // The stage that was running when the drill's own timeout fired.
+  std::string timed_out_in() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return timed_out_in_;
+  }
+  // The stage whose own limit fired, or empty.
+  std::string stage_timed_out() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return stage_timed_out_;
+  }
+  Duration stage_limit() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return stage_limit_;
+  }
 
  private:
+  const Clock::time_point deadline_;
+  mutable std::mutex mu_;
+  std::string stage_;                                // guarded by mu_
+  std::optional<Clock::time_point> stage_deadline_;  // guarded by mu_
+  Duration stage_limit_{0};                          // guarded by mu_
+  std::string stage_timed_out_;                      // guarded by mu_
+  std::string timed_out_in_;                         // guarded by mu_
   CancelToken stop_;
   std::atomic<bool> timed_out_{false};
   std::thread thread_;
@@ -136,9 +181,25 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
       r.reason = reason;
     }
   };
+  // Why the drill was cancelled, when a bound fired: one line naming it and its limit.
+  auto timeout_reason = [&]() -> std::string {
+    if (watchdog.timed_out())
+      return "drill timed out after " + FormatDuration(target.drill.timeout) +
+             " (drill.timeout) during " + watchdog.timed_out_in();
+    const std::string stage = watchdog.stage_timed_out();
+    if (!stage.empty())
+      return stage + " stage timed out after " + FormatDuration(watchdog.stage_limit()) +
+             " (drill.stage_timeouts." + stage + ")";
+    return "";
+  };
+  auto timed_out = [&] { return drill_cancel.cancelled() && !timeout_reason().empty(); };
+  // A stage cut short by a bound may fail with whatever the cancelled work threw (a killed
+  // pg_restore, a cancelled query): the bound is the cause, so it is what the reason names.
   auto error_reason = [&](const Error& e) {
-    if (e.kind() == ErrorKind::kCancelled && watchdog.timed_out())
-      return "drill timed out after " + FormatDuration(target.drill.timeout);
+    if (drill_cancel.cancelled()) {
+      std::string t = timeout_reason();
+      if (!t.empty()) return t;
+    }
     return std::string(e.what());
   };
   LogInfo("drill started", {{"target", target.name}, {"run_id", r.run_id}});
@@ -150,15 +211,17 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
   {
     StageResult st{"discover", Outcome::kPass, "", 0};
     auto t0 = Clock::now();
+    watchdog.BeginStage("discover", target.drill.stage_timeouts.discover);
     try {
       source = MakeBackupSource(env, target);
       backup = source->Latest(drill_cancel);
       r.backup = backup;
       st.message = backup.id + ", taken " + FormatTimestamp(backup.started_at);
     } catch (const Error& e) {
-      st.outcome = e.kind() == ErrorKind::kBadInput ? Outcome::kFail : Outcome::kError;
+      st.outcome =
+          e.kind() == ErrorKind::kBadInput && !timed_out() ? Outcome::kFail : Outcome::kError;
       st.message = error_reason(e);
-      fail(ResultFor(e.kind()), "discover: " + st.message);
+      fail(timed_out() ? DrillResult::kError : ResultFor(e.kind()), "discover: " + st.message);
     }
     // The source's identity guards the sandbox (it must never be the source) and catches a dump
     // of the wrong database. An unreachable source does not stop the restore: the restore alone
@@ -194,6 +257,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
   if (r.result == DrillResult::kSuccess) {
     StageResult st{"restore", Outcome::kPass, "", 0};
     auto t0 = Clock::now();
+    watchdog.BeginStage("restore", target.drill.stage_timeouts.restore);
     // Source-side preparation runs beside the restore.
     before = std::async(std::launch::async, [&checks, &ctx] {
       std::map<Check*, std::exception_ptr> errs;
@@ -237,7 +301,8 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
       st.message = error_reason(e);
       // A restore that broke off because the sandbox server died or ran out of disk is the
       // sandbox's problem, not the backup's: say what the server said, and judge nothing.
-      const std::string server = sandbox ? sandbox->ServerProblem() : std::string();
+      const std::string server =
+          sandbox && !timed_out() ? sandbox->ServerProblem() : std::string();
       if (!server.empty() && kind != ErrorKind::kCancelled) {
         st.message += " (" + server + ")";
         if (kind == ErrorKind::kBadInput) kind = ErrorKind::kProcess;
@@ -247,6 +312,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
             "the sandbox ran out of disk space in work_dir " + env.work_dir + ": " + st.message;
         kind = ErrorKind::kIo;
       }
+      if (timed_out()) kind = ErrorKind::kTimeout;
       st.outcome = kind == ErrorKind::kBadInput ? Outcome::kFail : Outcome::kError;
       fail(ResultFor(kind), "restore: " + st.message);
     } catch (const std::exception& e) {
@@ -268,6 +334,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
   if (restored) {
     StageResult st{"checks", Outcome::kPass, "", 0};
     auto t0 = Clock::now();
+    watchdog.BeginStage("checks", target.drill.stage_timeouts.checks);
     ctx.restored_conninfo = restored_conninfo;
     int passed = 0, failed = 0, errors = 0, skipped = 0;
     for (auto& c : checks) {
@@ -286,6 +353,11 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
         res.message = e.what();
       }
       if (res.name.empty()) res.name = c->name();
+      // A check cut short by a bound could not judge, whatever it concluded from half its work.
+      if (timed_out() && res.outcome == Outcome::kFail) {
+        res.outcome = Outcome::kError;
+        res.message = timeout_reason();
+      }
       res.duration_seconds = Since(tc);
       switch (res.outcome) {
         case Outcome::kPass:
@@ -337,6 +409,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
   {
     StageResult st{"cleanup", Outcome::kPass, "", 0};
     auto t0 = Clock::now();
+    watchdog.BeginStage("cleanup", Duration::zero());
     if (sandbox) {
       std::string problem = sandbox->Cleanup();
       if (!problem.empty()) {
@@ -354,10 +427,13 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
     st.duration_seconds = Since(t0);
     r.stages.push_back(st);
   }
-  if (drill_cancel.cancelled() && r.result == DrillResult::kSuccess)
-    fail(DrillResult::kError, watchdog.timed_out()
-                                  ? "drill timed out after " + FormatDuration(target.drill.timeout)
-                                  : "drill cancelled");
+  if (timed_out()) {
+    // The bound is the cause, whatever the cut-short work reported first.
+    r.result = DrillResult::kError;
+    r.reason = timeout_reason();
+  } else if (drill_cancel.cancelled() && r.result == DrillResult::kSuccess) {
+    fail(DrillResult::kError, "drill cancelled");
+  }
 
   r.finished_at = NowUnix();
   r.stages.push_back(StageResult{"total",

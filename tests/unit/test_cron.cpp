@@ -169,3 +169,51 @@ TEST_CASE("cron: malformed expressions are refused with a reason", "[unit][cron]
   // An impossible day of month is fine when a weekday can match instead (OR rule).
   CHECK(rw::CronSchedule::Parse("0 0 30 2 mon", nullptr).has_value());
 }
+
+TEST_CASE("cron: Previous() is the newest slot at or before a time", "[unit][cron]") {
+  auto prev = [](const std::string& expr, const std::string& at) {
+    auto p = Cron(expr).Previous(At(at));
+    REQUIRE(p.has_value());
+    return rw::FormatTimestamp(static_cast<double>(*p));
+  };
+  // At or before: the minute holding `at` counts, seconds into it included.
+  CHECK(prev("*/15 * * * *", "2026-11-25T03:15:00Z") == "2026-11-25T03:15:00Z");
+  CHECK(prev("*/15 * * * *", "2026-11-25T03:15:59Z") == "2026-11-25T03:15:00Z");
+  CHECK(prev("*/15 * * * *", "2026-11-25T03:14:59Z") == "2026-11-25T03:00:00Z");
+  CHECK(prev("15 3 * * *", "2026-11-25T03:14:00Z") == "2026-11-24T03:15:00Z");
+  // Across month, year and leap-day boundaries.
+  CHECK(prev("0 0 31 * *", "2026-07-15T00:00:00Z") == "2026-05-31T00:00:00Z");
+  CHECK(prev("59 23 31 12 *", "2027-01-01T00:00:00Z") == "2026-12-31T23:59:00Z");
+  CHECK(prev("0 12 29 2 *", "2028-02-29T11:59:00Z") == "2024-02-29T12:00:00Z");
+  CHECK(prev("0 0 29 2 *", "2104-02-28T00:00:00Z") == "2096-02-29T00:00:00Z");
+  // The day-of-month / day-of-week OR rule applies backwards as well.
+  CHECK(prev("0 12 1 * mon", "2026-12-02T00:00:00Z") == "2026-12-01T12:00:00Z");
+  CHECK(prev("0 12 1 * mon", "2026-12-01T11:00:00Z") == "2026-11-30T12:00:00Z");
+}
+
+TEST_CASE("cron: Previous() and Next() agree with each other and with Matches()", "[unit][cron]") {
+  const std::time_t start = At("2027-01-20T00:00:00Z");
+  for (const char* expr : {"*/7 3-5 * * *", "0 12 1,15 * 1", "30 0 * feb-mar sat", "@daily"}) {
+    INFO(expr);
+    const rw::CronSchedule cron = Cron(expr);
+    int slots = 0;
+    for (std::time_t t = start; slots < 200;) {
+      auto next = cron.Next(t);
+      REQUIRE(next.has_value());
+      CHECK(cron.Matches(*next));
+      // The newest slot at or before `next` is `next` itself, and before it, the previous one.
+      CHECK(cron.Previous(*next) == next);
+      CHECK(cron.Previous(*next + 59) == next);
+      if (slots > 0) {
+        CHECK(cron.Previous(*next - 1) == std::optional<std::time_t>(t));
+        // No slot strictly between two consecutive ones.
+        for (std::time_t m = t + 60; m < *next && m < t + 3 * 3600; m += 60)
+          CHECK(!cron.Matches(m));
+      }
+      t = *next;
+      ++slots;
+    }
+  }
+  CHECK_FALSE(Cron("0 3 * * *").Matches(At("2026-11-25T03:01:00Z")));
+  CHECK(Cron("0 3 * * *").Matches(At("2026-11-25T03:00:42Z")));
+}
