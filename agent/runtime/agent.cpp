@@ -694,7 +694,7 @@ bool Agent::Stop() {
   drill_cv_.notify_all();
   if (http_) http_->Stop();
   if (scheduler_.joinable()) scheduler_.join();  // it never waits for a drill
-  JoinDrillRequests(deadline);                    // API-requested drills (agent_api.cpp)
+  JoinDrillRequests(deadline);                   // API-requested drills (agent_api.cpp)
   std::map<std::string, std::unique_ptr<TargetRuntime>> runtimes;
   {
     std::lock_guard<std::mutex> lk(mu_);

@@ -301,8 +301,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
       st.message = error_reason(e);
       // A restore that broke off because the sandbox server died or ran out of disk is the
       // sandbox's problem, not the backup's: say what the server said, and judge nothing.
-      const std::string server =
-          sandbox && !timed_out() ? sandbox->ServerProblem() : std::string();
+      const std::string server = sandbox && !timed_out() ? sandbox->ServerProblem() : std::string();
       if (!server.empty() && kind != ErrorKind::kCancelled) {
         st.message += " (" + server + ")";
         if (kind == ErrorKind::kBadInput) kind = ErrorKind::kProcess;
