@@ -15,19 +15,8 @@ using namespace rw;
 
 namespace {
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-}
-
-template <typename Pred>
-bool Eventually(Pred pred, int seconds) {
-  for (int i = 0; i < seconds * 20; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return pred();
-}
+using test::Eventually;
+using test::WriteFile;
 
 std::string AgentConfig(const test::TestDir& dir, int port, const std::string& target_toml) {
   return "[agent]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\nstate_dir = \"" +

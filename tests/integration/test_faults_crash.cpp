@@ -27,26 +27,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-template <typename Pred>
-bool Eventually(Pred pred, int seconds) {
-  for (int i = 0; i < seconds * 20; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return pred();
-}
+using test::Eventually;
+using test::ReadFile;
+using test::WriteFile;
 
 std::vector<std::string> WithPrefix(const std::string& dir, const std::string& prefix) {
   std::vector<std::string> out;

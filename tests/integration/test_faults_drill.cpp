@@ -18,19 +18,8 @@ using namespace rw;
 
 namespace {
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-}
-
-template <typename Pred>
-bool Eventually(Pred pred, int seconds) {
-  for (int i = 0; i < seconds * 20; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return pred();
-}
+using test::Eventually;
+using test::WriteFile;
 
 // A small tmpfs mounted over `dir` for the test's lifetime (the tests run as root). mounted() is
 // false where mounting is not allowed; the caller then says so and returns.

@@ -22,19 +22,11 @@ using namespace rw;
 
 namespace {
 
+using test::Eventually;
+using test::ReadFile;
+using test::WriteFile;
+
 using Clock = std::chrono::steady_clock;
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // `key = "value"` or `key = 'value'` (toml++ writes literal strings where it can).
 bool TomlHas(const std::string& text, const std::string& key, const std::string& value) {
@@ -51,16 +43,6 @@ struct LogOnFailure {
       std::fprintf(stderr, "---- agent log ----\n%s\n-------------------\n", agent.Log().c_str());
   }
 };
-
-template <typename Pred>
-bool Eventually(Pred pred, double seconds) {
-  auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int>(seconds * 1000));
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return pred();
-}
 
 double Metric(int port, const std::string& name, const std::vector<std::string>& needles = {},
               double fallback = -1) {

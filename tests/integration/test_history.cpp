@@ -19,17 +19,9 @@ using namespace rw;
 
 namespace {
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::Eventually;
+using test::ReadFile;
+using test::WriteFile;
 
 void AppendRaw(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::app);
@@ -40,15 +32,6 @@ std::size_t CountLines(const std::string& text) {
   std::size_t n = 0;
   for (char c : text) n += c == '\n';
   return n;
-}
-
-template <typename Pred>
-bool Eventually(Pred pred, int seconds) {
-  for (int i = 0; i < seconds * 20; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return pred();
 }
 
 DrillReport Report(int i, DrillResult result, double total) {

@@ -27,19 +27,8 @@ using namespace rw;
 
 namespace {
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-}
-
-template <typename Pred>
-bool Eventually(Pred pred, int seconds) {
-  for (int i = 0; i < seconds * 20; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return pred();
-}
+using test::Eventually;
+using test::WriteFile;
 
 // An agent config without targets (it then only serves HTTP).
 std::string HttpOnlyConfig(const test::TestDir& dir, const std::string& listen,

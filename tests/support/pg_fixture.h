@@ -2,8 +2,10 @@
 // Test harness: real PostgreSQL 15 clusters for integration tests. Each TestDir and LocalCluster
 // is removed by its destructor, so a failing REQUIRE still cleans up. When tests run as root, the
 // servers run as the `postgres` user. All waits are bounded (LocalCluster's start_timeout).
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -45,6 +47,23 @@ std::unique_ptr<LocalCluster> StartCluster(const TestDir& dir, const ClusterSpec
 // the result (the caller asserts).
 ProcessResult RunPgTool(const std::string& tool, const std::vector<std::string>& args,
                         Duration timeout = std::chrono::minutes(5));
+
+// Writes (truncating) / reads a whole file; the tests assert on what they read.
+void WriteFile(const std::string& path, const std::string& text);
+std::string ReadFile(const std::string& path);
+
+// Polls `pred` every 50 ms until it holds or `seconds` pass (then one last try): every wait in a
+// test is bounded.
+template <typename Pred>
+bool Eventually(Pred pred, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<long>(seconds * 1000));
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return pred();
+}
 
 // Files and dirs directly inside `dir` (names), for leftover checks.
 std::vector<std::string> ListDir(const std::string& dir);

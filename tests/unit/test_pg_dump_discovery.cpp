@@ -20,10 +20,7 @@ using namespace rw::pgdump;
 
 namespace {
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-}
+using test::WriteFile;
 
 // A plain dump head as pg_dump 15 writes it (with --verbose when started is given).
 std::string PlainDump(const std::string& started = "") {

@@ -18,10 +18,7 @@ using namespace rw;
 
 namespace {
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-}
+using test::WriteFile;
 
 // bcrypt of "not-a-password", cost 10 (made with Python's crypt module, i.e. libxcrypt).
 const char* kHash = "$2b$10$YY1c3q9rGQgGIItct.HD4OnB/UEQxwIO3Nbbo6ZFpv.lpDS43O5n.";
