@@ -313,12 +313,12 @@ CheckResult RunAgainstReference(CheckContext& ctx, const std::string& name) {
   std::int64_t reference_rows = 0;
   for (const auto& [n, t] : ref->tables())
     if (t.ref) reference_rows += t.ref->rows;
-  if (!ref->file_problem().empty()) {
+  if (!ref->problem().empty()) {
     r.outcome = Outcome::kFail;
-    r.message = ref->file_problem();
+    r.message = ref->problem();
     r.tables_unverified = static_cast<std::int64_t>(ref->tables().size());
     r.rows_unverified = reference_rows;
-    r.unverified.push_back("all tables: " + ref->file_problem());
+    r.unverified.push_back("all tables: " + ref->problem());
     return r;
   }
   std::vector<std::string> bad, unverified;

@@ -561,9 +561,38 @@ void ReferenceState::Prepare(CheckContext& ctx) {
   prepared_ = true;
   try {
     ref_ = LoadReference(ctx.backup.reference_path);
-    file_problem_ = CompareDumpFiles(ref_.dump_files, HashDumpFiles(ctx.backup.path));
+    problem_ = CompareDumpFiles(ref_.dump_files, HashDumpFiles(ctx.backup.path));
   } catch (...) {
     prepare_error_ = std::current_exception();
+    return;
+  }
+  if (!problem_.empty()) return;
+  // A dump that matches its own reference proves nothing about this target if it was taken of
+  // another cluster or database (a file copied into the wrong directory).
+  try {
+    auto conn = ConnectDrillSource(ctx);
+    pqxx::nontransaction nt(*conn);
+    const std::string db = nt.exec1("select current_database()")[0].as<std::string>();
+    std::string sysid;
+    try {
+      sysid =
+          nt.exec1("select system_identifier::text from pg_control_system()")[0].as<std::string>();
+    } catch (const pqxx::broken_connection&) {
+      throw;
+    } catch (const pqxx::sql_error&) {
+      identity_note_ = "the source's system identifier is not readable by this role";
+    }
+    if (!ref_.system_identifier.empty() && !sysid.empty() && sysid != ref_.system_identifier) {
+      problem_ = "the reference was taken of another cluster: system identifier " +
+                 ref_.system_identifier + ", the source's is " + sysid;
+    } else if (db != ref_.database) {
+      problem_ =
+          "the reference was taken of database " + ref_.database + ", the target's source is " + db;
+    }
+  } catch (const std::exception& e) {
+    std::string m = e.what();
+    std::replace(m.begin(), m.end(), '\n', ' ');
+    identity_note_ = "the reference's source identity was not checked: " + m;
   }
 }
 

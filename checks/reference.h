@@ -101,15 +101,20 @@ class ReferenceState {
     std::string error;  // the restored table could not be hashed
   };
   static std::shared_ptr<ReferenceState> For(CheckContext& ctx);
-  // Loads the reference and hashes the dump files; never throws (errors are kept for Ensure).
+  // Loads the reference, hashes the dump files and checks that the reference is of this source
+  // (its system identifier and database, when the source can be read; otherwise a note); never
+  // throws (errors are kept for Ensure).
   void Prepare(CheckContext& ctx);
   // Prepare() if needed, then the restored side's scan (once). Throws Error: kBadInput for a
   // reference that cannot be read or parsed, kIo, kConnect/kQuery for the restored copy. A file
   // hash mismatch is not thrown: see file_problem().
   void Ensure(CheckContext& ctx);
   const Reference& reference() const { return ref_; }
-  // Non-empty: the dump does not match the reference's file hashes (a fail of the drill).
-  const std::string& file_problem() const { return file_problem_; }
+  // Non-empty: the dump does not match the reference's file hashes, or the reference was taken of
+  // another cluster or database than the target's source (a fail of the drill).
+  const std::string& problem() const { return problem_; }
+  // Non-empty: why the reference's identity could not be checked against the source.
+  const std::string& identity_note() const { return identity_note_; }
   // By table name: every table of the reference (not excluded) and of the restored copy.
   const std::map<std::string, TableResult>& tables() const { return tables_; }
   const LargeObjectScan& restored_large_objects() const { return restored_lo_; }
@@ -119,7 +124,7 @@ class ReferenceState {
   bool prepared_ = false, ensured_ = false;
   std::exception_ptr prepare_error_, ensure_error_;
   Reference ref_;
-  std::string file_problem_;
+  std::string problem_, identity_note_;
   std::map<std::string, TableResult> tables_;
   LargeObjectScan restored_lo_;
 };

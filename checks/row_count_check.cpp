@@ -29,9 +29,9 @@ CheckResult RunAgainstReference(CheckContext& ctx, const std::string& name) {
   ref->Ensure(ctx);
   CheckResult r;
   r.name = name;
-  if (!ref->file_problem().empty()) {
+  if (!ref->problem().empty()) {
     r.outcome = Outcome::kFail;
-    r.message = ref->file_problem();
+    r.message = ref->problem();
     return r;
   }
   std::vector<std::string> bad;

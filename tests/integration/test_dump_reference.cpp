@@ -267,3 +267,45 @@ TEST_CASE("dump refuses what it cannot do with exit 2 and leaves nothing behind"
   CHECK_FALSE(FileExists(src.backups + "/x.dump.part"));
   CHECK_FALSE(FileExists(src.backups + "/x.dump.restorewatch.json"));
 }
+
+TEST_CASE("a reference of another cluster fails, an unreadable one cannot be used",
+          "[integration][dump]") {
+  Source src;
+  const std::string out = src.backups + "/app.dump";
+  auto d = src.Dump({"--output", out});
+  INFO(d.out << d.err);
+  REQUIRE(d.exit_code == 0);
+  const std::string ref_path = out + ".restorewatch.json";
+  const std::string good = ReadFile(ref_path);
+  const std::string sysid = LoadReference(ref_path).system_identifier;
+  REQUIRE_FALSE(sysid.empty());
+
+  // Dump and reference agree with each other, but not with this target's source.
+  EditFile(ref_path, "\"system_identifier\": \"" + sysid + "\"",
+           "\"system_identifier\": \"1234567890\"");
+  auto v = test::RunAgent({"verify", "-c", src.cfg});
+  INFO(v.out << v.err);
+  CHECK(v.exit_code == 1);
+  auto rep = src.LastReport();
+  REQUIRE(rep);
+  const CheckResult* cs = FindCheck(*rep, "checksum");
+  REQUIRE(cs);
+  CHECK(cs->outcome == Outcome::kFail);
+  CHECK(cs->message ==
+        "the reference was taken of another cluster: system identifier "
+        "1234567890, the source's is " +
+            sysid);
+
+  // A reference that does not parse: the drill cannot use it and says why (error, exit 2).
+  WriteFile(ref_path, good.substr(0, good.size() / 2));
+  auto broken = test::RunAgent({"verify", "-c", src.cfg});
+  INFO(broken.out << broken.err);
+  CHECK(broken.exit_code == 2);
+  rep = src.LastReport();
+  REQUIRE(rep);
+  cs = FindCheck(*rep, "checksum");
+  REQUIRE(cs);
+  CHECK(cs->outcome == Outcome::kError);
+  CHECK(cs->message.find("the reference " + ref_path + " is invalid: not JSON") !=
+        std::string::npos);
+}
