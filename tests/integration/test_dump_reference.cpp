@@ -258,6 +258,18 @@ TEST_CASE("dump refuses what it cannot do with exit 2 and leaves nothing behind"
   CHECK(ref.dump_format == "directory");
   CHECK(ref.dump_files.size() >= 3);  // toc.dat and one file per table's data
   CHECK(ref.dump_files[0].name < ref.dump_files[1].name);
+  // A directory dump is checked file by file and compared exactly too.
+  auto v = test::RunAgent({"verify", "-c", src.cfg});
+  INFO(v.out << v.err);
+  CHECK(v.exit_code == 0);
+  auto rep = src.LastReport();
+  REQUIRE(rep);
+  REQUIRE(rep->backup);
+  CHECK(rep->backup->format == "directory");
+  const CheckResult* cs = FindCheck(*rep, "checksum");
+  REQUIRE(cs);
+  CHECK(cs->message.find("compared exactly against the reference") != std::string::npos);
+  CHECK(cs->rows_verified == 5700);
   // The source is gone: exit 2 with one line, no partial dump, no reference.
   src.cluster->Stop();
   auto gone = src.Dump({"--output", src.backups + "/x.dump"});
@@ -308,4 +320,48 @@ TEST_CASE("a reference of another cluster fails, an unreadable one cannot be use
   CHECK(cs->outcome == Outcome::kError);
   CHECK(cs->message.find("the reference " + ref_path + " is invalid: not JSON") !=
         std::string::npos);
+}
+
+TEST_CASE("dump passes the password to pg_dump through its environment only",
+          "[integration][dump]") {
+  test::TestDir dir("rwdumppw-");
+  test::ClusterSpec spec;
+  spec.tcp = true;
+  spec.settings = {{"password_encryption", "'scram-sha-256'"}};
+  auto pg = test::StartCluster(dir, spec);
+  // SCRAM over TCP: without the password, neither the session nor pg_dump gets in.
+  WriteFile(pg->data_dir() + "/pg_hba.conf",
+            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n");
+  pg->Psql("select pg_reload_conf()");
+  pg->Psql("create database app");
+  pg->Psql("create role rw_dump login password 'DumpTok1q'; grant pg_read_all_data to rw_dump");
+  pg->Psql("create table items(id int primary key); insert into items values (1), (2), (3);",
+           "app");
+  const std::string backups = dir / "backups";
+  MakeDirs(backups);
+  WriteFile(dir / "pw", "DumpTok1q\n");
+  const std::string cfg = dir / "agent.toml";
+  WriteFile(cfg,
+            "[agent]\nstate_dir = \"" + (dir / "state") + "\"\nwork_dir = \"" + (dir / "work") +
+                "\"\n\n[[target]]\nname = \"t1\"\nsource = \"host=127.0.0.1 port=" +
+                std::to_string(pg->port()) +
+                " dbname=app user=rw_dump\"\npassword_file = \"pw\"\n\n[target.backup]\npath = \"" +
+                backups + "\"\n");
+  auto d = test::RunAgent({"dump", "-c", cfg, "--target", "t1", "--output", backups + "/a.dump"});
+  INFO(d.out << d.err);
+  REQUIRE(d.exit_code == 0);
+  const std::string json = ReadFile(backups + "/a.dump.restorewatch.json");
+  CHECK(json.find("DumpTok1q") == std::string::npos);
+  CHECK(d.out.find("DumpTok1q") == std::string::npos);
+  Reference ref = LoadReference(backups + "/a.dump.restorewatch.json");
+  REQUIRE(ref.Find("public.items"));
+  CHECK(ref.Find("public.items")->rows == 3);
+
+  // A wrong password: exit 2 with one line that does not quote it.
+  WriteFile(dir / "pw", "WrongTok2q\n");
+  auto bad = test::RunAgent({"dump", "-c", cfg, "--target", "t1", "--output", backups + "/b.dump"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("WrongTok2q") == std::string::npos);
+  CHECK_FALSE(FileExists(backups + "/b.dump"));
+  CHECK_FALSE(FileExists(backups + "/b.dump.part"));
 }
