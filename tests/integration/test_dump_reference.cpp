@@ -72,7 +72,8 @@ struct Source {
         "insert into items select g, 'item ' || g, g * 1.5 from generate_series(1, 5000) g;"
         "create table events(at timestamptz, what text);"
         "insert into events select '2026-01-01'::timestamptz + g * interval '1 minute', 'e' || g"
-        " from generate_series(1, 700) g;",
+        " from generate_series(1, 700) g;"
+        "select lo_from_bytea(0, 'a large object');",
         "app");
     backups = dir / "backups";
     MakeDirs(backups);
@@ -91,7 +92,8 @@ struct Source {
         "insert into items select g, 'new ' || g, 1 from generate_series(5001, 5300) g;"
         "update items set price = price + 1 where id % 10 = 0;"
         "delete from items where id between 100 and 120;"
-        "insert into events select now(), 'later' from generate_series(1, 50);",
+        "insert into events select now(), 'later' from generate_series(1, 50);"
+        "select lo_from_bytea(0, 'a later large object');",
         "app");
   }
   ProcessResult Dump(const std::vector<std::string>& extra) const {
@@ -140,6 +142,8 @@ TEST_CASE(
   REQUIRE(ref.dump_files.size() == 1);
   CHECK(ref.dump_files[0].name == "app.dump");
   CHECK(ref.dump_files[0].sha256 == Sha256Sum(out));
+  REQUIRE(ref.large_objects);
+  CHECK(ref.large_objects->count == 1);
 
   src.Churn();
 
@@ -162,6 +166,7 @@ TEST_CASE(
   CHECK(cs->rows_verified == 5700);  // every row of the dump's snapshot
   CHECK(cs->rows_unverified == 0);
   CHECK(cs->tables_unverified == 0);
+  CHECK(cs->message.find("large objects") == std::string::npos);  // compared, and equal
   CHECK(rc->outcome == Outcome::kPass);
   CHECK(rc->message.find("reference") != std::string::npos);
   CHECK(test::ListDir(src.dir / "work").empty());
