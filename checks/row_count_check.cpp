@@ -4,6 +4,7 @@
 
 #include "agent/units.h"
 #include "checks/churn.h"
+#include "checks/reference.h"
 #include "checks/table_scan.h"
 
 namespace rw {
@@ -21,11 +22,87 @@ struct Judged {
   RowCountBound bound;
 };
 
+// Against an exact reference (checks/reference.h): every table's count must equal the one
+// recorded in the dump's snapshot; no churn bounds.
+CheckResult RunAgainstReference(CheckContext& ctx, const std::string& name) {
+  auto ref = ReferenceState::For(ctx);
+  ref->Ensure(ctx);
+  CheckResult r;
+  r.name = name;
+  if (!ref->problem().empty()) {
+    r.outcome = Outcome::kFail;
+    r.message = ref->problem();
+    return r;
+  }
+  std::vector<std::string> bad;
+  Outcome outcome = Outcome::kPass;
+  for (const auto& [n, t] : ref->tables()) {
+    TableFinding f;
+    f.table = n;
+    if (t.ref) f.source_rows = t.ref->rows;
+    if (!t.ref) {
+      f.outcome = Outcome::kWarn;
+      f.message = "only in the restored copy: not in the reference";
+      f.restored_rows = t.rows;
+    } else if (!t.in_restored) {
+      f.outcome = Outcome::kFail;
+      f.message = "missing from the restored copy (the reference has it)";
+    } else if (!t.error.empty()) {
+      f.outcome = Outcome::kError;
+      f.message = "cannot count in the restored copy: " + t.error;
+      ++r.tables_unverified;
+    } else {
+      ++r.tables_compared;
+      f.restored_rows = t.rows;
+      if (t.rows == t.ref->rows) continue;
+      f.outcome = Outcome::kFail;
+      f.message = "restored " + std::to_string(t.rows) + " rows, the reference has " +
+                  std::to_string(t.ref->rows);
+      ++r.tables_mismatched;
+    }
+    if (f.outcome == Outcome::kFail) bad.push_back(n);
+    outcome = Worse(outcome, f.outcome);
+    r.details.push_back(f);
+  }
+  const Reference& rf = ref->reference();
+  const LargeObjectScan& lo = ref->restored_large_objects();
+  std::string lo_note;
+  if (rf.large_objects && lo.scanned && rf.large_objects->count != lo.count) {
+    TableFinding f;
+    f.table = "pg_largeobject";
+    f.source_rows = rf.large_objects->count;
+    f.restored_rows = lo.count;
+    f.outcome = Outcome::kFail;
+    f.message = "restored " + std::to_string(lo.count) + " large objects, the reference has " +
+                std::to_string(rf.large_objects->count);
+    bad.push_back(f.table);
+    outcome = Outcome::kFail;
+    r.details.push_back(f);
+  } else if (!rf.large_objects) {
+    lo_note = "; large objects not in the reference";
+  }
+  std::string msg = std::to_string(r.tables_compared) +
+                    " tables compared exactly against the "
+                    "reference " +
+                    ctx.backup.reference_path + " (snapshot at " +
+                    FormatTimestamp(rf.snapshot_time) + "), " +
+                    std::to_string(r.tables_mismatched) + " mismatched" + lo_note;
+  if (!bad.empty()) msg = "row counts differ from the reference: " + NameList(bad) + "; " + msg;
+  if (ref->tables().empty()) msg = "no tables to compare (the reference lists none)";
+  r.outcome = outcome;
+  r.message = msg;
+  return r;
+}
+
 }  // namespace
 
-void RowCountCheck::BeforeRestore(CheckContext& ctx) { ScanState::For(ctx)->PrepareSource(ctx); }
+void RowCountCheck::BeforeRestore(CheckContext& ctx) {
+  if (!ctx.backup.reference_path.empty()) return ReferenceState::For(ctx)->Prepare(ctx);
+  ScanState::For(ctx)->PrepareSource(ctx);
+}
 
 CheckResult RowCountCheck::Run(CheckContext& ctx) {
+  if (!ctx.backup.reference_path.empty()) return RunAgainstReference(ctx, name());
   const ChecksConfig& cfg = ctx.target.checks;
   auto scan = ScanState::For(ctx);
   scan->Ensure(ctx);

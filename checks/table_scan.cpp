@@ -54,6 +54,12 @@ std::string ScanQuery(const TableInfo& t, HashMethod m, const AppendOnlyTable* a
          h + " as h, t." + k + " as k from only " + t.Sql() + " t offset 0) s";
 }
 
+double Since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
 // Scans one table: count + hash in one pass, falling back to the text hash when a column type
 // has no extended hash function. Per-table failures land in TableScan::error; a lost connection
 // or a cancelled drill throws.
@@ -109,12 +115,6 @@ LargeObjectScan ScanLargeObjects(pqxx::connection& conn, pqxx::dbtransaction* tx
   }
   return lo;
 }
-
-double Since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-}  // namespace
 
 std::string RowHashSql(const TableInfo& table, HashMethod method) {
   if (table.columns.empty()) return "0::bigint";

@@ -86,6 +86,18 @@ struct RangeHash {
 RangeHash HashRows(pqxx::transaction_base& tx, const TableInfo& table, HashMethod method,
                    const std::string& where);
 
+// One table's count + hash in one pass, as the drill computes it on either side: in a savepoint
+// of `tx` when given (so a failing table does not end the transaction), else in an autocommit
+// statement on `conn`; falls back to HashMethod::kText when a column type has no extended hash
+// function. A per-table failure lands in TableScan::error; a lost connection throws Error, a
+// cancelled `cancel` Error(kCancelled). append_only: also the keyed count/hash (restored side).
+// Also used by `restorewatch dump` to write a reference (checks/reference.h).
+TableScan ScanTable(pqxx::connection& conn, pqxx::dbtransaction* tx, const TableInfo& t,
+                    const AppendOnlyTable* append_only, CancelToken& cancel);
+// Count and hash of the large objects, like ScanTable (scanned == false with a note when the role
+// may not read them).
+LargeObjectScan ScanLargeObjects(pqxx::connection& conn, pqxx::dbtransaction* tx);
+
 class ScanState {
  public:
   // The drill's shared instance, created on first use in ctx.cache.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "agent/runtime/daemon.h"
+#include "agent/runtime/dump_cmd.h"
 #include "version.h"
 
 namespace rw {
@@ -24,6 +25,9 @@ const char* kUsage =
     "error\n"
     "  restorewatch history -c FILE [--target NAME] [--json] [--last N]  the last N drills, pass "
     "rate and RTO\n"
+    "  restorewatch dump -c FILE --target NAME [--format custom|directory|plain] [--output PATH]\n"
+    "                                                       pg_dump with an exact reference for "
+    "drills\n"
     "  restorewatch demo [--listen ADDR] [--once]           self-contained demo on a sample "
     "database\n"
     "  restorewatch --version\n"
@@ -78,6 +82,30 @@ const char* kCheckConfigHelp =
     "Validates FILE and prints every error as FILE:LINE: KEY: MESSAGE.\n"
     "exit codes: 0 valid, 2 invalid\n";
 
+const char* kDumpHelp =
+    "usage: restorewatch dump -c FILE --target NAME [--format custom|directory|plain] [--output "
+    "PATH]\n"
+    "\n"
+    "Takes a pg_dump of the target's source with an exact reference beside it. In one REPEATABLE "
+    "READ\n"
+    "READ ONLY transaction on the source it exports a snapshot, records every table's row count "
+    "and\n"
+    "content hash (as the drill computes them), and runs pg_dump --snapshot in that snapshot. It "
+    "then\n"
+    "writes PATH.restorewatch.json: the counts and hashes and the SHA-256 of the dump file(s). A "
+    "drill\n"
+    "of a dump with a reference compares every table exactly against it instead of the live "
+    "source,\n"
+    "and fails when the dump changed since (its SHA-256 differs).\n"
+    "--format: custom (default), directory or plain. --output: default is the target's first "
+    "backup\n"
+    "path, NAME-YYYYmmddTHHMMSSZ.dump (UTC; any format). pg_dump writes PATH.part first; PATH "
+    "appears\n"
+    "only once the reference is written. An existing PATH is not overwritten.\n"
+    "exit codes: 0 dump and reference written, 2 could not (the reason on one line; nothing is "
+    "left\n"
+    "behind)\n";
+
 const char* kDemoHelp =
     "usage: restorewatch demo [--listen ADDR] [--once]\n"
     "\n"
@@ -95,6 +123,8 @@ struct Args {
   std::string config;
   std::string target;
   std::string listen = "127.0.0.1:9847";
+  std::string format = "custom";
+  std::string output;
   bool json = false;
   bool once = false;
   int last = 20;
@@ -124,6 +154,10 @@ Args Parse(int argc, char** argv) {
       a.config = s.substr(9);
     } else if (s == "--target" || s == "-t") {
       a.target = value("--target");
+    } else if (s == "--format" || s == "-F") {
+      a.format = value("--format");
+    } else if (s == "--output" || s == "-o") {
+      a.output = value("--output");
     } else if (s == "--listen") {
       a.listen = value("--listen");
     } else if (s == "--last") {
@@ -162,6 +196,7 @@ int RunCli(int argc, char** argv) {
   if (a.verb == "check-config") help = kCheckConfigHelp;
   if (a.verb == "history") help = kHistoryHelp;
   if (a.verb == "demo") help = kDemoHelp;
+  if (a.verb == "dump") help = kDumpHelp;
   if (a.help) return Usage(help, 0);
   if (!a.error.empty()) {
     std::fprintf(stderr, "restorewatch: %s\n\n", a.error.c_str());
@@ -171,8 +206,8 @@ int RunCli(int argc, char** argv) {
     std::printf("restorewatch %s (revision %s)\n", kVersion, kRevision);
     return 0;
   }
-  bool needs_config =
-      a.verb == "run" || a.verb == "verify" || a.verb == "check-config" || a.verb == "history";
+  bool needs_config = a.verb == "run" || a.verb == "verify" || a.verb == "check-config" ||
+                      a.verb == "history" || a.verb == "dump";
   if (needs_config && a.config.empty()) {
     std::fprintf(stderr, "restorewatch %s: -c FILE is required\n\n", a.verb.c_str());
     return Usage(help, 2);
@@ -182,6 +217,7 @@ int RunCli(int argc, char** argv) {
   if (a.verb == "check-config") return RunCheckConfig(a.config);
   if (a.verb == "history") return RunHistory(a.config, a.target, a.json, a.last);
   if (a.verb == "demo") return RunDemo(a.listen, a.once);
+  if (a.verb == "dump") return RunDump(DumpArgs{a.config, a.target, a.format, a.output});
   if (a.verb.empty()) return Usage(kUsage, 2);
   std::fprintf(stderr, "restorewatch: unknown command '%s'\n\n", a.verb.c_str());
   return Usage(kUsage, 2);

@@ -267,6 +267,16 @@ bool IsInFlightName(const std::string& name) {
   return false;
 }
 
+bool IsReferenceName(const std::string& name) { return EndsWith(name, ".restorewatch.json"); }
+
+std::string ReferenceBeside(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  p += ".restorewatch.json";
+  struct stat st {};
+  return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) ? p : std::string();
+}
+
 bool Look(const std::string& path, Entry* e) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) return false;

@@ -63,6 +63,11 @@ std::optional<double> ParseDumpTime(const std::string& text);
 // A name a writer uses while the file is incomplete: ends in .tmp, .part, .partial or
 // .inprogress, or starts with '.'.
 bool IsInFlightName(const std::string& name);
+// A reference written by `restorewatch dump` beside a dump (name ends in .restorewatch.json): part
+// of that dump, never a backup of its own.
+bool IsReferenceName(const std::string& name);
+// `<path>.restorewatch.json` when that file exists beside the dump at `path`, else "".
+std::string ReferenceBeside(const std::string& path);
 
 // One directory entry that matched the pattern, as seen in one look.
 struct Entry {

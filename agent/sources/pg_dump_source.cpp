@@ -205,7 +205,8 @@ PgDumpSource::Scan PgDumpSource::DoScan(CancelToken& cancel) {
   for (auto& e : ListMatching(cfg_.paths, cfg_.pattern)) {
     if (!cfg_.globals_pattern.empty() &&
         fnmatch(cfg_.globals_pattern.c_str(), e.name.c_str(), 0) == 0)
-      continue;  // the globals file is not a backup of its own
+      continue;                             // the globals file is not a backup of its own
+    if (IsReferenceName(e.name)) continue;  // `restorewatch dump`'s reference of a dump beside it
     if (IsInFlightName(e.name)) {
       s.notes.push_back(e.name + ": skipped, a temporary name (being written)");
       continue;
@@ -363,6 +364,7 @@ BackupInfo PgDumpSource::ToInfo(const Entry& e, const Probe& p,
   b.database = p.header.database;
   b.server_major = p.header.server_major;
   b.dump_tool_major = p.header.dump_tool_major;
+  b.reference_path = ReferenceBeside(e.path);
   return b;
 }
 
