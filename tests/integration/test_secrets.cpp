@@ -424,8 +424,9 @@ TEST_CASE("no password reaches logs, metrics, API, reports, state or children",
   // The scheduled drill of "uri" (the next minute boundary plus the drill).
   const bool drilled = Eventually(
       [&] {
+        // drill_success appears once a drill was recorded (the run counters exist from start).
         return test::MetricValue(test::HttpGet(http_port, "/metrics").body,
-                                 "restorewatch_drill_runs_total", {"target=\"uri\""})
+                                 "restorewatch_drill_success", {"target=\"uri\""})
             .has_value();
       },
       100);
