@@ -6,6 +6,11 @@
 //                                             must be the previous valid line of the file
 //   entry := <name>=<ins>,<upd>,<del>,<live>  counters of a new or changed table
 //          | <name>=-                         a table gone since the base (deltas only)
+// optionally followed by evidence tokens of that sample alone (never inherited by a delta):
+//   ~snap=<xmin>:<xmax>:<xip,...>  the source's pg_current_snapshot()
+//   ~cts=1                         track_commit_timestamp was on
+// ('~' cannot start an entry of a table count already read; unknown ~tokens are ignored, so a
+// newer writer's lines stay readable.)
 // ts are integer Unix milliseconds; names are "schema.table" with '%', ' ', '=' and control bytes
 // percent-encoded. A line counts only when it ends in '\n', parses completely and (for a delta)
 // its base is the sample reconstructed so far; otherwise it is skipped, and so are the deltas that
@@ -118,7 +123,20 @@ struct Record {
   bool full = false;
   std::int64_t base_ms = 0;
   std::vector<Entry> entries;
+  std::string snapshot;
+  bool commit_timestamps = false;
 };
+
+bool ValidSnapshotText(const std::string& s) {
+  int colons = 0;
+  for (char c : s) {
+    if (c == ':')
+      ++colons;
+    else if (!(c >= '0' && c <= '9') && c != ',')
+      return false;
+  }
+  return colons == 2 && s.size() >= 4 && s.front() != ':';
+}
 
 // Parses one line (without its '\n'). False on anything malformed.
 bool ParseRecord(const std::string& line, Record& r) {
@@ -164,7 +182,27 @@ bool ParseRecord(const std::string& line, Record& r) {
     }
     r.entries.push_back(std::move(en));
   }
-  return p >= end;
+  r.snapshot.clear();
+  r.commit_timestamps = false;
+  while (p < end) {
+    if (!next(b, e) || *b != '~') return false;
+    std::string tok(b, e);
+    if (tok.rfind("~snap=", 0) == 0) {
+      r.snapshot = tok.substr(6);
+      if (!ValidSnapshotText(r.snapshot)) return false;
+    } else if (tok == "~cts=1") {
+      r.commit_timestamps = true;
+    }
+  }
+  return true;
+}
+
+// The evidence tokens of a sample (with their leading spaces), or "".
+std::string EvidenceTokens(const std::string& snapshot, bool commit_timestamps) {
+  std::string out;
+  if (ValidSnapshotText(snapshot)) out += " ~snap=" + snapshot;
+  if (commit_timestamps) out += " ~cts=1";
+  return out;
 }
 
 bool SameCounters(const TableCounters& a, const TableCounters& b) {
@@ -189,9 +227,11 @@ void AppendEntry(std::string& out, const std::string& name, const TableCounters*
   out += std::to_string(c->n_live_tup);
 }
 
-std::string FullLine(std::int64_t ts_ms, const std::map<std::string, TableCounters>& tables) {
+std::string FullLine(std::int64_t ts_ms, const std::map<std::string, TableCounters>& tables,
+                     const std::string& evidence) {
   std::string out = "A1 " + std::to_string(ts_ms) + " F " + std::to_string(tables.size());
   for (const auto& [name, c] : tables) AppendEntry(out, name, &c);
+  out += evidence;
   out += '\n';
   return out;
 }
@@ -200,7 +240,8 @@ std::string FullLine(std::int64_t ts_ms, const std::map<std::string, TableCounte
 // full line is about as small, and resets the replay chain). Either way `base` becomes `next`,
 // updated in place so that re-encoding a long file costs no map copies.
 std::string DeltaLine(std::int64_t base_ms, std::map<std::string, TableCounters>& base,
-                      std::int64_t ts_ms, const std::map<std::string, TableCounters>& next) {
+                      std::int64_t ts_ms, const std::map<std::string, TableCounters>& next,
+                      const std::string& evidence) {
   std::string body;
   std::size_t n = 0;
   auto a = base.begin();
@@ -226,7 +267,7 @@ std::string DeltaLine(std::int64_t base_ms, std::map<std::string, TableCounters>
   }
   if (n > 0 && n * 2 > next.size()) return {};
   return "A1 " + std::to_string(ts_ms) + " D " + std::to_string(base_ms) + " " + std::to_string(n) +
-         body + "\n";
+         body + evidence + "\n";
 }
 
 // Replays the file line by line, reconstructing samples. The callback sees each valid sample
@@ -251,17 +292,23 @@ class Replay {
     }
     valid_ = true;
     ts_ms_ = r.ts_ms;
+    snapshot_ = r.snapshot;
+    commit_timestamps_ = r.commit_timestamps;
     return true;
   }
   bool valid() const { return valid_; }
   std::int64_t ts_ms() const { return ts_ms_; }
   std::size_t since_full() const { return since_full_; }
   const std::map<std::string, TableCounters>& tables() const { return tables_; }
-  ActivitySample Sample() const { return ActivitySample{FromMs(ts_ms_), tables_}; }
+  ActivitySample Sample() const {
+    return ActivitySample{FromMs(ts_ms_), tables_, snapshot_, commit_timestamps_};
+  }
 
  private:
   bool valid_ = false;
   std::int64_t ts_ms_ = 0;
+  std::string snapshot_;
+  bool commit_timestamps_ = false;
   std::size_t since_full_ = 0;
   std::map<std::string, TableCounters> tables_;
 };
@@ -361,13 +408,15 @@ void ActivityStore::Append(const ActivitySample& sample) {
               static_cast<std::uint64_t>(st.st_size) == known_size_;
   if (!ours) LoadLocked();
 
-  ActivitySample rounded{FromMs(ToMs(sample.ts)), sample.tables};
+  ActivitySample rounded{FromMs(ToMs(sample.ts)), sample.tables, sample.snapshot,
+                         sample.commit_timestamps};
+  const std::string evidence = EvidenceTokens(sample.snapshot, sample.commit_timestamps);
   std::string line;
   if (!samples_.empty() && since_full_ + 1 < kFullEvery)
     line = DeltaLine(ToMs(samples_.back().ts), samples_.back().tables, ToMs(rounded.ts),
-                     rounded.tables);
+                     rounded.tables, evidence);
   bool full = line.empty();
-  if (full) line = FullLine(ToMs(rounded.ts), rounded.tables);
+  if (full) line = FullLine(ToMs(rounded.ts), rounded.tables, evidence);
 
   // A torn line left by a crashed writer must not swallow this one.
   if (st.st_size > 0) {
@@ -535,9 +584,10 @@ void ActivityStore::CompactLocked() {
           if (!keep[idx++]) return;
           std::string line;
           bool delta = have_last && since_full + 1 < kFullEvery;
-          if (delta) line = DeltaLine(last_ms, last_written, r.ts_ms, replay.tables());
+          const std::string evidence = EvidenceTokens(r.snapshot, r.commit_timestamps);
+          if (delta) line = DeltaLine(last_ms, last_written, r.ts_ms, replay.tables(), evidence);
           if (line.empty()) {
-            line = FullLine(r.ts_ms, replay.tables());
+            line = FullLine(r.ts_ms, replay.tables(), evidence);
             if (!delta) last_written = replay.tables();  // DeltaLine already updated it
             since_full = 0;
           } else {

@@ -2,7 +2,8 @@
 // Persistent state in state_dir/<target>/, shared between the daemon and one-shot `verify` runs.
 //  - ActivityStore: samples of pg_stat_user_tables counters per table over time (written by the
 //    table_activity collector, read by the row_count/checksum checks to bound churn since a
-//    backup's snapshot). Stored as an append-only text file, compacted so it stays small: every
+//    backup's snapshot), with the source's transaction horizon at each sample (the evidence for
+//    row-level proof). Stored as an append-only text file, compacted so it stays small: every
 //    sample of the last 2 hours, then one per hour for 8 days; older ones dropped.
 //  - DrillHistory: the last drill report and the timestamps/counters that must survive restarts
 //    (drills.toml: the summary; last_drill.toml: the last report with a copy of the summary, so
@@ -15,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/model.h"
@@ -29,8 +31,20 @@ struct TableCounters {
 };
 
 struct ActivitySample {
+  ActivitySample() = default;
+  ActivitySample(double ts_, std::map<std::string, TableCounters> tables_,
+                 std::string snapshot_ = {}, bool commit_timestamps_ = false)
+      : ts(ts_),
+        tables(std::move(tables_)),
+        snapshot(std::move(snapshot_)),
+        commit_timestamps(commit_timestamps_) {}
   double ts = 0;                                // Unix seconds when read
   std::map<std::string, TableCounters> tables;  // "schema.table" -> counters
+  // The source's transaction horizon, pg_current_snapshot() as text ("xmin:xmax:xip,..."), read
+  // before `ts` was stamped; so a backup taken at or after ts saw every transaction this snapshot
+  // sees as committed. Empty when not recorded (older samples, or the query failed).
+  std::string snapshot;
+  bool commit_timestamps = false;  // the source had track_commit_timestamp = on
 };
 
 // Rows a table gained and lost between two samples (upper bounds of what changed).

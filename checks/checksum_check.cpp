@@ -8,272 +8,18 @@
 #include "agent/units.h"
 #include "checks/catalog.h"
 #include "checks/churn.h"
+#include "checks/narrower.h"
 #include "checks/reference.h"
+#include "checks/row_proof.h"
 #include "checks/table_scan.h"
 
 namespace rw {
 namespace {
 
-constexpr int kSplit = 16;                // ranges per split
-constexpr std::int64_t kLeafRows = 500;   // ranges this small are compared row by row
-constexpr int kMaxQueriesPerTable = 150;  // narrowing work per mismatching table (both sides)
-
 std::string NameList(const std::vector<std::string>& names, std::size_t max = 5) {
   std::string out;
   for (std::size_t i = 0; i < names.size() && i < max; ++i) out += (i ? ", " : "") + names[i];
   if (names.size() > max) out += " and " + std::to_string(names.size() - max) + " more";
-  return out;
-}
-
-std::string Rows(std::int64_t n) { return std::to_string(n) + (n == 1 ? " row" : " rows"); }
-
-using KeyValue = std::vector<std::string>;  // one text value per key column
-
-struct KeyRange {
-  std::optional<KeyValue> lo;  // inclusive
-  std::optional<KeyValue> hi;  // exclusive
-  std::int64_t source_rows = 0;
-  std::int64_t restored_rows = 0;
-};
-
-struct NarrowResult {
-  std::int64_t only_source = 0;    // rows missing from the restored copy
-  std::int64_t only_restored = 0;  // rows the source does not have
-  std::int64_t changed = 0;        // same key, different content
-  std::int64_t unexplored = 0;     // lower bound of differing rows in ranges left unexplored
-  bool complete = true;
-  std::vector<std::string> samples;
-  std::int64_t total() const { return only_source + only_restored + changed + unexplored; }
-};
-
-// Bisects a mismatching table by primary-key ranges. Each side is queried on its own connection
-// with the same method and restriction; key comparisons of text-like columns use COLLATE "C" so
-// that both sides order alike whatever their database collation.
-class Narrower {
- public:
-  // upto: append-only tables are compared over rows with key column <= this value.
-  Narrower(pqxx::connection& src, pqxx::connection& rst, const TableInfo& src_table,
-           const TableInfo& rst_table, HashMethod method,
-           std::optional<std::pair<ColumnInfo, std::string>> upto, int sample_keys,
-           CancelToken& cancel)
-      : src_(src),
-        rst_(rst),
-        src_table_(src_table),
-        rst_table_(rst_table),
-        method_(method),
-        upto_(std::move(upto)),
-        sample_keys_(sample_keys),
-        cancel_(cancel) {}
-
-  NarrowResult Run(std::int64_t source_rows, std::int64_t restored_rows) {
-    NarrowResult res;
-    std::deque<KeyRange> todo;
-    todo.push_back(KeyRange{std::nullopt, std::nullopt, source_rows, restored_rows});
-    while (!todo.empty()) {
-      cancel_.ThrowIfCancelled();
-      KeyRange r = std::move(todo.front());
-      todo.pop_front();
-      const std::int64_t larger = std::max(r.source_rows, r.restored_rows);
-      const int cost = larger <= kLeafRows ? 2 : 3;
-      if (queries_ + cost > kMaxQueriesPerTable) {
-        res.complete = false;
-        res.unexplored += std::max<std::int64_t>(1, std::llabs(r.source_rows - r.restored_rows));
-        continue;
-      }
-      if (larger <= kLeafRows) {
-        CompareRows(r, res);
-        continue;
-      }
-      for (auto& sub : Split(r)) todo.push_back(std::move(sub));
-    }
-    return res;
-  }
-
- private:
-  const std::vector<ColumnInfo>& Key() const { return rst_table_.key; }
-
-  std::string KeyExpr() const {
-    std::string out = Key().size() > 1 ? "(" : "";
-    for (std::size_t i = 0; i < Key().size(); ++i) {
-      if (i) out += ", ";
-      out += "t." + QuoteIdent(Key()[i].name);
-      if (Key()[i].collatable) out += " collate \"C\"";
-    }
-    return out + (Key().size() > 1 ? ")" : "");
-  }
-
-  std::string Literal(pqxx::connection& c, const KeyValue& v) const {
-    std::string out = Key().size() > 1 ? "(" : "";
-    for (std::size_t i = 0; i < Key().size(); ++i) {
-      if (i) out += ", ";
-      out += c.quote(v[i]) + "::" + Key()[i].type;
-      if (Key()[i].collatable) out += " collate \"C\"";
-    }
-    return out + (Key().size() > 1 ? ")" : "");
-  }
-
-  std::string Where(pqxx::connection& c, const KeyRange& r) const {
-    std::vector<std::string> parts;
-    if (r.lo) parts.push_back(KeyExpr() + " >= " + Literal(c, *r.lo));
-    if (r.hi) parts.push_back(KeyExpr() + " < " + Literal(c, *r.hi));
-    if (upto_)
-      parts.push_back("t." + QuoteIdent(upto_->first.name) + " <= " + c.quote(upto_->second) +
-                      "::" + upto_->first.type);
-    std::string out;
-    for (const auto& p : parts) out += (out.empty() ? " where " : " and ") + p;
-    return out;
-  }
-
-  std::string KeyText() const {
-    std::string out;
-    for (std::size_t i = 0; i < Key().size(); ++i)
-      out += (i ? ", " : "") + ("t." + QuoteIdent(Key()[i].name)) + "::text";
-    return out;
-  }
-
-  std::string OrderBy() const {
-    std::string out;
-    for (std::size_t i = 0; i < Key().size(); ++i) {
-      out += (i ? ", " : "") + ("t." + QuoteIdent(Key()[i].name));
-      if (Key()[i].collatable) out += " collate \"C\"";
-    }
-    return out;
-  }
-
-  pqxx::result Exec(pqxx::connection& c, const std::string& sql) {
-    ++queries_;
-    pqxx::nontransaction tx(c);
-    return tx.exec(sql);
-  }
-
-  // Splits r into up to kSplit ranges at key quantiles of the side with more rows; returns the
-  // sub-ranges whose count or hash differ between the sides.
-  std::vector<KeyRange> Split(const KeyRange& r) {
-    const bool from_restored = r.restored_rows >= r.source_rows;
-    pqxx::connection& c = from_restored ? rst_ : src_;
-    const TableInfo& t = from_restored ? rst_table_ : src_table_;
-    const std::int64_t rows = std::max(r.source_rows, r.restored_rows);
-    const std::int64_t step = (rows + kSplit - 1) / kSplit;
-    std::vector<KeyValue> points;
-    for (const auto& row :
-         Exec(c, "select " + KeyText() + " from (select t.*, row_number() over (order by " +
-                     OrderBy() + ") as rw_rn from only " + t.Sql() + " t" + Where(c, r) +
-                     ") t where rw_rn > 1 and (rw_rn - 1) % " + std::to_string(step) + " = 0")) {
-      KeyValue v;
-      for (const auto& f : row) v.push_back(f.as<std::string>());
-      points.push_back(std::move(v));
-    }
-    std::vector<KeyRange> subs;
-    std::optional<KeyValue> lo = r.lo;
-    for (const auto& p : points) {
-      subs.push_back(KeyRange{lo, p, 0, 0});
-      lo = p;
-    }
-    subs.push_back(KeyRange{lo, r.hi, 0, 0});
-    auto src = Buckets(src_, src_table_, r, points);
-    auto rst = Buckets(rst_, rst_table_, r, points);
-    std::vector<KeyRange> out;
-    for (std::size_t i = 0; i < subs.size(); ++i) {
-      if (src[i].rows == rst[i].rows && src[i].hash == rst[i].hash) continue;
-      subs[i].source_rows = src[i].rows;
-      subs[i].restored_rows = rst[i].rows;
-      out.push_back(subs[i]);
-    }
-    return out;
-  }
-
-  // count + hash per sub-range of r delimited by points, in one pass.
-  std::vector<RangeHash> Buckets(pqxx::connection& c, const TableInfo& t, const KeyRange& r,
-                                 const std::vector<KeyValue>& points) {
-    std::string bucket = "case";
-    for (std::size_t i = 0; i < points.size(); ++i)
-      bucket += " when " + KeyExpr() + " < " + Literal(c, points[i]) + " then " + std::to_string(i);
-    bucket += " else " + std::to_string(points.size()) + " end";
-    std::vector<RangeHash> out(points.size() + 1);
-    for (const auto& row :
-         Exec(c, "select b, count(*), coalesce(sum(h), 0)::text from (select " + bucket +
-                     " as b, " + RowHashSql(t, method_) + " as h from only " + t.Sql() + " t" +
-                     Where(c, r) + " offset 0) s group by b")) {
-      auto b = static_cast<std::size_t>(row[0].as<int>());
-      if (b < out.size()) out[b] = RangeHash{row[1].as<std::int64_t>(), row[2].as<std::string>()};
-    }
-    return out;
-  }
-
-  std::map<KeyValue, std::string> FetchRows(pqxx::connection& c, const TableInfo& t,
-                                            const KeyRange& r) {
-    std::map<KeyValue, std::string> out;
-    for (const auto& row : Exec(c, "select " + KeyText() + ", (" + RowHashSql(t, method_) +
-                                       ")::text from only " + t.Sql() + " t" + Where(c, r))) {
-      KeyValue v;
-      const pqxx::row::size_type n = row.size();
-      for (pqxx::row::size_type i = 0; i + 1 < n; ++i) v.push_back(row[i].as<std::string>());
-      out[std::move(v)] = row[n - 1].as<std::string>();
-    }
-    return out;
-  }
-
-  void Sample(const KeyValue& v, NarrowResult& res) {
-    if (static_cast<int>(res.samples.size()) >= sample_keys_) return;
-    std::string s;
-    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + Key()[i].name + "=" + v[i];
-    res.samples.push_back(s);
-  }
-
-  void CompareRows(const KeyRange& r, NarrowResult& res) {
-    auto src = FetchRows(src_, src_table_, r);
-    auto rst = FetchRows(rst_, rst_table_, r);
-    auto a = src.begin();
-    auto b = rst.begin();
-    while (a != src.end() || b != rst.end()) {
-      if (b == rst.end() || (a != src.end() && a->first < b->first)) {
-        ++res.only_source;
-        Sample(a->first, res);
-        ++a;
-      } else if (a == src.end() || b->first < a->first) {
-        ++res.only_restored;
-        Sample(b->first, res);
-        ++b;
-      } else {
-        if (a->second != b->second) {
-          ++res.changed;
-          Sample(a->first, res);
-        }
-        ++a, ++b;
-      }
-    }
-  }
-
-  pqxx::connection& src_;
-  pqxx::connection& rst_;
-  const TableInfo& src_table_;
-  const TableInfo& rst_table_;
-  HashMethod method_;
-  std::optional<std::pair<ColumnInfo, std::string>> upto_;
-  int sample_keys_;
-  CancelToken& cancel_;
-  int queries_ = 0;
-};
-
-std::string Describe(const NarrowResult& n) {
-  std::vector<std::string> parts;
-  if (n.changed) parts.push_back(std::to_string(n.changed) + " changed");
-  if (n.only_source)
-    parts.push_back(std::to_string(n.only_source) + " missing from the restored copy");
-  if (n.only_restored)
-    parts.push_back(std::to_string(n.only_restored) + " only in the restored copy");
-  std::string out = (n.complete ? "" : "at least ") + Rows(n.total()) +
-                    (n.total() == 1 && n.complete ? " differs" : " differ");
-  if (!parts.empty()) {
-    out += " (";
-    for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? ", " : "") + parts[i];
-    out += ")";
-  }
-  if (!n.complete) out += "; narrowing stopped at its query budget";
-  if (!n.samples.empty()) {
-    out += "; keys: ";
-    for (std::size_t i = 0; i < n.samples.size(); ++i) out += (i ? "; " : "") + n.samples[i];
-  }
   return out;
 }
 
@@ -292,13 +38,6 @@ TableFinding ErrorFinding(const std::string& table, const std::string& message) 
   f.outcome = Outcome::kError;
   f.message = message;
   return f;
-}
-
-bool KeysMatch(const TableInfo& a, const TableInfo& b) {
-  if (a.key.size() != b.key.size() || a.key.empty()) return false;
-  for (std::size_t i = 0; i < a.key.size(); ++i)
-    if (a.key[i].name != b.key[i].name || a.key[i].type != b.key[i].type) return false;
-  return true;
 }
 
 // Against an exact reference (checks/reference.h): every table's count and content hash must
@@ -553,11 +292,14 @@ CheckResult ChecksumCheck::Run(CheckContext& ctx) {
     CancelWatch w1(ctx.cancel, *src_conn), w2(ctx.cancel, *rst_conn);
     NarrowResult nr;
     WithPgErrors("cannot narrow down the mismatch of " + m.table, [&] {
-      Narrower nw(*src_conn, *rst_conn, *ts, *tr, m.method, m.upto, cfg.checksum.sample_keys,
+      pqxx::nontransaction stx(*src_conn), rtx(*rst_conn);
+      NarrowLimits limits;
+      limits.sample_keys = cfg.checksum.sample_keys;
+      Narrower nw(NarrowSide{stx, *ts, ""}, NarrowSide{rtx, *tr, ""}, m.method, m.upto, limits,
                   ctx.cancel);
       nr = nw.Run(m.source_rows, m.restored_rows);
     });
-    f.sample_keys = nr.samples;
+    for (const auto& smp : nr.samples) f.sample_keys.push_back(smp.key);
     if (nr.total() == 0) {
       // The source moved between the scan and the narrowing: the difference is real but
       // unexplained, so the table is unverified rather than passed.
@@ -567,9 +309,72 @@ CheckResult ChecksumCheck::Run(CheckContext& ctx) {
           "re-reading (the source changed meanwhile)";
       unverified.push_back(m.table + ": difference not found again on re-reading");
     } else {
-      f.message = "content differs: " + Describe(nr);
+      f.message = "content differs: " + DescribeDiff(nr);
     }
     add(f);
+  }
+
+  // Row-level proof of the tables written since the backup (checks/row_proof.h): the rows
+  // unchanged since the snapshot recorded with the sample before the backup must be in the copy.
+  std::map<std::string, RowProof> proofs;      // tables whose unchanged rows were proven
+  std::map<std::string, std::string> why_not;  // touched table -> why it was not proven
+  std::int64_t proven_rows = 0, changed_rows = 0;
+  const std::string snapshot = churn ? churn->snapshot : std::string();
+  for (const auto& n : touched) {
+    const TableInfo* ts = src.Find(n);
+    const TableInfo* tr = rst.Find(n);
+    if (snapshot.empty()) {
+      why_not[n] = "no transaction snapshot recorded with the sample before the backup";
+      continue;
+    }
+    if (!KeysMatch(*ts, *tr)) {
+      why_not[n] = ts->key.empty() ? "no primary key, so rows cannot be matched"
+                                   : "its key differs between the source and the copy";
+      continue;
+    }
+    const TableScan& s = src.scans.at(n);
+    const TableScan& d = rst.scans.at(n);
+    RowProofInput in(*ts, *tr);
+    in.method = s.method == d.method ? s.method : HashMethod::kText;
+    in.snapshot = snapshot;
+    auto c = churn->For(n);
+    in.deletes_since = c ? c->deleted : 0;
+    in.limits.sample_keys = cfg.checksum.sample_keys;
+    RowProof p;
+    try {
+      connections();
+      p = ProveRows(*src_conn, *rst_conn, in, ctx.cancel);
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::kCancelled) throw;
+      why_not[n] = std::string("row-level proof could not run: ") + e.what();
+      // A failed statement leaves the sessions usable (its transactions were rolled back), but a
+      // lost connection does not: start over with new ones.
+      src_conn.reset();
+      rst_conn.reset();
+      continue;
+    }
+    if (p.verdict == ProofVerdict::kFail) {
+      ++r.tables_mismatched;
+      TableFinding f;
+      f.table = n;
+      f.source_rows = s.rows;
+      f.restored_rows = d.rows;
+      f.outcome = Outcome::kFail;
+      f.message = p.message;
+      for (const auto& smp : p.diff.samples)
+        if (smp.kind != RowDiff::kExtra || p.diff.only_restored > in.deletes_since)
+          f.sample_keys.push_back(smp.key);
+      add(f);
+      continue;
+    }
+    if (p.verdict == ProofVerdict::kUnverified) {
+      why_not[n] = p.message;
+      continue;
+    }
+    ++r.tables_compared;
+    proven_rows += p.unchanged_rows;
+    changed_rows += p.changed_rows;
+    proofs[n] = std::move(p);
   }
 
   // Large objects: compared when both sides could read them and their number matches.
@@ -598,11 +403,22 @@ CheckResult ChecksumCheck::Run(CheckContext& ctx) {
   for (const auto& m : mismatches) differing.insert(m.table);
   for (const auto& f : r.details)
     if (f.outcome == Outcome::kError || f.outcome == Outcome::kFail) differing.insert(f.table);
-  for (const auto& n : touched)
-    unverified.push_back(n + ": written since the backup, not compared");
+  for (const auto& n : touched) {
+    if (proofs.count(n) || differing.count(n)) continue;
+    auto w = why_not.find(n);
+    unverified.push_back(n + ": written since the backup, not compared" +
+                         (w != why_not.end() ? " (" + w->second + ")" : std::string()));
+  }
   for (const auto& n : names) {
     auto s = src.scans.find(n);
     if (s == src.scans.end() || !rst.scans.count(n) || !s->second.error.empty()) continue;
+    if (auto p = proofs.find(n); p != proofs.end() && !differing.count(n)) {
+      // Rows on the source at the scan: the proven ones count as verified, the rest not.
+      const std::int64_t verified = std::min(p->second.unchanged_rows, s->second.rows);
+      r.rows_verified += verified;
+      r.rows_unverified += s->second.rows - verified;
+      continue;
+    }
     const bool skipped = std::find(touched.begin(), touched.end(), n) != touched.end();
     if (skipped || differing.count(n)) {
       ++r.tables_unverified;
@@ -623,9 +439,20 @@ CheckResult ChecksumCheck::Run(CheckContext& ctx) {
   if (!unexplained.empty())
     msg = std::to_string(unexplained.size()) + " tables unverified (" + NameList(unexplained) +
           "): content differs and nothing records their churn since the backup; " + msg;
-  if (!touched.empty())
-    msg += "; " + std::to_string(touched.size()) + " touched since the backup not compared (" +
-           NameList(touched) + ")";
+  if (!proofs.empty()) {
+    std::vector<std::string> names_proven;
+    for (const auto& [n, p] : proofs) names_proven.push_back(n);
+    msg += "; " + std::to_string(proofs.size()) + " written since the backup proven row by row (" +
+           NameList(names_proven) + "): " + std::to_string(proven_rows) +
+           " rows unchanged since the evidence snapshot verified, " + std::to_string(changed_rows) +
+           " changed since not compared";
+  }
+  std::vector<std::string> not_proven;
+  for (const auto& n : touched)
+    if (!proofs.count(n) && !differing.count(n)) not_proven.push_back(n);
+  if (!not_proven.empty())
+    msg += "; " + std::to_string(not_proven.size()) + " touched since the backup not compared (" +
+           NameList(not_proven) + ")";
   if (!not_both.empty()) msg += "; " + std::to_string(not_both.size()) + " not on both sides";
   if (!churn_mode)
     msg += "; exact mode";

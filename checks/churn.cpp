@@ -57,6 +57,7 @@ ChurnBasis ComputeChurn(ActivityStore* store, double backup_time, const Activity
   }
   b.covered = true;
   b.sample_ts = s0->ts;
+  b.snapshot = s0->snapshot;
   b.tables = ActivityStore::Churn(*s0, now);
   for (const auto& [name, c] : now.tables)
     if (!s0->tables.count(name)) b.created_since.insert(name);

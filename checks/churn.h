@@ -26,6 +26,9 @@ struct ChurnBasis {
   bool covered = false;    // a sample at or before the backup time exists
   double sample_ts = 0;    // that sample's time (when covered)
   double counters_ts = 0;  // when the source's current counters were read
+  // The source's pg_current_snapshot() recorded with that sample (empty when not recorded): every
+  // transaction it sees as committed is in the backup. The evidence of row-level proof.
+  std::string snapshot;
   // Why not covered, with what would supply the evidence, e.g. "no activity history covers
   // 2026-12-01T03:00:00Z (the samples start at ...); run the daemon before the next backup".
   std::string note;

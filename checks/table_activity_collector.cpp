@@ -25,6 +25,18 @@ std::vector<MetricFamilyData> TableActivityCollector::Collect(CollectContext& ct
   try {
     auto conn = OpenMonitorSession(ctx.target.source, ctx.target, ctx.cancel);
     pqxx::nontransaction tx(*conn);
+    // The horizon first: a backup taken after this sample's stamp saw at least these commits.
+    // Its own statement, so a role that may not call it (or a standby) still gets counters.
+    try {
+      pqxx::row h = tx.exec1(
+          "select pg_current_snapshot()::text, current_setting('track_commit_timestamp') = 'on'");
+      sample.snapshot = h[0].as<std::string>("");
+      sample.commit_timestamps = h[1].as<bool>(false);
+    } catch (const pqxx::broken_connection&) {
+      throw;
+    } catch (const pqxx::sql_error&) {
+      sample.snapshot.clear();
+    }
     pqxx::result res = tx.exec(
         "select schemaname, relname, n_tup_ins, n_tup_upd, n_tup_del, n_live_tup"
         " from pg_stat_user_tables");

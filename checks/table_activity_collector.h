@@ -1,6 +1,8 @@
 #pragma once
 // TableActivityCollector ("table_activity"): samples pg_stat_user_tables of the source's database
-// (n_tup_ins, n_tup_upd, n_tup_del, n_live_tup per table) and appends the sample to
+// (n_tup_ins, n_tup_upd, n_tup_del, n_live_tup per table) and the source's transaction horizon
+// (pg_current_snapshot(), the evidence row-level proof needs, checks/row_proof.h; and whether
+// track_commit_timestamp is on), and appends the sample to
 // ctx.activity (the ActivityStore the drill's row_count/checksum checks read to bound churn since
 // a backup's snapshot). Skips the store when ctx.activity is null. Exports only two aggregate
 // series, never per-table ones (cardinality):
