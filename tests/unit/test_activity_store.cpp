@@ -178,3 +178,43 @@ TEST_CASE("churn between two samples", "[unit][checks][state]") {
   auto same = ActivityStore::Churn(from, from);
   CHECK_FALSE(same.at("s.a")->touched());
 }
+
+TEST_CASE("each sample keeps its own transaction snapshot through deltas and compaction",
+          "[unit][checks][state]") {
+  test::TestDir dir;
+  const double day = 86400;
+  {
+    ActivityStore store(dir / "t");
+    for (int i = 0; i < 300; ++i) {
+      const double t = 10 * day + i * 600.0;
+      const std::string snap = std::to_string(1000 + i) + ":" + std::to_string(1005 + i) + ":" +
+                               std::to_string(1001 + i) + "," + std::to_string(1003 + i);
+      // Every third sample has no snapshot (a role that may not read it): never inherited.
+      store.Append(
+          ActivitySample{t,
+                         {{"s.t", {i, 0, 0, 1}}, {"s.u", {1, 0, 0, 1}}, {"s.v", {2, 0, 0, 2}}},
+                         i % 3 == 2 ? "" : snap,
+                         i % 2 == 0});
+    }
+  }
+  ActivityStore store(dir / "t");  // compacts on its first append
+  store.Append(ActivitySample{10 * day + 300 * 600.0, {{"s.t", {300, 0, 0, 1}}}, "1300:1300:"});
+  const std::string file = ReadFile(dir / "t/activity.log");
+  CHECK(file.find(" D ") != std::string::npos);  // deltas are in use
+  for (int i : {0, 1, 2, 150, 298, 299}) {
+    auto s = store.AtOrBefore(10 * day + i * 600.0);
+    REQUIRE(s);
+    if (s->ts != Approx(10 * day + i * 600.0)) continue;  // dropped by compaction
+    CHECK(s->tables.at("s.t").n_tup_ins == i);
+    if (i % 3 == 2)
+      CHECK(s->snapshot.empty());
+    else
+      CHECK(s->snapshot == std::to_string(1000 + i) + ":" + std::to_string(1005 + i) + ":" +
+                               std::to_string(1001 + i) + "," + std::to_string(1003 + i));
+    CHECK(s->commit_timestamps == (i % 2 == 0));
+  }
+  CHECK(store.Latest()->snapshot == "1300:1300:");
+  // A malformed snapshot token makes the line unreadable rather than wrong evidence.
+  AppendRaw(dir / "t/activity.log", "A1 99999999999999 F 1 s.t=1,0,0,1 ~snap=1:x:\n");
+  CHECK(store.Latest()->snapshot == "1300:1300:");
+}
