@@ -19,7 +19,8 @@ namespace {
 
 // What would have supplied the missing evidence.
 constexpr const char* kAdvice =
-    "run the daemon (restorewatch run) so that its activity samples cover the next backup";
+    "run the daemon (restorewatch run) so that its activity samples cover the next backup, or "
+    "take the backup with `restorewatch dump` (an exact reference)";
 
 std::string NoHistory(ActivityStore* store, double backup_time) {
   std::string what = "no activity history covers the backup time " + FormatTimestamp(backup_time);
