@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <limits>
 #include <set>
 
 #include "agent/pg_conn.h"
@@ -38,6 +39,37 @@ TableFinding ErrorFinding(const std::string& table, const std::string& message) 
   f.outcome = Outcome::kError;
   f.message = message;
   return f;
+}
+
+// A reference holds one hash per table: to name the differing keys, the copy is compared row by
+// row with the live source's rows unchanged since the reference's own snapshot (row-level proof
+// with S = the dump's snapshot). The verdict is already the reference's; this only names keys.
+std::string NameKeysAgainstSource(CheckContext& ctx, const Reference& rf,
+                                  const ReferenceState::TableResult& t,
+                                  std::vector<std::string>& keys) {
+  if (rf.horizon.empty() || !t.info || t.info->key.empty())
+    return rf.horizon.empty() ? "; the reference records no snapshot horizon, so the differing "
+                                "rows are not named"
+                              : "; no primary key, so the differing rows are not named";
+  try {
+    auto src = ConnectDrillSource(ctx);
+    auto rst = ConnectRestored(ctx);
+    RowProofInput in(*t.info, *t.info);
+    in.method = t.ref->method;
+    in.snapshot = rf.horizon;
+    in.deletes_since = std::numeric_limits<std::int64_t>::max();  // naming only
+    in.limits.sample_keys = ctx.target.checks.checksum.sample_keys;
+    RowProof p = ProveRows(*src, *rst, in, ctx.cancel);
+    if (p.diff.total() == 0)
+      return "; against the live source no row unchanged since the dump differs (the differing "
+             "rows changed on the source since), so they are not named";
+    for (const auto& s : p.diff.samples) keys.push_back(s.key);
+    return "; against the live source's rows unchanged since the dump's snapshot: " +
+           DescribeDiff(p.diff);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kCancelled) throw;
+    return std::string("; the differing rows could not be named: ") + e.what();
+  }
 }
 
 // Against an exact reference (checks/reference.h): every table's count and content hash must
@@ -86,9 +118,8 @@ CheckResult RunAgainstReference(CheckContext& ctx, const std::string& name) {
       }
       f.outcome = Outcome::kFail;
       f.message = "content differs from the reference (" + std::to_string(t.rows) +
-                  " rows restored, " + std::to_string(t.ref->rows) +
-                  " in the reference; a reference holds one hash per table, so the differing "
-                  "rows are not narrowed down)";
+                  " rows restored, " + std::to_string(t.ref->rows) + " in the reference)";
+      f.message += NameKeysAgainstSource(ctx, rf, t, f.sample_keys);
       ++r.tables_mismatched;
     }
     if (t.ref) {

@@ -371,6 +371,10 @@ std::string ReferenceToJson(const Reference& r) {
   std::snprintf(buf, sizeof buf, "%.6f", r.snapshot_time);
   o += ",\n  \"snapshot_time\": " + std::string(buf) + ",\n  \"snapshot_time_utc\": ";
   PutString(o, FormatTimestamp(r.snapshot_time));
+  if (!r.horizon.empty()) {
+    o += ",\n  \"horizon\": ";
+    PutString(o, r.horizon);
+  }
   o += ",\n  \"schema_fingerprint\": ";
   PutString(o, r.schema_fingerprint);
   o += ",\n  \"dump_format\": ";
@@ -430,6 +434,7 @@ Reference ParseReference(const std::string& text) {
   if (!(r.snapshot_time > 0)) Bad("\"snapshot_time\" must be a positive number of Unix seconds");
   if (const JVal* fp = v.Get("schema_fingerprint"); fp && fp->t == JVal::T::kStr)
     r.schema_fingerprint = fp->s;
+  if (const JVal* h = v.Get("horizon"); h && h->t == JVal::T::kStr) r.horizon = h->s;
   r.dump_format = Str(v, "dump_format");
   const JVal& files = Field(v, "dump_files", JVal::T::kArr, "");
   if (files.a.empty()) Bad("\"dump_files\" is empty: nothing to check the dump against");
@@ -622,6 +627,7 @@ void ReferenceState::Ensure(CheckContext& ctx) {
         TableResult& tr = tables_[info.name];
         tr.name = info.name;
         tr.in_restored = true;
+        tr.info = info;
         if (!tr.ref) continue;  // only in the copy: reported, not hashed
         try {
           pqxx::nontransaction nt(*conn);

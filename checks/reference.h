@@ -58,6 +58,9 @@ struct Reference {
   std::string database;
   std::string snapshot;      // the exported snapshot id pg_dump used
   double snapshot_time = 0;  // Unix seconds: now() in the snapshot's transaction
+  // pg_current_snapshot() in that transaction ("xmin:xmax:xip,..."; empty in older references):
+  // lets a drill name the differing keys by row-level proof against the live source.
+  std::string horizon;
   std::string schema_fingerprint;
   std::string dump_format;  // custom, directory, plain
   std::vector<DumpFileHash> dump_files;
@@ -98,7 +101,8 @@ class ReferenceState {
     bool in_restored = false;
     std::int64_t rows = 0;
     std::string hash = "0";
-    std::string error;  // the restored table could not be hashed
+    std::string error;              // the restored table could not be hashed
+    std::optional<TableInfo> info;  // the restored table's inventory (when in_restored)
   };
   static std::shared_ptr<ReferenceState> For(CheckContext& ctx);
   // Loads the reference, hashes the dump files and checks that the reference is of this source

@@ -133,10 +133,12 @@ DumpOutcome Dump(const Config& cfg, const TargetConfig& t, const DumpArgs& a, Ca
       }
       pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(*conn, "rw_dump");
       pqxx::row s = tx.exec1(
-          "select pg_export_snapshot(), extract(epoch from now())::float8, current_database()");
+          "select pg_export_snapshot(), extract(epoch from now())::float8, current_database(),"
+          " pg_current_snapshot()::text");
       ref.snapshot = s[0].as<std::string>();
       ref.snapshot_time = s[1].as<double>();
       ref.database = s[2].as<std::string>();
+      ref.horizon = s[3].as<std::string>("");
       try {
         pqxx::subtransaction sub(tx, "rw_sysid");
         ref.system_identifier =

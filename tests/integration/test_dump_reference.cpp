@@ -208,7 +208,7 @@ TEST_CASE("one byte changed in a dump after its reference was written fails on t
   CHECK(test::ListDir(src.dir / "work").empty());
 }
 
-TEST_CASE("a dump that was wrong when written fails on content, naming the table",
+TEST_CASE("a dump that was wrong when written fails on content, naming the table and key",
           "[integration][dump]") {
   Source src;
   const std::string out = src.backups + "/app.sql";
@@ -240,6 +240,10 @@ TEST_CASE("a dump that was wrong when written fails on content, naming the table
   CHECK(cs->rows_verified == 700);  // events matched
   REQUIRE(cs->details.size() == 1);
   CHECK(cs->details[0].table == "public.items");
+  // The key is named, by comparing the copy with the live source's rows unchanged since the
+  // dump's own snapshot (the reference records its horizon).
+  CHECK(cs->details[0].sample_keys == std::vector<std::string>{"id=7"});
+  CHECK(cs->details[0].message.find("id=7 (changed)") != std::string::npos);
   CHECK(rc->outcome == Outcome::kPass);  // same number of rows
 }
 

@@ -190,6 +190,10 @@ TEST_CASE("under a pgbench write load, verdicts are proof: good passes, one brok
     INFO(good.out << good.err);
     CHECK(good.exit_code == 0);
     CHECK(good.out.find("proven row by row") != std::string::npos);
+    // events was empty when the load began and is appended to throughout: proven, not unverified.
+    CHECK(good.out.find("unverified public.events") == std::string::npos);
+    CHECK(good.out.find("unverified public.pgbench_accounts") == std::string::npos);
+    CHECK(good.out.find("unverified public.pgbench_history") != std::string::npos);  // no key
     auto [verified, total] = Coverage(good.out);
     WARN("pgbench load, with history: " << verified << " of " << total << " source rows verified");
     // The 1000 accounts nobody writes, the 2000 catalog items and much of the rest.
