@@ -95,7 +95,35 @@ std::vector<TableInfo> ListTables(pqxx::transaction_base& tx,
                  " join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum"
                  " where con.contype = 'p' order by con.conrelid, k.ord")) {
       auto it = by_oid.find(row[0].as<std::string>());
-      if (it != by_oid.end())
+      if (it != by_oid.end()) {
+        it->second.key.push_back(
+            {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<bool>()});
+        it->second.key_is_primary = true;
+      }
+    }
+    // Without a primary key: a unique, valid, immediate index over NOT NULL columns identifies
+    // rows as well (rows of such a table are never NULL in those columns).
+    std::string current;
+    std::string chosen_index;
+    for (const auto& row :
+         tx.exec("with u as (select i.indrelid, i.indexrelid, i.indkey::int2[] as cols"
+                 "  from pg_index i join pg_class c on c.oid = i.indrelid"
+                 "  where c.relkind = 'r' and i.indisunique and i.indisvalid and i.indimmediate"
+                 "  and i.indpred is null and i.indexprs is null and not i.indisprimary"
+                 "  and c.relnamespace <> 'pg_catalog'::regnamespace"
+                 "  and not exists (select 1 from pg_constraint p where p.conrelid = i.indrelid"
+                 "    and p.contype = 'p')"
+                 "  and not exists (select 1 from pg_attribute a where a.attrelid = i.indrelid"
+                 "    and a.attnum = any (i.indkey::int2[]) and not a.attnotnull)),"
+                 " best as (select distinct on (indrelid) indrelid, indexrelid, cols from u"
+                 "  order by indrelid, cardinality(cols), indexrelid)"
+                 " select b.indrelid::text, a.attname, format_type(a.atttypid, a.atttypmod),"
+                 " a.attcollation <> 0 from best b"
+                 " cross join lateral unnest(b.cols) with ordinality as k(attnum, ord)"
+                 " join pg_attribute a on a.attrelid = b.indrelid and a.attnum = k.attnum"
+                 " order by b.indrelid, k.ord")) {
+      auto it = by_oid.find(row[0].as<std::string>());
+      if (it != by_oid.end() && !it->second.key_is_primary)
         it->second.key.push_back(
             {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<bool>()});
     }

@@ -47,8 +47,12 @@ struct TableInfo {
   std::string root;    // the partition root's "schema.table" for a partition, else == name
   std::int64_t bytes = 0;           // pg_relation_size (main fork), to schedule big tables first
   std::vector<ColumnInfo> columns;  // sorted by name, so column order does not change hashes
-  std::vector<ColumnInfo> key;      // primary key columns in key order; empty without one
-  std::string Sql() const;          // "schema"."table"
+  // Row identity: the primary key's columns in key order, or, without one, those of a unique
+  // index over NOT NULL columns only (no predicate, no expressions; the one with the fewest
+  // columns, then the oldest); empty without either.
+  std::vector<ColumnInfo> key;
+  bool key_is_primary = false;
+  std::string Sql() const;  // "schema"."table"
   const ColumnInfo* Column(const std::string& name) const;
 };
 

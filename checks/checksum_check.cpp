@@ -359,8 +359,10 @@ CheckResult ChecksumCheck::Run(CheckContext& ctx) {
       continue;
     }
     if (!KeysMatch(*ts, *tr)) {
-      why_not[n] = ts->key.empty() ? "no primary key, so rows cannot be matched"
-                                   : "its key differs between the source and the copy";
+      why_not[n] =
+          ts->key.empty()
+              ? "no primary key (nor a unique key over NOT NULL columns), so rows cannot be matched"
+              : "its key differs between the source and the copy";
       continue;
     }
     const TableScan& s = src.scans.at(n);

@@ -545,7 +545,9 @@ std::string SchemaFingerprint(const std::vector<TableInfo>& tables) {
     text += t->name + "\t" + t->root + "\t";
     for (const auto& c : t->columns) text += c.name + " " + c.type + ",";
     text += "\tkey:";
-    for (const auto& c : t->key) text += c.name + ",";
+    // Only the primary key: references written before unique keys were used stay comparable.
+    if (t->key_is_primary)
+      for (const auto& c : t->key) text += c.name + ",";
     text += "\n";
   }
   return Sha256Text(text);

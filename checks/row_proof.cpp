@@ -66,8 +66,10 @@ RowProof ProveRows(pqxx::connection& source, pqxx::connection& restored, const R
     return p;
   }
   if (!KeysMatch(in.source_table, in.restored_table)) {
-    p.message = in.source_table.key.empty() ? "no primary key: rows cannot be matched"
-                                            : "the key differs between the source and the copy";
+    p.message =
+        in.source_table.key.empty()
+            ? "no primary key (nor a unique key over NOT NULL columns): rows cannot be matched"
+            : "the key differs between the source and the copy";
     return p;
   }
   CancelWatch ws(cancel, source), wr(cancel, restored);

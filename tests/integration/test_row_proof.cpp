@@ -24,6 +24,9 @@ insert into still select g, 's' || g from generate_series(1, 1000) g;
 create table applog (at int, msg text);
 insert into applog select g, 'm' from generate_series(1, 100) g;
 create table grow (id bigserial primary key, v text);
+create table ukeyed (code text not null, v int);
+create unique index ukeyed_code on ukeyed (code);
+insert into ukeyed select 'c' || lpad(g::text, 4, '0'), g from generate_series(1, 500) g;
 select pg_stat_force_next_flush();
 )SQL";
 
@@ -38,6 +41,7 @@ delete from busy where id between 4001 and 4010;
 insert into busy select g, g, 'new' from generate_series(5001, 5050) g;
 insert into grow (v) select 'x' from generate_series(1, 200);
 insert into applog select g, 'later' from generate_series(1, 30) g;
+update ukeyed set v = v + 1 where v <= 50;
 select pg_stat_force_next_flush();
 )SQL";
 
@@ -178,12 +182,14 @@ TEST_CASE("row-level proof verifies the unchanged rows of tables written since t
   CHECK(cs.outcome == Outcome::kPass);
   CHECK_THAT(cs.message, Catch::Contains("proven row by row"));
   // busy: 5000 rows at the backup, of which 100 updated, 10 deleted since, and 1 changed between
-  // the sample and the dump: 4889 unchanged rows proven. still: 1000 exactly. grow: empty then.
+  // the sample and the dump: 4889 unchanged rows proven; ukeyed 450. still: 1000 exactly; grow:
+  // empty then.
   CHECK_THAT(cs.message,
-             Catch::Contains("4889 rows unchanged since the evidence snapshot verified"));
-  // rows on the source: busy 5040, still 1000, applog 130, grow 200
-  CHECK(cs.rows_verified == 4889 + 1000);
-  CHECK(cs.rows_unverified == (5040 - 4889) + 130 + 200);
+             Catch::Contains("5339 rows unchanged since the evidence snapshot verified"));
+  // rows on the source: busy 5040, still 1000, applog 130, grow 200, ukeyed 500 (50 updated;
+  // identified by its unique index over a NOT NULL column)
+  CHECK(cs.rows_verified == 4889 + 1000 + 450);
+  CHECK(cs.rows_unverified == (5040 - 4889) + 130 + 200 + 50);
   CHECK(cs.tables_unverified == 1);  // applog: no key
   REQUIRE(cs.unverified.size() == 1);
   CHECK_THAT(cs.unverified[0], Catch::Contains("applog") && Catch::Contains("no primary key"));
@@ -228,6 +234,15 @@ TEST_CASE("row-level proof fails a copy that lost, changed or gained one row of 
                Catch::Contains("11 rows only in the copy") && Catch::Contains("10 deletes"));
     CHECK(Names(f, "id=90000"));
   }
+  SECTION("a value changed in a table identified by a unique NOT NULL key") {
+    RestoredDb copy("p_ukey");
+    copy.Sql("update ukeyed set v = -1 where code = 'c0300'");
+    auto res = Run(copy, &ev.store);
+    const TableFinding* f = Finding(res.at("checksum"), "public.ukeyed");
+    REQUIRE(f);
+    CHECK(f->outcome == Outcome::kFail);
+    CHECK(Names(f, "code=c0300"));
+  }
   SECTION("a row changed on the source since the backup may differ: explained, still a pass") {
     RestoredDb copy("p_explained");
     copy.Sql("update busy set note = 'older version' where id = 50");
@@ -245,7 +260,7 @@ TEST_CASE("without a recorded snapshot, written tables stay unverified and say w
   auto res = Run(copy, &ev.store);
   const CheckResult& cs = res.at("checksum");
   CHECK(cs.outcome == Outcome::kPass);  // nothing differs that was compared
-  CHECK(cs.tables_unverified == 3);     // busy, grow, applog
+  CHECK(cs.tables_unverified == 4);     // busy, grow, applog, ukeyed
   CHECK(cs.rows_verified == 1000);      // still
   bool said = false;
   for (const auto& u : cs.unverified)
