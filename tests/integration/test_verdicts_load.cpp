@@ -207,6 +207,28 @@ TEST_CASE("under a pgbench write load, verdicts are proof: good passes, one brok
       CHECK(r.out.find(v.key) != std::string::npos);
     }
   }
+  SECTION("restorewatch dump under load: every table compared exactly against its reference") {
+    const std::string ref_dir = dir / "ref";
+    MakeDirs(ref_dir);
+    const std::string cfg = dir / "ref.toml";
+    WriteFile(cfg, Config(dir, shop, dir / "ref-state", ref_dir, PickFreePort()));
+    REQUIRE(pgbench.Running());
+    auto dumped = test::RunAgent({"dump", "-c", cfg, "--target", "shop", "--format", "plain",
+                                  "--output", ref_dir + "/shop-2.sql"},
+                                 std::chrono::minutes(5));
+    INFO(dumped.out << dumped.err);
+    REQUIRE(dumped.exit_code == 0);
+    std::this_thread::sleep_for(std::chrono::seconds(2));  // the source moves on
+    auto r = test::RunAgent({"verify", "-c", cfg}, std::chrono::minutes(5));
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    auto [verified, total] = Coverage(r.out);
+    WARN("pgbench load, exact reference: " << verified << " of " << total
+                                           << " source rows verified");
+    CHECK(verified == total);
+    CHECK(total > 100000);
+    CHECK(r.out.find("compared exactly against the reference") != std::string::npos);
+  }
   SECTION("without history") {
     const std::string empty_state = dir / "no-history";
     auto good = verify("good_nohist", empty_state, good_dir);
