@@ -379,6 +379,20 @@ TEST_CASE(
     }
   }
 
+  {
+    INFO(
+        "part: pausing replay on the standby sets restorewatch_standby_replay_paused (the input "
+        "of RestorewatchStandbyReplayPaused) to 1 in /metrics, resuming sets it back to 0");
+    standby->Psql("select pg_wal_replay_pause()");
+    CHECK(Eventually(
+        [&] { return metric("restorewatch_standby_replay_paused", {"server=\"s1\""}) == 1.0; },
+        15));
+    standby->Psql("select pg_wal_replay_resume()");
+    CHECK(Eventually(
+        [&] { return metric("restorewatch_standby_replay_paused", {"server=\"s1\""}) == 0.0; },
+        15));
+  }
+
   agent.Signal(SIGTERM);
   CHECK(agent.WaitExit(20s) == 0);
   CHECK(test::ListDir(dir / "work").empty());
