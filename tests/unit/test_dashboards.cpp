@@ -3,6 +3,7 @@
 // only metric names the project documents. Without promtool or python3 the tool-based parts WARN
 // and skip (`.ci/setup` installs prometheus, which brings promtool).
 #include <dirent.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <fstream>
@@ -184,6 +185,45 @@ print(len(ids), "panels")
     INFO(s.out << s.err);
     CHECK(s.ok());
   }
+}
+
+TEST_CASE("every dashboard query is valid PromQL", "[unit][dashboards]") {
+  auto promtool = rw::FindProgram("promtool");
+  auto python = rw::FindProgram("python3");
+  if (!promtool || !python) {
+    WARN("promtool or python3 not found: skipping the dashboard query check");
+    return;
+  }
+  // Each panel query (and annotation query) becomes a recording rule, with Grafana's variables
+  // replaced as Grafana would, so `promtool check rules` parses every one of them.
+  static const char* kToRules = R"PY(
+import json, sys
+d = json.load(open(sys.argv[1]))
+exprs = [t["expr"] for p in d["panels"] for t in p.get("targets", [])]
+exprs += [a["expr"] for a in d["annotations"]["list"] if "expr" in a]
+out = ["groups:", "  - name: dashboard", "    rules:"]
+for i, e in enumerate(exprs):
+    e = e.replace("$__rate_interval", "1m").replace("$target", ".*")
+    out.append("      - record: dashboard:query_%d" % i)
+    out.append("        expr: " + json.dumps(e))
+open(sys.argv[2], "w").write("\n".join(out) + "\n")
+print(len(exprs))
+)PY";
+  char tmpl[] = "/tmp/rw-dashboard-rules-XXXXXX";
+  const int fd = mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  close(fd);
+  const std::string rules = tmpl;
+  auto conv = Run({*python, "-c", kToRules, SourcePath("dashboards/restorewatch.json"), rules});
+  INFO(conv.out << conv.err);
+  REQUIRE(conv.ok());
+  CHECK(std::stoi(conv.out) >= 60);
+  auto r = Run({*promtool, "check", "rules", rules});
+  unlink(rules.c_str());
+  INFO(r.out << r.err);
+  CHECK(r.ok());
+  CHECK(r.out.find("SUCCESS: " + std::to_string(std::stoi(conv.out)) + " rules found") !=
+        std::string::npos);
 }
 
 TEST_CASE("alerts and dashboard use only documented metric names", "[unit][dashboards]") {
