@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "agent/errors.h"
+#include "agent/json.h"
 #include "agent/pg_conn.h"
 #include "agent/units.h"
 #include "checks/catalog.h"
@@ -25,206 +26,8 @@ namespace {
 constexpr const char* kFormatName = "restorewatch-reference";
 constexpr const char* kCacheKey = "reference";
 
-// ---- writing --------------------------------------------------------------------------------
-
-void PutString(std::string& o, const std::string& s) {
-  o += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        o += "\\\"";
-        break;
-      case '\\':
-        o += "\\\\";
-        break;
-      case '\n':
-        o += "\\n";
-        break;
-      case '\r':
-        o += "\\r";
-        break;
-      case '\t':
-        o += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          o += buf;
-        } else {
-          o += static_cast<char>(c);
-        }
-    }
-  }
-  o += '"';
-}
-
-// ---- reading: a small JSON parser (numbers kept as their text, so int64 counts stay exact) ---
-
-struct JVal {
-  enum class T { kNull, kBool, kNum, kStr, kArr, kObj } t = T::kNull;
-  bool b = false;
-  std::string s;  // string value, or the number's text
-  std::vector<JVal> a;
-  std::vector<std::pair<std::string, JVal>> o;
-  const JVal* Get(const char* k) const {
-    for (const auto& [key, v] : o)
-      if (key == k) return &v;
-    return nullptr;
-  }
-};
-
-class JsonReader {
- public:
-  explicit JsonReader(const std::string& s) : s_(s) {}
-  // False with error() set when the text is not one JSON value.
-  bool Parse(JVal* out) {
-    if (!Value(out, 0)) return false;
-    Ws();
-    if (i_ != s_.size()) return Fail("unexpected text after the JSON value");
-    return true;
-  }
-  const std::string& error() const { return error_; }
-
- private:
-  bool Fail(const std::string& why) {
-    if (error_.empty()) error_ = why + " at byte " + std::to_string(i_);
-    return false;
-  }
-  void Ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r'))
-      ++i_;
-  }
-  bool Lit(const char* w) {
-    const std::size_t n = std::strlen(w);
-    if (s_.compare(i_, n, w) != 0) return false;
-    i_ += n;
-    return true;
-  }
-  bool Value(JVal* v, int depth) {
-    if (depth > 16) return Fail("nested too deeply");
-    Ws();
-    if (i_ >= s_.size()) return Fail("unexpected end");
-    const char c = s_[i_];
-    if (c == '{') {
-      v->t = JVal::T::kObj;
-      ++i_;
-      Ws();
-      if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
-      for (;;) {
-        Ws();
-        std::string k;
-        if (!String(&k)) return false;
-        Ws();
-        if (i_ >= s_.size() || s_[i_] != ':') return Fail("expected ':'");
-        ++i_;
-        JVal x;
-        if (!Value(&x, depth + 1)) return false;
-        v->o.emplace_back(std::move(k), std::move(x));
-        Ws();
-        if (i_ < s_.size() && s_[i_] == ',') {
-          ++i_;
-          continue;
-        }
-        if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
-        return Fail("expected ',' or '}'");
-      }
-    }
-    if (c == '[') {
-      v->t = JVal::T::kArr;
-      ++i_;
-      Ws();
-      if (i_ < s_.size() && s_[i_] == ']') return ++i_, true;
-      for (;;) {
-        JVal x;
-        if (!Value(&x, depth + 1)) return false;
-        v->a.push_back(std::move(x));
-        Ws();
-        if (i_ < s_.size() && s_[i_] == ',') {
-          ++i_;
-          continue;
-        }
-        if (i_ < s_.size() && s_[i_] == ']') return ++i_, true;
-        return Fail("expected ',' or ']'");
-      }
-    }
-    if (c == '"') {
-      v->t = JVal::T::kStr;
-      return String(&v->s);
-    }
-    if (Lit("true")) return v->t = JVal::T::kBool, v->b = true, true;
-    if (Lit("false")) return v->t = JVal::T::kBool, v->b = false, true;
-    if (Lit("null")) return v->t = JVal::T::kNull, true;
-    const std::size_t start = i_;
-    if (i_ < s_.size() && s_[i_] == '-') ++i_;
-    while (i_ < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[i_])) || s_[i_] == '.' ||
-                              s_[i_] == 'e' || s_[i_] == 'E' || s_[i_] == '+' || s_[i_] == '-'))
-      ++i_;
-    if (i_ == start || (i_ == start + 1 && s_[start] == '-')) return Fail("unexpected character");
-    v->t = JVal::T::kNum;
-    v->s = s_.substr(start, i_ - start);
-    return true;
-  }
-  bool String(std::string* out) {
-    if (i_ >= s_.size() || s_[i_] != '"') return Fail("expected a string");
-    ++i_;
-    while (i_ < s_.size()) {
-      const char c = s_[i_++];
-      if (c == '"') return true;
-      if (c != '\\') {
-        *out += c;
-        continue;
-      }
-      if (i_ >= s_.size()) break;
-      const char e = s_[i_++];
-      switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-          *out += e;
-          break;
-        case 'n':
-          *out += '\n';
-          break;
-        case 'r':
-          *out += '\r';
-          break;
-        case 't':
-          *out += '\t';
-          break;
-        case 'b':
-          *out += '\b';
-          break;
-        case 'f':
-          *out += '\f';
-          break;
-        case 'u': {
-          if (i_ + 4 > s_.size()) return Fail("bad \\u escape");
-          unsigned cp = 0;
-          if (std::sscanf(s_.substr(i_, 4).c_str(), "%4x", &cp) != 1) return Fail("bad \\u escape");
-          i_ += 4;
-          if (cp < 0x80) {
-            *out += static_cast<char>(cp);
-          } else if (cp < 0x800) {
-            *out += static_cast<char>(0xC0 | (cp >> 6));
-            *out += static_cast<char>(0x80 | (cp & 0x3F));
-          } else {
-            *out += static_cast<char>(0xE0 | (cp >> 12));
-            *out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            *out += static_cast<char>(0x80 | (cp & 0x3F));
-          }
-          break;
-        }
-        default:
-          return Fail("bad escape");
-      }
-    }
-    return Fail("unterminated string");
-  }
-  const std::string& s_;
-  std::size_t i_ = 0;
-  std::string error_;
-};
+using JVal = json::Value;
+using json::PutString;
 
 [[noreturn]] void Bad(const std::string& why) { throw Error(ErrorKind::kBadInput, why); }
 
@@ -413,8 +216,8 @@ std::string ReferenceToJson(const Reference& r) {
 
 Reference ParseReference(const std::string& text) {
   JVal v;
-  JsonReader reader(text);
-  if (!reader.Parse(&v)) Bad("not JSON: " + reader.error());
+  std::string why;
+  if (!json::Parse(text, &v, &why)) Bad("not JSON: " + why);
   if (v.t != JVal::T::kObj) Bad("not a JSON object");
   const JVal* fmt = v.Get("format");
   if (!fmt || fmt->t != JVal::T::kStr || fmt->s != kFormatName)
