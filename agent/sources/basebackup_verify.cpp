@@ -58,13 +58,13 @@ std::string ExtractOne(const std::string& archive, Compression c, const std::str
   return "";
 }
 
-// The backup's WAL segments (16 MiB segments) are all in the archive, uncompressed.
-bool ArchiveHoldsWal(const BaseBackupEntry& b, const std::string& archive) {
-  if (archive.empty() || b.wal_ranges.empty()) return false;
+// All the backup's WAL segments (16 MiB segments) are in `dir`, uncompressed.
+bool HoldsWal(const BaseBackupEntry& b, const std::string& dir) {
+  if (dir.empty() || b.wal_ranges.empty()) return false;
   for (const auto& r : b.wal_ranges) {
     for (std::uint64_t s = wal::SegmentNo(r.start, wal::kDefaultSegmentSize);
          s <= wal::SegmentNo(r.end, wal::kDefaultSegmentSize); ++s)
-      if (!IsFile(archive + "/" + wal::SegmentName(r.timeline, s, wal::kDefaultSegmentSize)))
+      if (!IsFile(dir + "/" + wal::SegmentName(r.timeline, s, wal::kDefaultSegmentSize)))
         return false;
   }
   return true;
@@ -140,10 +140,11 @@ VerifyResult VerifyBaseBackup(const BaseBackupEntry& b, const VerifyOptions& opt
 
   ProcessSpec spec;
   spec.argv = {opt.tools.Path("pg_verifybackup"), "-m", b.path + "/backup_manifest"};
-  if (b.wal_included) {
+  // Its own pg_wal (-X stream, or -X fetch, whose WAL is inside base.tar), else the archive.
+  if (b.wal_included || HoldsWal(b, res.verified_dir + "/pg_wal")) {
     res.wal_parsed = true;
     res.wal_source = "backup";
-  } else if (ArchiveHoldsWal(b, opt.wal_archive)) {
+  } else if (HoldsWal(b, opt.wal_archive)) {
     spec.argv.push_back("--wal-directory=" + opt.wal_archive);
     res.wal_parsed = true;
     res.wal_source = opt.wal_archive;

@@ -308,6 +308,31 @@ TEST_CASE("base backups of a real primary: catalogue, pg_verifybackup and WAL co
     RemoveTree(vo2.extract_dir);
   }
 
+  {
+    INFO("lz4 and zstd tar backups, and -X fetch (WAL inside base.tar)");
+    BaseBackup(*primary, scratch + "/lz4", {"-Ft", "-X", "stream", "--compress=lz4"});
+    BaseBackup(*primary, scratch + "/zstd", {"-Ft", "-X", "fetch", "--compress=zstd"});
+    auto lz4 = bb::ReadBaseBackup(scratch + "/lz4", co);
+    auto zst = bb::ReadBaseBackup(scratch + "/zstd", co);
+    CHECK(lz4.compression == bb::Compression::kLz4);
+    // PostgreSQL 15 compresses pg_wal.tar with gzip only; with lz4 it is written plain.
+    CHECK(lz4.wal_file == scratch + "/lz4/pg_wal.tar");
+    CHECK(lz4.wal_compression == bb::Compression::kNone);
+    CHECK(zst.compression == bb::Compression::kZstd);
+    CHECK(zst.wal_file.empty());
+    for (const auto* e : {&lz4, &zst}) {
+      INFO(e->id << ": " << e->problem);
+      CHECK(e->complete);
+      CHECK(e->server_major == 15);
+      vo.extract_dir = MakeTempDir(dir.path(), "x-", test::ServerUser());
+      auto r = bb::VerifyBaseBackup(*e, vo);
+      INFO(r.reason);
+      CHECK(r.ok);
+      CHECK(r.wal_source == "backup");
+      RemoveTree(vo.extract_dir);
+    }
+  }
+
   INFO("step: half-copied newer backups are never latest");
   {
     BaseBackup(*primary, backups + "/4-nomanifest", {"-Fp", "-X", "stream"});
