@@ -623,13 +623,25 @@ ContinuityReport CheckContinuity(const ContinuityOptions& opt, CancelToken* canc
         opt.start ? std::optional<std::uint64_t>(SegmentNo(opt.start->lsn, seg_size))
                   : std::nullopt;
     for (const auto& a : ancestors) {
-      if (a.timeline == start_tli) on = true;
+      if (a.timeline == start_tli) {
+        on = true;
+        // A start after its timeline ended belongs to a branch the newest timeline left.
+        if (opt.start && opt.start->lsn >= a.switchpoint) {
+          rep.problem = "the start point " + FormatLsn(opt.start->lsn) + " on timeline " +
+                        std::to_string(start_tli) + " is past that timeline's switch at " +
+                        FormatLsn(a.switchpoint) + " (" + HistoryName(newest_tli) +
+                        "): it is not on the newest timeline's history";
+          break;
+        }
+      }
       if (!on) continue;
       const std::uint64_t end = SegmentNo(a.switchpoint, seg_size);
       path.push_back(Span{a.timeline, begin, end});
       begin = end;
     }
-    if (!on && start_tli != newest_tli) {
+    if (!rep.problem.empty()) {
+      // reported above
+    } else if (!on && start_tli != newest_tli) {
       rep.problem = "timeline " + std::to_string(start_tli) + " of the start point is not an " +
                     "ancestor of the newest timeline " + std::to_string(newest_tli) + " (" +
                     HistoryName(newest_tli) + ")";

@@ -453,6 +453,16 @@ TEST_CASE("continuity follows timeline switches through .history files", "[unit]
     CHECK(p.problem.find("00000003.history is missing") != std::string::npos);
     CHECK(p.timelines == std::vector<std::uint32_t>{1});
   }
+  SECTION("a start on timeline 1 after it switched away is not on the history") {
+    o.start = StartPoint{1, 4 * kSeg + 0x28, std::nullopt};
+    auto p = CheckContinuity(o);
+    CHECK_FALSE(p.ok());
+    CHECK(p.problem ==
+          "the start point 0/400028 on timeline 1 is past that timeline's switch at 0/380010 "
+          "(00000003.history): it is not on the newest timeline's history");
+    CHECK(p.timelines == std::vector<std::uint32_t>{1});
+    CHECK(p.expected == 2);  // its own timeline is still checked: 1/4 and 1/5
+  }
   SECTION("a start on a timeline that is not an ancestor") {
     Write(arch / "00000004.history", "1\t0/380010\tx\n3\t0/700000\ty\n");
     WriteSegments(arch.path(), 4, 7, 7);
