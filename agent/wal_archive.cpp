@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -444,8 +445,15 @@ SegmentCheck CheckSegmentFile(const std::string& path, std::uint32_t timeline, s
       c.problem = name + ": cannot verify: " + prog + " is not installed";
       return c;
     }
-    tmp = (scratch_dir.empty() ? std::string("/tmp") : scratch_dir) + "/.rw-walcheck." +
-          std::to_string(::getpid()) + "." + name;
+    // A unique temp file, so concurrent checks (threads, processes) never share one.
+    tmp = (scratch_dir.empty() ? std::string("/tmp") : scratch_dir) + "/.rw-walcheck.XXXXXX";
+    int fd = ::mkstemp(&tmp[0]);
+    if (fd < 0) {
+      c.problem =
+          name + ": cannot verify: no temp file in " + scratch_dir + ": " + std::strerror(errno);
+      return c;
+    }
+    ::close(fd);
     ProcessSpec spec;
     spec.argv = {*found, "-dc", path};
     spec.stdout_path = tmp;
