@@ -170,8 +170,9 @@ struct ContinuityReport {
   std::string problem;  // the history cannot be followed (missing .history, foreign timeline)
   std::vector<std::string> notes;
 
-  // Missing plus unusable segments: what restorewatch_wal_archive_gaps reports.
-  std::uint64_t unusable() const { return missing + bad.size(); }
+  // What restorewatch_wal_archive_gaps reports: missing plus unusable segments, plus one when
+  // the timeline history cannot be followed (a missing .history file breaks recovery too).
+  std::uint64_t unusable() const { return missing + bad.size() + (problem.empty() ? 0 : 1); }
   bool ok() const { return missing == 0 && bad.empty() && problem.empty(); }
   // One line: "ok: 12 segments 000000010000000000000003..00000002000000000000000E" or the
   // first problem: "missing 000000010000000000000005 (2 segments missing in 1 gap)".

@@ -11,7 +11,8 @@ std::vector<MetricFamilyData> WalArchiveFamilies(const wal::ContinuityReport& re
   std::vector<MetricFamilyData> out;
   auto gaps = Family("restorewatch_wal_archive_gaps",
                      "WAL segments missing (or present but not a valid segment) in the archive "
-                     "between the oldest needed backup and the newest archived segment");
+                     "between the oldest needed backup and the newest archived segment, plus "
+                     "one when a timeline history file needed is missing or unreadable");
   AddSample(gaps, static_cast<double>(report.unusable()));
   AppendFamily(out, std::move(gaps));
   auto last = Family("restorewatch_wal_archive_last_segment_timestamp_seconds",

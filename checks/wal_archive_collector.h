@@ -3,7 +3,8 @@
 // archive_command `cp %p DIR/%f` writes), between drills. Every segment from the start point to
 // the newest archived segment must be there and be a real WAL segment, across timeline switches
 // (followed through the .history files); compressed segments (.gz, .zst, .lz4, .bz2, .xz) count.
-//   restorewatch_wal_archive_gaps                            segments missing or unusable
+//   restorewatch_wal_archive_gaps                            segments missing or unusable (+1
+//                                                            when a .history cannot be followed)
 //   restorewatch_wal_archive_last_segment_timestamp_seconds  mtime of the newest segment on the
 //                                                            timeline path; absent when none
 // The start point is `start` when given, else the start of the oldest complete base backup in

@@ -452,6 +452,9 @@ TEST_CASE("continuity follows timeline switches through .history files", "[unit]
     CHECK_FALSE(p.ok());
     CHECK(p.problem.find("00000003.history is missing") != std::string::npos);
     CHECK(p.timelines == std::vector<std::uint32_t>{1});
+    CHECK(p.missing == 0);
+    CHECK(p.unusable() == 1);  // the metric does not read 0 while the switch cannot be followed
+    CHECK(WalArchiveFamilies(p).front().samples.at(0).value == 1);
   }
   SECTION("a start on timeline 1 after it switched away is not on the history") {
     o.start = StartPoint{1, 4 * kSeg + 0x28, std::nullopt};
