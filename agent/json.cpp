@@ -19,10 +19,14 @@ class Reader {
     return true;
   }
   const std::string& error() const { return error_; }
+  bool truncated() const { return truncated_; }
 
  private:
   bool Fail(const std::string& why) {
-    if (error_.empty()) error_ = why + " at byte " + std::to_string(i_);
+    if (error_.empty()) {
+      error_ = why + " at byte " + std::to_string(i_);
+      truncated_ = i_ >= s_.size();
+    }
     return false;
   }
   void Ws() {
@@ -212,6 +216,7 @@ class Reader {
   const std::string& s_;
   std::size_t i_ = 0;
   std::string error_;
+  bool truncated_ = false;
 };
 
 }  // namespace
@@ -286,11 +291,12 @@ double Value::Num(const char* k) const {
   return v ? v->AsDouble() : 0;
 }
 
-bool Parse(const std::string& text, Value* out, std::string* error) {
+bool Parse(const std::string& text, Value* out, std::string* error, bool* truncated) {
   Reader r(text);
   *out = Value{};
   const bool ok = r.Parse(out);
   if (!ok && error) *error = r.error();
+  if (truncated) *truncated = !ok && r.truncated();
   return ok;
 }
 

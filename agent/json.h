@@ -33,6 +33,8 @@ struct Value {
 
 // Parses exactly one JSON value (surrounding whitespace allowed). False when the text is not,
 // with *error (when given) saying what and at which byte, e.g. "expected ',' or '}' at byte 17".
-bool Parse(const std::string& text, Value* out, std::string* error = nullptr);
+// *truncated (when given) tells whether it failed because the text ended early (a file cut short).
+bool Parse(const std::string& text, Value* out, std::string* error = nullptr,
+           bool* truncated = nullptr);
 
 }  // namespace rw::json

@@ -14,203 +14,14 @@
 #include <sstream>
 
 #include "agent/errors.h"
+#include "agent/json.h"
 #include "agent/process.h"
 
 namespace rw::basebackup {
 
 namespace {
 
-// ---- a small JSON reader, enough for backup_manifest ----
-struct JVal {
-  enum class T { kNull, kBool, kNum, kStr, kArr, kObj } t = T::kNull;
-  bool b = false;
-  std::string s;  // string value, or a number's text
-  std::vector<JVal> arr;
-  std::vector<std::pair<std::string, JVal>> obj;
-  const JVal* Get(const std::string& key) const {
-    for (const auto& [k, v] : obj)
-      if (k == key) return &v;
-    return nullptr;
-  }
-};
-
-class JsonReader {
- public:
-  explicit JsonReader(const std::string& text) : s_(text) {}
-  // False and error() on malformed input; truncated() tells whether the input just ended early.
-  bool Parse(JVal* out) {
-    if (!Value(out, 0)) return false;
-    Ws();
-    if (i_ != s_.size()) return Fail("unexpected text after the JSON value");
-    return true;
-  }
-  const std::string& error() const { return error_; }
-  bool truncated() const { return truncated_; }
-
- private:
-  bool Fail(const std::string& why) {
-    if (i_ >= s_.size()) truncated_ = true;
-    error_ = why + " at byte " + std::to_string(i_);
-    return false;
-  }
-  void Ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t'))
-      ++i_;
-  }
-  bool Lit(const char* word) {
-    std::size_t n = std::strlen(word);
-    if (s_.compare(i_, n, word) != 0) return Fail("bad literal");
-    i_ += n;
-    return true;
-  }
-  bool Value(JVal* v, int depth) {
-    if (depth > 64) return Fail("nested too deeply");
-    Ws();
-    if (i_ >= s_.size()) return Fail("unexpected end");
-    char c = s_[i_];
-    if (c == '{') {
-      v->t = JVal::T::kObj;
-      ++i_;
-      Ws();
-      if (i_ < s_.size() && s_[i_] == '}') {
-        ++i_;
-        return true;
-      }
-      for (;;) {
-        Ws();
-        std::string key;
-        if (i_ >= s_.size() || s_[i_] != '"') return Fail("expected a key");
-        if (!Str(&key)) return false;
-        Ws();
-        if (i_ >= s_.size() || s_[i_] != ':') return Fail("expected ':'");
-        ++i_;
-        JVal child;
-        if (!Value(&child, depth + 1)) return false;
-        v->obj.emplace_back(std::move(key), std::move(child));
-        Ws();
-        if (i_ >= s_.size()) return Fail("unexpected end");
-        if (s_[i_] == ',') {
-          ++i_;
-          continue;
-        }
-        if (s_[i_] == '}') {
-          ++i_;
-          return true;
-        }
-        return Fail("expected ',' or '}'");
-      }
-    }
-    if (c == '[') {
-      v->t = JVal::T::kArr;
-      ++i_;
-      Ws();
-      if (i_ < s_.size() && s_[i_] == ']') {
-        ++i_;
-        return true;
-      }
-      for (;;) {
-        JVal child;
-        if (!Value(&child, depth + 1)) return false;
-        v->arr.push_back(std::move(child));
-        Ws();
-        if (i_ >= s_.size()) return Fail("unexpected end");
-        if (s_[i_] == ',') {
-          ++i_;
-          continue;
-        }
-        if (s_[i_] == ']') {
-          ++i_;
-          return true;
-        }
-        return Fail("expected ',' or ']'");
-      }
-    }
-    if (c == '"') {
-      v->t = JVal::T::kStr;
-      return Str(&v->s);
-    }
-    if (c == 't' || c == 'f') {
-      v->t = JVal::T::kBool;
-      v->b = c == 't';
-      return Lit(c == 't' ? "true" : "false");
-    }
-    if (c == 'n') return Lit("null");
-    if (c == '-' || std::isdigit(static_cast<unsigned char>(c))) {
-      v->t = JVal::T::kNum;
-      std::size_t b = i_;
-      while (i_ < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[i_])) || s_[i_] == '-' ||
-                                s_[i_] == '+' || s_[i_] == '.' || s_[i_] == 'e' || s_[i_] == 'E'))
-        ++i_;
-      v->s = s_.substr(b, i_ - b);
-      return true;
-    }
-    return Fail("unexpected character");
-  }
-  bool Str(std::string* out) {
-    ++i_;  // opening quote
-    while (i_ < s_.size()) {
-      char c = s_[i_++];
-      if (c == '"') return true;
-      if (c != '\\') {
-        out->push_back(c);
-        continue;
-      }
-      if (i_ >= s_.size()) break;
-      char e = s_[i_++];
-      switch (e) {
-        case '"':
-          out->push_back('"');
-          break;
-        case '\\':
-          out->push_back('\\');
-          break;
-        case '/':
-          out->push_back('/');
-          break;
-        case 'b':
-          out->push_back('\b');
-          break;
-        case 'f':
-          out->push_back('\f');
-          break;
-        case 'n':
-          out->push_back('\n');
-          break;
-        case 'r':
-          out->push_back('\r');
-          break;
-        case 't':
-          out->push_back('\t');
-          break;
-        case 'u': {
-          if (i_ + 4 > s_.size()) return Fail("unexpected end");
-          unsigned cp = static_cast<unsigned>(std::stoul(s_.substr(i_, 4), nullptr, 16));
-          i_ += 4;
-          // Manifests encode only control characters this way; keep BMP code points as UTF-8.
-          if (cp < 0x80) {
-            out->push_back(static_cast<char>(cp));
-          } else if (cp < 0x800) {
-            out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-            out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-          } else {
-            out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-            out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-            out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-          }
-          break;
-        }
-        default:
-          return Fail("bad escape");
-      }
-    }
-    return Fail("unterminated string");
-  }
-
-  const std::string& s_;
-  std::size_t i_ = 0;
-  std::string error_;
-  bool truncated_ = false;
-};
+using JVal = json::Value;
 
 std::string Sha256Hex(const char* data, std::size_t n) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -607,10 +418,10 @@ std::optional<Manifest> ParseManifest(const std::string& text, std::string* erro
   };
   if (text.empty()) return fail("empty file");
   JVal root;
-  JsonReader reader(text);
-  if (!reader.Parse(&root))
-    return fail(reader.truncated() ? "truncated (" + reader.error() + ")"
-                                   : "not JSON: " + reader.error());
+  std::string why;
+  bool truncated = false;
+  if (!json::Parse(text, &root, &why, &truncated))
+    return fail(truncated ? "truncated (" + why + ")" : "not JSON: " + why);
   if (root.t != JVal::T::kObj) return fail("not a JSON object");
   Manifest m;
   const JVal* ver = root.Get("PostgreSQL-Backup-Manifest-Version");
@@ -632,8 +443,8 @@ std::optional<Manifest> ParseManifest(const std::string& text, std::string* erro
 
   const JVal* files = root.Get("Files");
   if (!files || files->t != JVal::T::kArr) return fail("no Files array");
-  m.files.reserve(files->arr.size());
-  for (const auto& f : files->arr) {
+  m.files.reserve(files->a.size());
+  for (const auto& f : files->a) {
     ManifestFile mf;
     const JVal* p = f.Get("Path");
     const JVal* ep = f.Get("Encoded-Path");
@@ -659,7 +470,7 @@ std::optional<Manifest> ParseManifest(const std::string& text, std::string* erro
   }
   const JVal* ranges = root.Get("WAL-Ranges");
   if (!ranges || ranges->t != JVal::T::kArr) return fail("no WAL-Ranges array");
-  for (const auto& r : ranges->arr) {
+  for (const auto& r : ranges->a) {
     const JVal* tl = r.Get("Timeline");
     const JVal* s = r.Get("Start-LSN");
     const JVal* e = r.Get("End-LSN");

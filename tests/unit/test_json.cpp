@@ -21,7 +21,7 @@ TEST_CASE("json: strings and numbers round-trip exactly", "[unit][json]") {
   REQUIRE(json::Parse(o, &v, &why));
   CHECK(v.Str("s") == "quote \" back \\ nl \n tab \t ctl \x01 del \x7f ünï");
   CHECK(v.Get("big")->s == "9223372036854775807");  // kept as text: no double rounding
-  CHECK(v.Num("t") == 1764690000.123456);  // exact: microseconds survive
+  CHECK(v.Num("t") == 1764690000.123456);           // exact: microseconds survive
   CHECK(o.find("\"t\":1764690000.123456,") != std::string::npos);
   CHECK(v.Get("nan")->t == json::Value::T::kNull);
   CHECK(v.Str("absent").empty());
@@ -55,4 +55,16 @@ TEST_CASE("json: invalid text is refused, naming what and where", "[unit][json]"
   std::string why;
   CHECK_FALSE(json::Parse("{\"a\":1 \"b\":2}", &v, &why));
   CHECK(why == "expected ',' or '}' at byte 7");
+}
+
+TEST_CASE("json: a text cut short is told apart from a malformed one", "[unit][json]") {
+  json::Value v;
+  std::string why;
+  bool truncated = false;
+  CHECK_FALSE(json::Parse("{\"Files\": [{\"Path\": \"base/1\"", &v, &why, &truncated));
+  CHECK(truncated);
+  CHECK_FALSE(json::Parse("{\"Files\": x}", &v, &why, &truncated));
+  CHECK_FALSE(truncated);
+  CHECK(json::Parse("{}", &v, &why, &truncated));
+  CHECK_FALSE(truncated);
 }
