@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <map>
@@ -462,4 +463,57 @@ TEST_CASE("deploy: the container's install steps and HEALTHCHECK work on the hos
   CHECK(agent.WaitExit(std::chrono::seconds(15)) == 0);
   // And it fails once nothing listens.
   CHECK_FALSE(Run({"bash", "-c", probe}, {}, std::chrono::seconds(10)).ok());
+}
+
+TEST_CASE("deploy: a real Alertmanager with the snippet silences a ticket while its page fires",
+          "[integration][deploy]") {
+  auto alertmanager = rw::FindProgram("prometheus-alertmanager");
+  auto curl = rw::FindProgram("curl");
+  auto python = rw::FindProgram("python3");
+  if (!alertmanager || !curl || !python) {
+    WARN("prometheus-alertmanager, curl or python3 not found: skipping");
+    return;
+  }
+  rw::test::TestDir dir("rwdeploy-am-");
+  const int port = rw::PickFreePort();
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  rw::ProcessSpec spec;
+  spec.argv = {*alertmanager, "--config.file=" + SourcePath("deploy/prometheus/alertmanager.yml"),
+               "--storage.path=" + (dir / "data"),
+               "--web.listen-address=127.0.0.1:" + std::to_string(port),
+               "--cluster.listen-address="};
+  rw::ChildProcess am(spec, dir / "alertmanager.log");
+  bool up = false;
+  for (int i = 0; i < 100 && !up; ++i) {
+    up = Run({*curl, "-sf", url + "/-/ready"}, {}, std::chrono::seconds(5)).ok();
+    if (!up) usleep(100 * 1000);
+  }
+  INFO(ReadFile(dir / "alertmanager.log"));
+  REQUIRE(up);
+  // Both tiers of RestorewatchBackupTooOld for blog, and the ticket tier alone for shop.
+  const std::string alerts = R"([
+    {"labels": {"alertname": "RestorewatchBackupTooOld", "target": "blog", "severity": "page"}},
+    {"labels": {"alertname": "RestorewatchBackupTooOld", "target": "blog", "severity": "ticket"}},
+    {"labels": {"alertname": "RestorewatchBackupTooOld", "target": "shop", "severity": "ticket"}}
+  ])";
+  auto post = Run({*curl, "-sf", "-X", "POST", "-H", "Content-Type: application/json", "--data",
+                   alerts, url + "/api/v2/alerts"});
+  INFO(Show(post));
+  REQUIRE(post.ok());
+  const char* kStates =
+      "import json,sys\n"
+      "for a in sorted(json.load(sys.stdin), key=lambda a: (a['labels']['target'], "
+      "a['labels']['severity'])):\n"
+      "    print(a['labels']['target'], a['labels']['severity'], a['status']['state'])\n";
+  std::string states;
+  for (int i = 0; i < 50; ++i) {
+    auto get = Run({"sh", "-c",
+                    "'" + *curl + "' -sf '" + url + "/api/v2/alerts' | '" + *python + "' -c \"$0\"",
+                    kStates});
+    states = get.out;
+    if (get.ok() && std::count(states.begin(), states.end(), '\n') == 3) break;
+    usleep(100 * 1000);
+  }
+  CHECK(states == "blog page active\nblog ticket suppressed\nshop ticket active\n");
+  am.Stop(SIGTERM, std::chrono::seconds(10));
 }
