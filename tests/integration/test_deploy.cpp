@@ -196,6 +196,15 @@ TEST_CASE("deploy: cmake --install stages the binary, man page, configs, rules, 
       unit.find("\nExecStart=/usr/bin/restorewatch run -c /etc/restorewatch/restorewatch.toml\n") !=
       std::string::npos);
   CHECK(unit.find("@RW_BINDIR@") == std::string::npos);
+  // ... also for another prefix (the unit is written at install time, not at configure time).
+  auto local = Run({"cmake", "--install", BuildDir(), "--prefix", "/usr/local"},
+                   {{"DESTDIR", s.dir / "local"}});
+  INFO(Show(local));
+  REQUIRE(local.ok());
+  CHECK(ReadFile(s.dir / "local/usr/local/lib/systemd/system/restorewatch.service")
+            .find("\nExecStart=/usr/local/bin/restorewatch run ") != std::string::npos);
+  CHECK(Exists(s.dir / "local/usr/local/bin/restorewatch"));
+  CHECK(Exists(s.dir / "local/etc/restorewatch/restorewatch.toml"));
 
   const std::string bin = s.destdir + "/usr/bin/restorewatch";
   auto version = Run({bin, "--version"});
