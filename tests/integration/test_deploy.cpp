@@ -526,3 +526,60 @@ TEST_CASE("deploy: a real Alertmanager with the snippet silences a ticket while 
   CHECK(states == "blog page active\nblog ticket suppressed\nshop ticket active\n");
   am.Stop(SIGTERM, std::chrono::seconds(10));
 }
+
+TEST_CASE("deploy: a real Prometheus with the scrape snippet scrapes an agent as job=restorewatch",
+          "[integration][deploy]") {
+  auto prometheus = rw::FindProgram("prometheus");
+  auto curl = rw::FindProgram("curl");
+  if (!prometheus || !curl) {
+    WARN("prometheus or curl not found: skipping");
+    return;
+  }
+  rw::test::TestDir dir("rwdeploy-prom-");
+  const int agent_port = rw::PickFreePort();
+  WriteFile(dir / "agent.toml", "[agent]\nlisten = \"127.0.0.1:" + std::to_string(agent_port) +
+                                    "\"\nstate_dir = \"" + (dir / "state") + "\"\nwork_dir = \"" +
+                                    (dir / "work") + "\"\n");
+  rw::test::AgentProcess agent({"run", "-c", dir / "agent.toml"}, dir / "agent.log");
+  // The snippet as pasted, with its example targets replaced by this agent, the package's rule
+  // path by the repository's file, and a 1 s interval so the first scrape comes quickly.
+  std::string config = ReadFile(SourcePath("deploy/prometheus/prometheus.yml"));
+  config = std::regex_replace(
+      config, std::regex(R"(\["db1\.example\.com:9847", "db2\.example\.com:9847"\])"),
+      "[\"127.0.0.1:" + std::to_string(agent_port) + "\"]");
+  config = std::regex_replace(config, std::regex("/usr/share/restorewatch/alerts.yml"),
+                              SourcePath("dashboards/alerts.yml"));
+  config = std::regex_replace(config, std::regex("(scrape_interval|evaluation_interval): 30s"),
+                              "$1: 1s");
+  config = std::regex_replace(config, std::regex("scrape_timeout: 10s"), "scrape_timeout: 1s");
+  REQUIRE(config.find("127.0.0.1:" + std::to_string(agent_port)) != std::string::npos);
+  WriteFile(dir / "prometheus.yml", config);
+  const int port = rw::PickFreePort();
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  rw::ProcessSpec spec;
+  spec.argv = {*prometheus, "--config.file=" + (dir / "prometheus.yml"),
+               "--storage.tsdb.path=" + (dir / "tsdb"),
+               "--web.listen-address=127.0.0.1:" + std::to_string(port)};
+  rw::ChildProcess prom(spec, dir / "prometheus.log");
+  // up{job="restorewatch"} == 1: the job name the rules select is the one the snippet scrapes.
+  std::string answer;
+  for (int i = 0; i < 150; ++i) {
+    auto q = Run({*curl, "-sf", url + "/api/v1/query", "--data-urlencode",
+                  "query=up{job=\"restorewatch\"} == 1 and on(instance) "
+                  "restorewatch_build_info{job=\"restorewatch\"}"},
+                 {}, std::chrono::seconds(5));
+    answer = q.out;
+    if (q.ok() && answer.find("\"instance\":\"127.0.0.1:" + std::to_string(agent_port) + "\"") !=
+                      std::string::npos)
+      break;
+    usleep(200 * 1000);
+  }
+  INFO(answer << "\nprometheus log:\n" << ReadFile(dir / "prometheus.log"));
+  CHECK(answer.find("\"job\":\"restorewatch\"") != std::string::npos);
+  CHECK(answer.find("\"instance\":\"127.0.0.1:" + std::to_string(agent_port) + "\"") !=
+        std::string::npos);
+  // The rules loaded from the same file.
+  auto rules = Run({*curl, "-sf", url + "/api/v1/rules"}, {}, std::chrono::seconds(5));
+  CHECK(rules.out.find("\"name\":\"RestorewatchAgentDown\"") != std::string::npos);
+  prom.Stop(SIGTERM, std::chrono::seconds(10));
+}
