@@ -3,6 +3,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "exporters/process_metrics.h"
+
 namespace rw {
 namespace {
 
@@ -35,6 +37,7 @@ std::string MetricsExporter::Render() const {
   std::vector<prometheus::MetricFamily> fams = registry_->Collect();
   for (const auto& f : board_.Snapshot())
     if (!f.samples.empty()) fams.push_back(ToPrometheus(f));
+  for (const auto& f : ProcessFamilies()) fams.push_back(ToPrometheus(f));
   return prometheus::TextSerializer().Serialize(fams);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Renders /metrics: the prometheus-cpp registry (agent-wide series such as build_info) plus the
-// MetricsBoard snapshot (collectors, drills), in the Prometheus text format 0.0.4. Render() only
+// MetricsBoard snapshot (collectors, drills) and the process_* families, in the Prometheus text
+// format 0.0.4. Render() only
 // copies what is already collected; it never queries a database. Thread-safe.
 #include <memory>
 #include <string>

@@ -139,6 +139,8 @@ std::vector<std::string> ExpectedFiles() {
                                 "usr/share/doc/restorewatch/examples/scratch.toml",
                                 "usr/share/doc/restorewatch/examples/web.example.yml",
                                 "usr/share/doc/restorewatch/METRICS.md",
+                                "usr/share/doc/restorewatch/CHANGELOG.md",
+                                "usr/share/doc/restorewatch/copyright",
                                 "usr/share/restorewatch/alerts.yml",
                                 "usr/share/restorewatch/restorewatch.json",
                                 "usr/lib/systemd/system/restorewatch.service",

@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <regex>
@@ -18,6 +19,7 @@
 
 #include "agent/pg_cluster.h"
 #include "agent/process.h"
+#include "agent/units.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"
 
@@ -104,7 +106,8 @@ struct DocumentedFamily {
 
 std::map<std::string, DocumentedFamily> ParseContract(const std::string& md) {
   std::map<std::string, DocumentedFamily> out;
-  static const std::regex kRow(R"(^\|\s*`(restorewatch_[a-z_]+)`\s*\|\s*([a-z]+)\s*\|([^|]*)\|)");
+  static const std::regex kRow(
+      R"(^\|\s*`((?:restorewatch|process)_[a-z_]+)`\s*\|\s*([a-z]+)\s*\|([^|]*)\|)");
   std::istringstream in(md);
   std::smatch m;
   for (std::string line; std::getline(in, line);) {
@@ -291,7 +294,7 @@ TEST_CASE(
     INFO("part: every scraped family is documented with its type and labels");
     std::size_t ours = 0;
     for (const auto& [name, f] : scraped) {
-      if (name.rfind("restorewatch_", 0) != 0) continue;
+      if (name.rfind("restorewatch_", 0) != 0 && name.rfind("process_", 0) != 0) continue;
       ++ours;
       INFO("scraped family " << name << " (" << f.type << "; labels " << Join(f.labels) << ")");
       auto it = documented.find(name);
@@ -302,11 +305,26 @@ TEST_CASE(
       CHECK(f.samples > 0);
     }
     CHECK(ours >= 45);
-    // Nothing else is exported yet (process_* are documented as not emitted).
+    // Nothing else is exported: the agent's own families and the standard process_* ones.
     for (const auto& [name, f] : scraped) {
-      INFO("scraped family " << name << " is not a restorewatch_ family");
-      CHECK(name.rfind("restorewatch_", 0) == 0);
+      INFO("scraped family " << name << " is neither a restorewatch_ nor a process_ family");
+      CHECK((name.rfind("restorewatch_", 0) == 0 || name.rfind("process_", 0) == 0));
     }
+    for (const char* p : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                          "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
+                          "process_start_time_seconds"}) {
+      INFO(p);
+      CHECK(scraped.count(p) == 1);
+    }
+    const auto rss = test::MetricValue(scrape, "process_resident_memory_bytes");
+    REQUIRE(rss);
+    CHECK(*rss > 1e6);  // a running agent holds more than a megabyte
+    const auto fds = test::MetricValue(scrape, "process_open_fds");
+    REQUIRE(fds);
+    CHECK(*fds >= 3);
+    const auto start = test::MetricValue(scrape, "process_start_time_seconds");
+    REQUIRE(start);
+    CHECK(std::abs(*start - NowUnix()) < 3600);  // started by this test, within the hour
   }
 
   {
