@@ -20,6 +20,20 @@ const SourceEntry kSources[] = {
 
 }  // namespace
 
+RestoredCopy BackupSource::Restore(const BackupInfo& backup, SandboxHost& host,
+                                   const RestoreOptions& options, CancelToken& cancel) {
+  (void)backup, (void)host, (void)options, (void)cancel;
+  throw Error(ErrorKind::kUnsupported,
+              "the " + type() + " backup source does not implement the restore contract");
+}
+
+RestoreOutcome BackupSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
+                                     const RestoreOptions& options, CancelToken& cancel) {
+  (void)backup, (void)sandbox, (void)options, (void)cancel;
+  throw Error(ErrorKind::kUnsupported,
+              "the " + type() + " backup source does not restore into a running cluster");
+}
+
 std::unique_ptr<BackupSource> MakeBackupSource(const Environment& env, const TargetConfig& target) {
   for (const auto& s : kSources)
     if (target.backup.type == s.type) return s.make(env, target);
