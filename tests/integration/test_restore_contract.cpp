@@ -10,6 +10,7 @@
 #include "agent/errors.h"
 #include "agent/pg_conn.h"
 #include "agent/sandboxes/ephemeral.h"
+#include "checks/registry.h"
 #include "tests/support/pg_fixture.h"
 
 using namespace rw;
@@ -171,4 +172,32 @@ TEST_CASE("a data directory that fails to start is reported with the server's re
   }
   CHECK(sb->Cleanup().empty());
   CHECK(test::ListDir(work.path()).empty());
+}
+
+TEST_CASE("freshness measures from the copy's point, not from the backup's start",
+          "[integration][contract][checks]") {
+  test::TestDir dir("rwsrc-");
+  auto cluster = test::StartCluster(dir);
+  // One row at a known time; the same cluster stands for the source and the copy.
+  cluster->Psql(
+      "create table posts(id int, created_at timestamptz);"
+      "insert into posts values (1, to_timestamp(1000000));");
+  TargetConfig target;
+  target.name = "t";
+  target.source = ConnSpec{cluster->ConnInfo("postgres"), ""};
+  target.checks.freshness = {{"public.posts", "created_at"}};
+  BackupInfo backup;
+  backup.id = "b";
+  backup.started_at = 1000000 + 7200;  // the backup started 2h after the row
+  CancelToken cancel;
+  CheckContext ctx{target, backup, cluster->ConnInfo("postgres"), nullptr, cancel, {}, {}};
+  ctx.consistent_at = 1000000 + 60;  // but the copy represents 1 minute after it
+  auto checks = MakeDrillChecks(target.checks);
+  CheckResult res;
+  for (auto& c : checks)
+    if (c->name() == "freshness") res = c->Run(ctx);
+  INFO(res.message);
+  CHECK(res.outcome == Outcome::kPass);
+  CHECK(res.message.find("1m before the backup") != std::string::npos);
+  CHECK(res.message.find("2h") == std::string::npos);
 }
