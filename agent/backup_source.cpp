@@ -1,6 +1,7 @@
 #include "agent/backup_source.h"
 
 #include "agent/errors.h"
+#include "agent/sources/pg_dump_options.h"
 #include "agent/sources/pg_dump_source.h"
 
 namespace rw {
@@ -11,11 +12,16 @@ using Factory = std::unique_ptr<BackupSource> (*)(const Environment&, const Targ
 struct SourceEntry {
   const char* type;
   Factory make;
+  SourceOptionReaders options;
 };
 
-// The one table of backup sources: type = "..." in [target.backup] selects a row.
+void ReadPgDumpBackup(config::Reader& r, BackupConfig* out) { ReadPgDumpBackupOptions(r, out); }
+void ReadPgDumpDrill(config::Reader& r, DrillConfig* out) { ReadPgDumpDrillOptions(r, out); }
+
+// The one table of backup sources: type = "..." in [target.backup] selects a row: the factory and
+// the readers of the source's own config keys.
 const SourceEntry kSources[] = {
-    {"pg_dump", &MakePgDumpSource},
+    {"pg_dump", &MakePgDumpSource, {&ReadPgDumpBackup, &ReadPgDumpDrill}},
 };
 
 }  // namespace
@@ -38,6 +44,12 @@ std::unique_ptr<BackupSource> MakeBackupSource(const Environment& env, const Tar
   for (const auto& s : kSources)
     if (target.backup.type == s.type) return s.make(env, target);
   throw Error(ErrorKind::kConfig, "unknown backup type '" + target.backup.type + "'");
+}
+
+const SourceOptionReaders* BackupSourceOptionReaders(const std::string& type) {
+  for (const auto& s : kSources)
+    if (type == s.type) return &s.options;
+  return nullptr;
 }
 
 std::vector<std::string> BackupSourceTypes() {

@@ -69,4 +69,16 @@ std::unique_ptr<BackupSource> MakeBackupSource(const Environment& env, const Tar
 // The registered type names (for config validation and --help).
 std::vector<std::string> BackupSourceTypes();
 
+namespace config {
+class Reader;
+}
+// A source's own config keys, read by its row of the table: `backup` reads [target.backup]
+// beyond the generic keys, `drill` reads [target.drill]'s source keys. Either may be null.
+struct SourceOptionReaders {
+  void (*backup)(config::Reader& r, BackupConfig* out) = nullptr;
+  void (*drill)(config::Reader& r, DrillConfig* out) = nullptr;
+};
+// The readers of `type`, or nullptr for an unknown type.
+const SourceOptionReaders* BackupSourceOptionReaders(const std::string& type);
+
 }  // namespace rw

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <thread>
 
+#include "agent/config.h"
 #include "agent/errors.h"
 #include "agent/pg_cluster.h"
 #include "agent/runtime/drill_runner.h"
@@ -308,4 +309,39 @@ TEST_CASE("contract: a source that needs files gets a clear error from a sandbox
           "the pg_dump source needs a sandbox that can create a database cluster; the fake "
           "sandbox cannot");
   }
+}
+
+TEST_CASE("contract: pg_dump's own keys are read by its row of the source table",
+          "[unit][contract][config]") {
+  REQUIRE(BackupSourceOptionReaders("pg_dump"));
+  CHECK(BackupSourceOptionReaders("pg_dump")->backup);
+  CHECK(BackupSourceOptionReaders("pg_dump")->drill);
+  CHECK_FALSE(BackupSourceOptionReaders("nope"));
+  const std::string base =
+      "[[target]]\nname = \"t\"\nsource = \"host=h dbname=d\"\n[target.backup]\n";
+  ConfigLoad ok = LoadConfigText(base +
+                                     "type = \"pg_dump\"\npath = \"/b\"\npattern = \"x-*.dump\"\n"
+                                     "globals_pattern = \"g*.sql\"\n[target.drill]\njobs = 3\n"
+                                     "allow_restore_errors = [\"must be owner\"]\n",
+                                 "/etc/rw.toml");
+  INFO([&] {
+    std::string s;
+    for (const auto& e : ok.errors) s += e.ToString() + "\n";
+    return s;
+  }());
+  REQUIRE(ok.errors.empty());
+  REQUIRE(ok.config);
+  REQUIRE(ok.config->targets.size() == 1);
+  const TargetConfig& t = ok.config->targets[0];
+  CHECK(t.backup.pattern == "x-*.dump");
+  CHECK(t.backup.globals_pattern == "g*.sql");
+  CHECK(t.drill.jobs == 3);
+  CHECK(t.drill.allow_restore_errors == std::vector<std::string>{"must be owner"});
+  // Another type has none of them: they are unknown keys there, named by file, line and key.
+  ConfigLoad other =
+      LoadConfigText(base + "type = \"nope\"\npath = \"/b\"\npattern = \"x\"\n", "/etc/rw.toml");
+  bool unknown_pattern = false;
+  for (const auto& e : other.errors)
+    unknown_pattern |= e.ToString() == "/etc/rw.toml:7: target.t.backup.pattern: unknown key";
+  CHECK(unknown_pattern);
 }
