@@ -2,16 +2,22 @@
 // drill runner's stage list, with fake sources, sandboxes and checks: which stages run, which are
 // listed as skipped and why, an unusable copy as a finding, errors named by the stage the source
 // was in, capabilities instead of kinds, and the copy's point reaching the checks.
+#include <stdlib.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
 
 #include "agent/config.h"
+#include "agent/drill_log.h"
 #include "agent/errors.h"
 #include "agent/pg_cluster.h"
+#include "agent/process.h"
+#include "agent/runtime/drill_record.h"
 #include "agent/runtime/drill_runner.h"
 #include "agent/sandboxes/scratch.h"
 #include "agent/sources/pg_dump_source.h"
+#include "checks/registry.h"
 
 using namespace rw;
 using namespace std::chrono_literals;
@@ -344,4 +350,52 @@ TEST_CASE("contract: pg_dump's own keys are read by its row of the source table"
   for (const auto& e : other.errors)
     unknown_pattern |= e.ToString() == "/etc/rw.toml:7: target.t.backup.pattern: unknown key";
   CHECK(unknown_pattern);
+}
+
+TEST_CASE("contract: one recorder records a finished drill and tells what hangs off it",
+          "[unit][contract][history]") {
+  char tmpl[] = "/tmp/rwrec-XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  const std::string dir = std::string(tmpl) + "/t";
+  {
+    DrillRecorder rec(dir);
+    std::vector<std::string> heard;
+    rec.OnRecorded([&](const DrillReport& r, const DrillHistorySummary& h) {
+      heard.push_back("first " + r.run_id + " " + std::to_string(h.runs_by_result.at("success")));
+      throw Error(ErrorKind::kIo, "a listener that breaks");
+    });
+    rec.OnRecorded([&](const DrillReport& r, const DrillHistorySummary& h) {
+      heard.push_back("second " + r.run_id + (h.last_report ? " has report" : ""));
+    });
+    rec.Begin(100);
+    DrillReport r;
+    r.target = "t";
+    r.run_id = "run-1";
+    r.started_at = 100;
+    r.finished_at = 110;
+    r.result = DrillResult::kSuccess;
+    r.stages.push_back(StageResult{"total", Outcome::kPass, "", 10});
+    DrillHistorySummary h = rec.Finish(r);
+    CHECK(h.runs_by_result["success"] == 1);
+    REQUIRE(h.last_report);
+    CHECK(h.last_report->run_id == "run-1");
+    // Both listeners ran, the second despite the first throwing.
+    CHECK(heard == std::vector<std::string>{"first run-1 1", "second run-1 has report"});
+    // drills.jsonl holds it too (what `history` reads).
+    auto entries = DrillLog(dir).Read();
+    REQUIRE(entries.size() == 1);
+  }
+  std::string err;
+  RemoveTree(tmpl, &err);
+}
+
+TEST_CASE("contract: which check numbers are metrics is declared in the check table",
+          "[unit][contract][metrics]") {
+  CHECK(MetricsOfCheck("checksum").tables);
+  CHECK(MetricsOfCheck("checksum").rows_checksummed);
+  CHECK(MetricsOfCheck("checksum").coverage);
+  CHECK(MetricsOfCheck("row_count").tables);
+  CHECK_FALSE(MetricsOfCheck("row_count").coverage);
+  CHECK_FALSE(MetricsOfCheck("schema").tables);
+  CHECK_FALSE(MetricsOfCheck("sql:anything").tables);
 }
