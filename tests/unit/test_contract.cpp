@@ -399,3 +399,27 @@ TEST_CASE("contract: which check numbers are metrics is declared in the check ta
   CHECK_FALSE(MetricsOfCheck("schema").tables);
   CHECK_FALSE(MetricsOfCheck("sql:anything").tables);
 }
+
+TEST_CASE("contract: stages not run and the copy's point survive the history round trip",
+          "[unit][contract][history]") {
+  DrillReport r;
+  r.target = "t";
+  r.run_id = "run-2";
+  r.result = DrillResult::kSuccess;
+  r.stages.push_back(StageResult{"restore", Outcome::kPass, "ok", 2});
+  r.not_run.push_back(
+      StageResult{"fetch", Outcome::kSkipped, "pg_dump reads the file in place", 0});
+  r.copy_consistent_at = 1764000000.5;
+  r.copy_lsn = "0/3000148";
+  r.copy_timeline = 3;
+  auto back = ReportFromToml(ReportToToml(r));
+  REQUIRE(back);
+  REQUIRE(back->not_run.size() == 1);
+  CHECK(back->not_run[0].name == "fetch");
+  CHECK(back->not_run[0].outcome == Outcome::kSkipped);
+  CHECK(back->not_run[0].message == "pg_dump reads the file in place");
+  CHECK(back->copy_consistent_at == Approx(1764000000.5));
+  CHECK(back->copy_lsn == "0/3000148");
+  CHECK(back->copy_timeline == 3);
+  CHECK(ReportToJson(r).find("\"not_run\"") != std::string::npos);
+}
