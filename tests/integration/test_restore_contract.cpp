@@ -105,6 +105,22 @@ TEST_CASE("an ephemeral sandbox starts a pg_basebackup copy in recovery, isolate
     }
   }
 
+  SECTION("a server that exits during recovery is reported with its own reason") {
+    // Hot standby refuses a max_wal_senders below the primary's: the startup process stops
+    // after the readiness probes were already refused as "starting up".
+    how.settings = {{"restore_command", "'cp " + archive.path() + "/%f %p'"},
+                    {"max_wal_senders", "0"}};
+    try {
+      sb->StartDataDirectory(data, how, cancel);
+      FAIL("recovery started with max_wal_senders below the primary's");
+    } catch (const Error& e) {
+      INFO(e.what());
+      CHECK(e.kind() == ErrorKind::kProcess);
+      CHECK(std::string(e.what()).find("insufficient parameter settings") != std::string::npos);
+      CHECK(std::string(e.what()).find("starting up") == std::string::npos);
+    }
+  }
+
   SECTION("it recovers to consistency, promotes and serves the data") {
     how.settings = {{"restore_command", "'cp " + archive.path() + "/%f %p'"},
                     {"recovery_target", "'immediate'"},
