@@ -1,6 +1,7 @@
 #include "agent/backup_source.h"
 
 #include "agent/errors.h"
+#include "agent/sources/pg_dump_options.h"
 #include "agent/sources/pg_dump_source.h"
 
 namespace rw {
@@ -11,19 +12,44 @@ using Factory = std::unique_ptr<BackupSource> (*)(const Environment&, const Targ
 struct SourceEntry {
   const char* type;
   Factory make;
+  SourceOptionReaders options;
 };
 
-// The one table of backup sources: type = "..." in [target.backup] selects a row.
+void ReadPgDumpBackup(config::Reader& r, BackupConfig* out) { ReadPgDumpBackupOptions(r, out); }
+void ReadPgDumpDrill(config::Reader& r, DrillConfig* out) { ReadPgDumpDrillOptions(r, out); }
+
+// The one table of backup sources: type = "..." in [target.backup] selects a row: the factory and
+// the readers of the source's own config keys.
 const SourceEntry kSources[] = {
-    {"pg_dump", &MakePgDumpSource},
+    {"pg_dump", &MakePgDumpSource, {&ReadPgDumpBackup, &ReadPgDumpDrill}},
 };
 
 }  // namespace
+
+RestoredCopy BackupSource::Restore(const BackupInfo& backup, SandboxHost& host,
+                                   const RestoreOptions& options, CancelToken& cancel) {
+  (void)backup, (void)host, (void)options, (void)cancel;
+  throw Error(ErrorKind::kUnsupported,
+              "the " + type() + " backup source does not implement the restore contract");
+}
+
+RestoreOutcome BackupSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
+                                     const RestoreOptions& options, CancelToken& cancel) {
+  (void)backup, (void)sandbox, (void)options, (void)cancel;
+  throw Error(ErrorKind::kUnsupported,
+              "the " + type() + " backup source does not restore into a running cluster");
+}
 
 std::unique_ptr<BackupSource> MakeBackupSource(const Environment& env, const TargetConfig& target) {
   for (const auto& s : kSources)
     if (target.backup.type == s.type) return s.make(env, target);
   throw Error(ErrorKind::kConfig, "unknown backup type '" + target.backup.type + "'");
+}
+
+const SourceOptionReaders* BackupSourceOptionReaders(const std::string& type) {
+  for (const auto& s : kSources)
+    if (type == s.type) return &s.options;
+  return nullptr;
 }
 
 std::vector<std::string> BackupSourceTypes() {

@@ -4,6 +4,16 @@
 // through the table in agent/backup_source.cpp. Catalogue() is cheap (file listing, no restore) and
 // runs on the monitor thread; Restore() runs on the drill thread. Implementations hold no mutable
 // shared state, so one instance may serve both threads.
+//
+// The restore contract: Restore(backup, host, options, cancel) turns a backup into a RestoredCopy
+// using what the SandboxHost offers: a logical source asks it for a fresh running cluster
+// (host.Start) and loads into it; a physical source asks for an empty data directory
+// (host.NewDataDirectory), fills it and starts it in recovery (host.StartDataDirectory). The
+// drill does not start the sandbox: the source asks for what it needs, after checking
+// host.capabilities() (a missing capability is Error(kUnsupported) naming it). A backup that
+// proves unusable comes back as RestoredCopy{usable = false, reason}; errors of the environment
+// (tools, disk, server, cancel) are thrown as rw::Error.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,15 +22,20 @@
 #include "agent/config.h"
 #include "agent/environment.h"
 #include "agent/model.h"
+#include "agent/restored_copy.h"
 #include "agent/sandbox.h"
 
 namespace rw {
 
 struct RestoreOptions {
-  int jobs = 2;
-  std::vector<std::string> allow_errors;  // substrings of error lines accepted as harmless
+  int jobs = 2;                           // pg_dump: pg_restore -j
+  std::vector<std::string> allow_errors;  // pg_dump: substrings of error lines accepted as harmless
   std::string database;                   // wanted database name in the sandbox
   Duration timeout = std::chrono::hours(2);
+  // Called by the source, on the drill thread, when it moves on to drill stage "fetch", "restore"
+  // or "recovery", so the stage's own limit (drill.stage_timeouts) and an error name the right
+  // stage. May be empty; a source that never calls it runs wholly in "restore".
+  std::function<void(const std::string& stage)> begin_stage;
 };
 
 struct RestoreOutcome {
@@ -37,15 +52,33 @@ class BackupSource {
   virtual BackupCatalogue Catalogue(CancelToken& cancel) = 0;
   // The newest complete backup. Throws Error(kBadInput) "no backup matches ..." when none.
   virtual BackupInfo Latest(CancelToken& cancel) = 0;
-  // Restores `backup` into the (started) sandbox. Throws Error(kBadInput) quoting the restore
-  // tool's own error lines, or kProcess/kIo/kCancelled.
+  // The contract (see above). The default throws Error(kUnsupported): every source the table
+  // lists implements it.
+  virtual RestoredCopy Restore(const BackupInfo& backup, SandboxHost& host,
+                               const RestoreOptions& options, CancelToken& cancel);
+  // Logical sources only: loads `backup` into a database of the already started cluster of
+  // `sandbox` (the step the contract's Restore() runs after host.Start()). Throws
+  // Error(kBadInput) quoting the restore tool's own error lines when the backup is unusable, or
+  // kProcess/kIo/kCancelled. The default throws Error(kUnsupported) (physical sources).
   virtual RestoreOutcome Restore(const BackupInfo& backup, Sandbox& sandbox,
-                                 const RestoreOptions& options, CancelToken& cancel) = 0;
+                                 const RestoreOptions& options, CancelToken& cancel);
 };
 
 // Throws Error(kConfig) for an unknown type.
 std::unique_ptr<BackupSource> MakeBackupSource(const Environment& env, const TargetConfig& target);
 // The registered type names (for config validation and --help).
 std::vector<std::string> BackupSourceTypes();
+
+namespace config {
+class Reader;
+}
+// A source's own config keys, read by its row of the table: `backup` reads [target.backup]
+// beyond the generic keys, `drill` reads [target.drill]'s source keys. Either may be null.
+struct SourceOptionReaders {
+  void (*backup)(config::Reader& r, BackupConfig* out) = nullptr;
+  void (*drill)(config::Reader& r, DrillConfig* out) = nullptr;
+};
+// The readers of `type`, or nullptr for an unknown type.
+const SourceOptionReaders* BackupSourceOptionReaders(const std::string& type);
 
 }  // namespace rw

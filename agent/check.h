@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "agent/cancel.h"
@@ -27,6 +28,12 @@ struct CheckContext {
   CancelToken& cancel;
   std::mutex cache_mu;
   std::map<std::string, std::any> cache;
+  // The point the restored copy represents (RestoredCopy::consistent_at), set before Run(); empty
+  // during BeforeRestore.
+  std::optional<double> consistent_at = std::nullopt;
+  // The copy's point when known, else the backup's snapshot time (BeforeRestore, callers that
+  // build a context without a copy). Checks measure "since the backup" from here.
+  double CopyPoint() const { return consistent_at ? *consistent_at : backup.started_at; }
 };
 
 class Check {

@@ -13,6 +13,7 @@
 
 #include "agent/conninfo.h"
 #include "agent/cron.h"
+#include "agent/sources/pg_dump_options.h"
 #include "agent/units.h"
 
 namespace rw {
@@ -62,11 +63,11 @@ struct AgentConfig {
       1;  // drills of different targets at once (1..64); never two per target
 };
 
-struct BackupConfig {
+// Generic [target.backup] keys. The source's own keys (pattern, globals_pattern for pg_dump)
+// are declared and read beside the source (agent/sources/pg_dump_options.h).
+struct BackupConfig : PgDumpBackupOptions {
   std::string type = "pg_dump";    // selects the BackupSource (table in agent/backup_source.cpp)
   std::vector<std::string> paths;  // directories searched ("path" accepts a string or an array)
-  std::string pattern = "*";       // file-name glob of backups inside those directories
-  std::string globals_pattern;     // optional glob of a pg_dumpall --globals-only file
   Duration max_age = std::chrono::hours(26);  // freshness objective; 0 disables
   Duration settle = std::chrono::seconds(2);  // a file whose size changes within this is in flight
   Duration catalogue_interval = std::chrono::minutes(5);  // how often the catalogue is refreshed
@@ -80,7 +81,9 @@ struct StageTimeouts {
   Duration checks = Duration::zero();
 };
 
-struct DrillConfig {
+// Generic [target.drill] keys; the source's own (jobs, allow_restore_errors for pg_dump) are
+// declared and read beside it (agent/sources/pg_dump_options.h).
+struct DrillConfig : PgDumpDrillOptions {
   std::optional<CronSchedule> schedule;      // cron; absent = only on demand (verify)
   Duration jitter = Duration::zero();        // each slot starts up to this much later (per-target
                                              // deterministic delay); keep it below the slot gap
@@ -88,9 +91,7 @@ struct DrillConfig {
   StageTimeouts stage_timeouts;
   Duration rto = Duration::zero();  // objective for the total time; 0 = none
   SandboxKind sandbox = SandboxKind::kEphemeral;
-  ConnSpec scratch;  // for sandbox = "scratch": a maintenance DB conninfo
-  int jobs = 2;      // pg_restore -j (1..64)
-  std::vector<std::string> allow_restore_errors;  // substrings of pg_restore errors accepted
+  ConnSpec scratch;      // for sandbox = "scratch": a maintenance DB conninfo
   std::string database;  // name of the database the dump is restored as; default: source dbname
 };
 

@@ -86,6 +86,25 @@ toml::table ReportTree(const DrillReport& r) {
     stages.push_back(std::move(st));
   }
   t.insert_or_assign("stages", std::move(stages));
+  if (!r.not_run.empty()) {
+    toml::array not_run;
+    for (const auto& s : r.not_run) {
+      toml::table st;
+      st.insert_or_assign("name", s.name);
+      st.insert_or_assign("outcome", OutcomeName(s.outcome));
+      st.insert_or_assign("message", s.message);
+      not_run.push_back(std::move(st));
+    }
+    t.insert_or_assign("not_run", std::move(not_run));
+  }
+  if (r.copy_consistent_at > 0) {
+    // The point the restored copy represents.
+    toml::table copy;
+    PutTime(copy, "consistent_at", r.copy_consistent_at);
+    if (!r.copy_lsn.empty()) copy.insert_or_assign("lsn", r.copy_lsn);
+    if (r.copy_timeline) copy.insert_or_assign("timeline", static_cast<int64_t>(r.copy_timeline));
+    t.insert_or_assign("copy", std::move(copy));
+  }
   toml::array checks;
   for (const auto& c : r.checks) {
     toml::table ct;
@@ -209,6 +228,22 @@ std::optional<DrillReport> ReportFromToml(const std::string& text) {
       s.duration_seconds = Get<double>((*st)["duration_seconds"]);
       r.stages.push_back(std::move(s));
     }
+  }
+  if (const auto* not_run = t["not_run"].as_array()) {
+    for (const auto& n : *not_run) {
+      const auto* st = n.as_table();
+      if (!st) continue;
+      StageResult s;
+      s.name = Get<std::string>((*st)["name"]);
+      s.outcome = ParseOutcome(Get<std::string>((*st)["outcome"])).value_or(Outcome::kSkipped);
+      s.message = Get<std::string>((*st)["message"]);
+      r.not_run.push_back(std::move(s));
+    }
+  }
+  if (const auto* copy = t["copy"].as_table()) {
+    r.copy_consistent_at = Get<double>((*copy)["consistent_at"]);
+    r.copy_lsn = Get<std::string>((*copy)["lsn"]);
+    r.copy_timeline = static_cast<int>(Get<int64_t>((*copy)["timeline"]));
   }
   if (const auto* checks = t["checks"].as_array()) {
     for (const auto& n : *checks) {

@@ -98,8 +98,17 @@ struct DrillReport {
   DrillResult result = DrillResult::kError;
   std::string reason;  // one line: why it failed or could not run; empty on success
   std::optional<BackupInfo> backup;
-  std::vector<StageResult> stages;
+  std::vector<StageResult> stages;  // the stages that ran, in order, then "total"
+  // Stages of the drill's list (discover, fetch, restore, recovery, checks, cleanup) that did not
+  // run, each `skipped` with its reason ("pg_dump reads the file in place"). Kept apart from
+  // `stages`, which is what the history, the metrics and the RTO read.
+  std::vector<StageResult> not_run;
   std::vector<CheckResult> checks;
+  // The point the restored copy represents (RestoredCopy::consistent_at, lsn, timeline); 0 or
+  // empty when no copy was made or it is unknown (a logical copy has no LSN).
+  double copy_consistent_at = 0;
+  std::string copy_lsn;
+  int copy_timeline = 0;
   std::uint64_t restored_size_bytes = 0;
   std::string sandbox;  // ephemeral or scratch
   double total_seconds() const { return finished_at - started_at; }

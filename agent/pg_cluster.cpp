@@ -67,6 +67,11 @@ std::string LastProblem(const std::string& log) {
   if (lines.empty()) return "no server log";
   for (size_t i = lines.size(); i-- > 0;) {
     const std::string& l = lines[i];
+    // Our own readiness probes are refused while the server starts: not why it stopped.
+    if (l.find("the database system is starting up") != std::string::npos ||
+        l.find("the database system is not yet accepting connections") != std::string::npos ||
+        l.find("the database system is shutting down") != std::string::npos)
+      continue;
     if (l.rfind("FATAL", 0) == 0 || l.rfind("PANIC", 0) == 0 || l.rfind("ERROR", 0) == 0) {
       if (i > 0 && (lines[i - 1].rfind("LOG", 0) == 0 || lines[i - 1].rfind("ERROR", 0) == 0) &&
           l.find("contains errors") != std::string::npos)
@@ -102,14 +107,8 @@ LocalCluster::LocalCluster(ClusterOptions opts) : opts_(std::move(opts)) {}
 std::unique_ptr<LocalCluster> LocalCluster::Create(const ClusterOptions& opts,
                                                    CancelToken* cancel) {
   std::unique_ptr<LocalCluster> c(new LocalCluster(opts));
-  c->dir_ = MakeTempDir(opts.parent_dir, opts.name_prefix, opts.run_as);
+  c->dir_ = NewClusterDir(opts);
   try {
-    {
-      std::ofstream m(c->dir_ + "/.restorewatch");
-      m << "owner=restorewatch pid=" << getpid() << " created=" << FormatTimestamp(NowUnix())
-        << "\n"
-        << opts.marker << "\n";
-    }
     c->data_dir_ = c->dir_ + "/data";
     ProcessSpec init;
     init.argv = {opts.tools.Path("initdb"),
@@ -135,6 +134,20 @@ std::unique_ptr<LocalCluster> LocalCluster::Create(const ClusterOptions& opts,
     throw;
   }
   return c;
+}
+
+std::string LocalCluster::NewClusterDir(const ClusterOptions& opts) {
+  std::string dir = MakeTempDir(opts.parent_dir, opts.name_prefix, opts.run_as);
+  std::ofstream m(dir + "/.restorewatch");
+  m << "owner=restorewatch pid=" << getpid() << " created=" << FormatTimestamp(NowUnix()) << "\n"
+    << opts.marker << "\n";
+  m.close();
+  if (!m) {
+    std::string err;
+    RemoveTree(dir, &err);
+    throw Error(ErrorKind::kIo, "cannot write the marker file in " + dir);
+  }
+  return dir;
 }
 
 std::unique_ptr<LocalCluster> LocalCluster::Adopt(const ClusterOptions& opts,
@@ -187,6 +200,10 @@ void LocalCluster::Start(CancelToken* cancel) {
   if (server_) return;
   ProcessSpec spec;
   spec.argv = {opts_.tools.Path("postgres"), "-D", data_dir_};
+  for (const auto& [k, v] : opts_.command_line) {
+    spec.argv.push_back("-c");
+    spec.argv.push_back(k + "=" + v);
+  }
   spec.run_as = opts_.run_as;
   server_ = std::make_unique<ChildProcess>(spec, log_path_);
   try {

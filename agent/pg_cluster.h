@@ -27,6 +27,9 @@ struct ClusterOptions {
                                     // minimal, autovacuum off, big maintenance_work_mem
   // extra postgresql.conf settings, values as written in the file (quote strings: "'replica'")
   std::vector<std::pair<std::string, std::string>> settings;
+  // settings passed as `-c key=value` on the postgres command line (raw values, no quotes): they
+  // win over postgresql.conf and postgresql.auto.conf (a restored backup's ALTER SYSTEM)
+  std::vector<std::pair<std::string, std::string>> command_line;
   Duration start_timeout = std::chrono::seconds(60);
   std::string marker;  // text written to the marker file (e.g. "target=blog run=...")
 };
@@ -37,6 +40,9 @@ class LocalCluster {
   // everything created so far is removed before throwing.
   static std::unique_ptr<LocalCluster> Create(const ClusterOptions& opts,
                                               CancelToken* cancel = nullptr);
+  // Creates a new cluster dir under opts.parent_dir (mode 0700, owned by run_as) with the marker
+  // file, for a data dir that Adopt() starts later. Throws Error(kIo).
+  static std::string NewClusterDir(const ClusterOptions& opts);
   // Adopts an existing data dir (a restored base backup, a standby) inside `dir` (which this object
   // then owns and removes) and starts it. data_dir must be owned by run_as.
   static std::unique_ptr<LocalCluster> Adopt(const ClusterOptions& opts, const std::string& dir,

@@ -83,9 +83,9 @@ CheckResult FreshnessCheck::Run(CheckContext& ctx) {
         std::optional<double> source_newest;
         if (Find(*src, table, column) == Presence::kOk)
           source_newest = Newest(*src, table, column, "on the source");
-        f.message = "newest " + FormatTimestamp(*newest) + ", " +
-                    Relative(ctx.backup.started_at - *newest, "before the backup",
-                             "after the backup started");
+        f.message =
+            "newest " + FormatTimestamp(*newest) + ", " +
+            Relative(ctx.CopyPoint() - *newest, "before the backup", "after the backup started");
         if (source_newest)
           f.message +=
               ", " + Relative(*source_newest - *newest, "behind the source", "ahead of the source");

@@ -13,6 +13,7 @@ struct CheckRow {
   const char* name;
   bool (*enabled)(const ChecksConfig&);
   std::unique_ptr<Check> (*make)();
+  CheckMetrics metrics;  // which of its numbers are metrics
 };
 
 template <typename T>
@@ -23,14 +24,28 @@ std::unique_ptr<Check> Make() {
 // The table of drill checks, in run order; one row per file in checks/. sql:<name> checks follow,
 // one per [[target.checks.sql]] entry.
 const CheckRow kChecks[] = {
-    {"schema", [](const ChecksConfig& c) { return c.schema; }, &Make<SchemaCheck>},
-    {"row_count", [](const ChecksConfig& c) { return c.row_count.enabled; }, &Make<RowCountCheck>},
-    {"checksum", [](const ChecksConfig& c) { return c.checksum.enabled; }, &Make<ChecksumCheck>},
-    {"freshness", [](const ChecksConfig& c) { return !c.freshness.empty(); },
-     &Make<FreshnessCheck>},
+    {"schema", [](const ChecksConfig& c) { return c.schema; }, &Make<SchemaCheck>, {}},
+    {"row_count",
+     [](const ChecksConfig& c) { return c.row_count.enabled; },
+     &Make<RowCountCheck>,
+     {/*tables=*/true, /*rows_checksummed=*/false, /*coverage=*/false}},
+    {"checksum",
+     [](const ChecksConfig& c) { return c.checksum.enabled; },
+     &Make<ChecksumCheck>,
+     {/*tables=*/true, /*rows_checksummed=*/true, /*coverage=*/true}},
+    {"freshness",
+     [](const ChecksConfig& c) { return !c.freshness.empty(); },
+     &Make<FreshnessCheck>,
+     {}},
 };
 
 }  // namespace
+
+CheckMetrics MetricsOfCheck(const std::string& name) {
+  for (const auto& row : kChecks)
+    if (name == row.name) return row.metrics;
+  return {};
+}
 
 std::vector<std::unique_ptr<Check>> MakeDrillChecks(const ChecksConfig& config) {
   std::vector<std::unique_ptr<Check>> out;

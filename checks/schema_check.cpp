@@ -271,7 +271,7 @@ CheckResult SchemaCheck::Run(CheckContext& ctx) {
       pqxx::nontransaction tx(*src_conn);
       now = ReadCounters(tx);
     });
-    created = ComputeChurn(ctx.activity, ctx.backup.started_at, now).created_since;
+    created = ComputeChurn(ctx.activity, ctx.CopyPoint(), now).created_since;
   }
   return CompareSchemas(source, restored, created,
                         ServerMajor(*src_conn) != ServerMajor(*rst_conn));

@@ -57,6 +57,9 @@ std::string RenderReportText(const DrillReport& r) {
     o << "    " << Pad(s.name, 10) << Pad(OutcomeName(s.outcome), 8)
       << Pad(FormatSeconds(s.duration_seconds), 10) << s.message << "\n";
   }
+  // The stages of the list that did not run, and why ("fetch: skipped: ...").
+  for (const auto& s : r.not_run)
+    o << "    " << s.name << ": " << OutcomeName(s.outcome) << ": " << s.message << "\n";
   if (!r.checks.empty()) {
     o << "\n  checks\n";
     for (const auto& c : r.checks) {

@@ -9,6 +9,7 @@
 #include "agent/log.h"
 #include "agent/orphans.h"
 #include "agent/runtime/drill_metrics.h"
+#include "agent/runtime/drill_record.h"
 #include "agent/runtime/drill_runner.h"
 #include "agent/runtime/schedule.h"
 #include "agent/sandboxes/scratch.h"
@@ -33,8 +34,15 @@ using SteadyClock = std::chrono::steady_clock;
 class TargetState {
  public:
   TargetState(std::string name, const std::string& dir, MetricsBoard& board)
-      : name_(std::move(name)), dir_(dir), board_(board), activity_(dir), history_(dir) {
-    cache_ = history_.Load();
+      : name_(std::move(name)), dir_(dir), board_(board), activity_(dir), recorder_(dir) {
+    cache_ = recorder_.history().Load();
+    // What hangs off a recorded drill here: the status cache and the drill metrics.
+    recorder_.OnRecorded([this](const DrillReport&, const DrillHistorySummary& h) {
+      std::lock_guard<std::mutex> lk(mu_);
+      cache_ = h;
+      running_ = false;
+      PublishLocked();
+    });
   }
 
   const std::string& name() const { return name_; }
@@ -59,25 +67,14 @@ class TargetState {
   }
 
   void BeginDrill() {
-    history_.BeginDrill(NowUnix());  // a crash now is recorded as an interrupted drill
+    recorder_.Begin(NowUnix());  // a crash now is recorded as an interrupted drill
     std::lock_guard<std::mutex> lk(mu_);
     running_ = true;
     PublishLocked();
   }
-  // Records the drill (state file, then the cache) and clears the running flag.
-  void FinishDrill(const DrillReport& report) {
-    DrillLog(dir_).Append(report);  // the per-drill history (never throws)
-    try {
-      history_.Record(report);
-    } catch (const Error& e) {
-      LogError("cannot record drill", {{"target", name_}, {"error", e.what()}});
-    }
-    DrillHistorySummary h = history_.Load();
-    std::lock_guard<std::mutex> lk(mu_);
-    cache_ = std::move(h);
-    running_ = false;
-    PublishLocked();
-  }
+  // Records the drill (DrillRecorder: drills.jsonl, the history, then the cache and metrics
+  // through the listener) and clears the running flag.
+  void FinishDrill(const DrillReport& report) { recorder_.Finish(report); }
   bool running() const {
     std::lock_guard<std::mutex> lk(mu_);
     return running_;
@@ -114,7 +111,7 @@ class TargetState {
   const std::string dir_;
   MetricsBoard& board_;
   ActivityStore activity_;
-  DrillHistory history_;
+  DrillRecorder recorder_;
   mutable std::mutex mu_;
   std::shared_ptr<const Config> config_;         // guarded by mu_
   bool retired_ = false;                         // guarded by mu_

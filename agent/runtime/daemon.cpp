@@ -13,6 +13,7 @@
 #include "agent/log.h"
 #include "agent/orphans.h"
 #include "agent/runtime/agent.h"
+#include "agent/runtime/drill_record.h"
 #include "agent/runtime/drill_runner.h"
 #include "agent/runtime/signals.h"
 #include "agent/state.h"
@@ -185,15 +186,10 @@ int RunVerify(const std::string& path, const std::string& target_name, bool json
       r.result = DrillResult::kError;
       r.reason = busy;
     } else {
-      DrillHistory history(env->state_dir + "/" + t.name);
-      history.BeginDrill(NowUnix());  // a crash now is recorded as an interrupted drill
+      DrillRecorder recorder(env->state_dir + "/" + t.name);
+      recorder.Begin(NowUnix());  // a crash now is recorded as an interrupted drill
       r = RunDrill(*env, t, &activity, cancel);
-      try {
-        history.Record(r);
-      } catch (const Error& e) {
-        LogWarn("cannot record drill", {{"target", t.name}, {"error", e.what()}});
-      }
-      DrillLog(env->state_dir + "/" + t.name).Append(r);
+      recorder.Finish(r);
     }
     if (json) {
       out += (i ? "," : "") + ReportToJson(r);

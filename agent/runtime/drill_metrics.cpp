@@ -3,6 +3,7 @@
 #include <set>
 
 #include "agent/runtime/schedule.h"
+#include "checks/registry.h"
 
 namespace rw {
 
@@ -77,7 +78,7 @@ std::vector<MetricFamilyData> DrillFamilies(const TargetConfig& target,
       check_ok.samples.push_back(
           {{{"check", c.name}},
            c.outcome == Outcome::kPass || c.outcome == Outcome::kWarn ? 1.0 : 0.0});
-    if (c.name == "row_count" || c.name == "checksum") {
+    if (MetricsOfCheck(c.name).tables) {
       compared.samples.push_back({{{"check", c.name}}, static_cast<double>(c.tables_compared)});
       mismatched.samples.push_back({{{"check", c.name}}, static_cast<double>(c.tables_mismatched)});
     }
@@ -88,15 +89,16 @@ std::vector<MetricFamilyData> DrillFamilies(const TargetConfig& target,
   f.push_back(compared);
   f.push_back(mismatched);
   for (const auto& c : r.checks)
-    if (c.name == "checksum" && c.outcome != Outcome::kSkipped && c.outcome != Outcome::kError) {
+    if (MetricsOfCheck(c.name).rows_checksummed && c.outcome != Outcome::kSkipped &&
+        c.outcome != Outcome::kError) {
       f.push_back(Gauge("restorewatch_drill_rows_checksummed",
                         "Rows hashed on the restored side in the last drill.", rows));
       break;
     }
-  // Coverage of the last drill (from the checksum check, which proves content): absent when the
-  // checksum check did not run.
+  // Coverage of the last drill (from the check whose row declares it: checksum, which proves
+  // content): absent when that check did not run.
   for (const auto& c : r.checks) {
-    if (c.name != "checksum" || c.outcome == Outcome::kSkipped) continue;
+    if (!MetricsOfCheck(c.name).coverage || c.outcome == Outcome::kSkipped) continue;
     if (c.rows_verified + c.rows_unverified + c.tables_unverified + c.tables_compared == 0) break;
     f.push_back(
         Gauge("restorewatch_drill_rows_verified",

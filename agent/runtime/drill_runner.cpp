@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -10,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "agent/backup_source.h"
@@ -31,11 +33,15 @@ double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Maps an operational failure to the drill result: a backup that is unusable is a failure of the
-// backup; anything that stopped us from judging it is an error.
+// Maps an operational failure to the drill result: a backup a source could only report by
+// throwing Error(kBadInput) (discovery's "no backup matches") is a failure of the backup; anything
+// that stopped us from judging it is an error.
 DrillResult ResultFor(ErrorKind k) {
   return k == ErrorKind::kBadInput ? DrillResult::kFailure : DrillResult::kError;
 }
+
+// The drill's stage list, in order. "total" follows them in DrillReport::stages.
+const char* const kStageList[] = {"discover", "fetch", "restore", "recovery", "checks", "cleanup"};
 
 struct SourceFacts {
   std::string system_id;
@@ -162,6 +168,11 @@ std::string NewRunId() {
 
 DrillReport RunDrill(const Environment& env, const TargetConfig& target, ActivityStore* activity,
                      CancelToken& cancel, const DrillProgress& progress) {
+  return RunDrill(env, target, activity, cancel, progress, DrillParts{});
+}
+
+DrillReport RunDrill(const Environment& env, const TargetConfig& target, ActivityStore* activity,
+                     CancelToken& cancel, const DrillProgress& progress, const DrillParts& parts) {
   DrillReport r;
   r.target = target.name;
   r.run_id = NewRunId();
@@ -202,62 +213,90 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
     }
     return std::string(e.what());
   };
+  auto stage_limit = [&](const std::string& name) {
+    if (name == "discover") return target.drill.stage_timeouts.discover;
+    // fetch and recovery are part of what drill.stage_timeouts.restore has always bounded.
+    if (name == "fetch" || name == "restore" || name == "recovery")
+      return target.drill.stage_timeouts.restore;
+    if (name == "checks") return target.drill.stage_timeouts.checks;
+    return Duration::zero();
+  };
+  std::set<std::string> ran;  // stages appended to r.stages
+  auto append = [&](StageResult st) {
+    ran.insert(st.name);
+    r.stages.push_back(std::move(st));
+  };
+  auto add_result = [&](const StageResult& st, DrillResult res) {
+    if (st.outcome == Outcome::kFail || st.outcome == Outcome::kError)
+      fail(res, st.name + ": " + st.message);
+  };
+  // The one way a stage runs: begins it on the watchdog, times it, turns what it throws into the
+  // stage's outcome and the drill's result (refine may rewrite the kind and message first), and
+  // always appends the stage. The body fills `st` (outcome pass unless it says otherwise) and
+  // may append other stages itself (the restore call also reports fetch and recovery).
+  using Refine = std::function<void(ErrorKind&, std::string&)>;
+  auto run_stage = [&](const std::string& name, const std::function<void(StageResult&)>& body,
+                       const Refine& refine = {}) {
+    StageResult st{name, Outcome::kPass, "", 0};
+    auto t0 = Clock::now();
+    watchdog.BeginStage(name, stage_limit(name));
+    try {
+      body(st);
+    } catch (const Error& e) {
+      ErrorKind kind = e.kind();
+      st.message = error_reason(e);
+      if (refine) refine(kind, st.message);
+      if (timed_out()) kind = ErrorKind::kTimeout;
+      st.outcome = kind == ErrorKind::kBadInput ? Outcome::kFail : Outcome::kError;
+      fail(ResultFor(kind), st.name + ": " + st.message);
+    } catch (const std::exception& e) {
+      st.outcome = Outcome::kError;
+      st.message = e.what();
+      fail(DrillResult::kError, st.name + ": " + st.message);
+    }
+    if (st.duration_seconds == 0) st.duration_seconds = Since(t0);
+    append(st);
+    notify();
+  };
   LogInfo("drill started", {{"target", target.name}, {"run_id", r.run_id}});
 
   // discover
   std::unique_ptr<BackupSource> source;
   BackupInfo backup;
   SourceFacts facts;
-  {
-    StageResult st{"discover", Outcome::kPass, "", 0};
-    auto t0 = Clock::now();
-    watchdog.BeginStage("discover", target.drill.stage_timeouts.discover);
-    try {
-      source = MakeBackupSource(env, target);
-      backup = source->Latest(drill_cancel);
-      r.backup = backup;
-      st.message = backup.id + ", taken " + FormatTimestamp(backup.started_at);
-    } catch (const Error& e) {
-      st.outcome =
-          e.kind() == ErrorKind::kBadInput && !timed_out() ? Outcome::kFail : Outcome::kError;
-      st.message = error_reason(e);
-      fail(timed_out() ? DrillResult::kError : ResultFor(e.kind()), "discover: " + st.message);
-    }
+  run_stage("discover", [&](StageResult& st) {
+    source = parts.source ? parts.source(env, target) : MakeBackupSource(env, target);
+    backup = source->Latest(drill_cancel);
+    r.backup = backup;
+    st.message = backup.id + ", taken " + FormatTimestamp(backup.started_at);
     // The source's identity guards the sandbox (it must never be the source) and catches a dump
     // of the wrong database. An unreachable source does not stop the restore: the restore alone
     // proves something, and the comparing checks report their own errors.
-    if (st.outcome == Outcome::kPass) {
-      try {
-        facts = ProbeSource(target);
-        if (!backup.database.empty() && !facts.database.empty() &&
-            backup.database != facts.database) {
-          st.outcome = Outcome::kFail;
-          st.message = "backup " + backup.id + " is a dump of database '" + backup.database +
-                       "' but the source is '" + facts.database + "'";
-          fail(DrillResult::kFailure, st.message);
-        }
-      } catch (const Error& e) {
-        LogWarn("source unreachable at drill start",
-                {{"target", target.name}, {"error", e.what()}});
+    try {
+      facts = ProbeSource(target);
+      if (!backup.database.empty() && !facts.database.empty() &&
+          backup.database != facts.database) {
+        st.outcome = Outcome::kFail;
+        st.message = "backup " + backup.id + " is a dump of database '" + backup.database +
+                     "' but the source is '" + facts.database + "'";
+        fail(DrillResult::kFailure, st.message);
       }
+    } catch (const Error& e) {
+      LogWarn("source unreachable at drill start", {{"target", target.name}, {"error", e.what()}});
     }
-    st.duration_seconds = Since(t0);
-    r.stages.push_back(st);
-    notify();
-  }
+  });
 
   std::unique_ptr<Sandbox> sandbox;
-  std::string restored_conninfo;
-  bool restored = false;
-  auto checks = MakeDrillChecks(target.checks);
+  std::optional<RestoredCopy> copy;
+  std::vector<std::pair<std::string, std::string>> not_run_reasons;  // RestoredCopy::not_run
+  auto checks = parts.checks ? parts.checks(target.checks) : MakeDrillChecks(target.checks);
   CheckContext ctx{target, backup, "", activity, drill_cancel, {}, {}};
   std::future<std::map<Check*, std::exception_ptr>> before;
 
-  // restore (sandbox start + restore: both count toward the measured RTO)
+  // fetch, restore, recovery: one call of the source's Restore(), which asks the sandbox host for
+  // what it needs (a running cluster, or a data dir to fill and start in recovery) and reports
+  // the sub-stages it ran. Everything up to a usable copy counts toward the measured RTO.
   if (r.result == DrillResult::kSuccess) {
-    StageResult st{"restore", Outcome::kPass, "", 0};
-    auto t0 = Clock::now();
-    watchdog.BeginStage("restore", target.drill.stage_timeouts.restore);
     // Source-side preparation runs beside the restore.
     before = std::async(std::launch::async, [&checks, &ctx] {
       std::map<Check*, std::exception_ptr> errs;
@@ -270,138 +309,197 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
       }
       return errs;
     });
-    try {
-      if (target.drill.sandbox == SandboxKind::kEphemeral) CheckRoomForRestore(env, target, backup);
-      sandbox = MakeSandbox(env, target, r.run_id, facts.system_id);
-      sandbox->Start(backup.server_major, drill_cancel);
-      double sandbox_s = Since(t0);
-      RestoreOptions opts;
-      opts.jobs = target.drill.jobs;
-      opts.allow_errors = target.drill.allow_restore_errors;
-      opts.database = target.drill.database.empty()
-                          ? (facts.database.empty() ? backup.database : facts.database)
-                          : target.drill.database;
-      opts.timeout = target.drill.timeout;
-      RestoreOutcome out = source->Restore(backup, *sandbox, opts, drill_cancel);
-      restored_conninfo = sandbox->LibpqConnInfo(out.database);
-      restored = true;
-      st.message = out.tool_summary + " into " + r.sandbox + " sandbox (ready in " +
-                   FormatSeconds(sandbox_s) + ")";
-      if (!out.accepted_errors.empty())
-        st.message += ", " + std::to_string(out.accepted_errors.size()) + " allowed error(s)";
-      try {
-        auto c = ConnectSandbox(restored_conninfo);
-        pqxx::nontransaction tx(*c);
-        r.restored_size_bytes =
-            tx.exec1("select pg_database_size(current_database())")[0].as<std::uint64_t>();
-      } catch (const std::exception&) {
-      }
-    } catch (const Error& e) {
-      ErrorKind kind = e.kind();
-      st.message = error_reason(e);
-      // A restore that broke off because the sandbox server died or ran out of disk is the
-      // sandbox's problem, not the backup's: say what the server said, and judge nothing.
+    std::string current = "restore";  // the stage the source said it is in
+    auto t_restore = Clock::now();
+    // A restore that broke off because the sandbox server died or ran out of disk is the
+    // sandbox's problem, not the backup's: say what the server said, and judge nothing.
+    Refine refine = [&](ErrorKind& kind, std::string& message) {
       const std::string server = sandbox && !timed_out() ? sandbox->ServerProblem() : std::string();
       if (!server.empty() && kind != ErrorKind::kCancelled) {
-        st.message += " (" + server + ")";
+        message += " (" + server + ")";
         if (kind == ErrorKind::kBadInput) kind = ErrorKind::kProcess;
       }
-      if (target.drill.sandbox == SandboxKind::kEphemeral && LooksLikeDiskFull(st.message)) {
-        st.message =
-            "the sandbox ran out of disk space in work_dir " + env.work_dir + ": " + st.message;
+      if (sandbox && sandbox->capabilities().uses_work_dir && LooksLikeDiskFull(message)) {
+        message = "the sandbox ran out of disk space in work_dir " + env.work_dir + ": " + message;
         kind = ErrorKind::kIo;
       }
-      if (timed_out()) kind = ErrorKind::kTimeout;
+    };
+    // The sub-stages of one drill stage, as one line.
+    auto sub_message = [&](const std::string& stage) {
+      std::string m;
+      for (const auto& sub : copy->stages)
+        if (sub.stage == stage)
+          m += (m.empty() ? "" : "; ") + sub.name + " " + FormatSeconds(sub.duration_seconds) +
+               (sub.message.empty() ? "" : ": " + sub.message);
+      return m;
+    };
+    auto has_sub = [&](const std::string& stage) {
+      return std::any_of(copy->stages.begin(), copy->stages.end(),
+                         [&](const SubStage& x) { return x.stage == stage; });
+    };
+    // The finding of an unusable copy, as the stage it was found in.
+    auto unusable = [&](StageResult& st) {
+      ErrorKind kind = ErrorKind::kBadInput;
+      st.message = copy->reason;
+      refine(kind, st.message);
+      if (timed_out()) {
+        kind = ErrorKind::kTimeout;
+        st.message = timeout_reason();
+      }
       st.outcome = kind == ErrorKind::kBadInput ? Outcome::kFail : Outcome::kError;
-      fail(ResultFor(kind), "restore: " + st.message);
-    } catch (const std::exception& e) {
-      st.outcome = Outcome::kError;
-      st.message = e.what();
-      fail(DrillResult::kError, "restore: " + st.message);
+      add_result(st, ResultFor(kind));
+    };
+    std::string found_unusable_in;  // the stage an unusable copy was found in
+    run_stage(
+        "restore",
+        [&](StageResult& st) {
+          sandbox = parts.sandbox ? parts.sandbox(env, target, r.run_id, facts.system_id)
+                                  : MakeSandbox(env, target, r.run_id, facts.system_id);
+          r.sandbox = sandbox->kind();
+          if (sandbox->capabilities().uses_work_dir) CheckRoomForRestore(env, target, backup);
+          RestoreOptions opts;
+          opts.jobs = target.drill.jobs;
+          opts.allow_errors = target.drill.allow_restore_errors;
+          opts.database = target.drill.database.empty()
+                              ? (facts.database.empty() ? backup.database : facts.database)
+                              : target.drill.database;
+          opts.timeout = target.drill.timeout;
+          opts.begin_stage = [&](const std::string& stage) {
+            current = stage;
+            watchdog.BeginStage(stage, stage_limit(stage));
+          };
+          SandboxHost& host = *sandbox;
+          try {
+            copy = source->Restore(backup, host, opts, drill_cancel);
+          } catch (...) {
+            st.name = current;  // the error belongs to the stage the source was in
+            throw;
+          }
+          // What the source ran before and after the restore proper are stages of their own.
+          if (has_sub("fetch"))
+            append(StageResult{"fetch", Outcome::kPass, sub_message("fetch"),
+                               copy->SecondsIn("fetch")});
+          st.duration_seconds = std::max(
+              1e-6, Since(t_restore) - copy->SecondsIn("fetch") - copy->SecondsIn("recovery"));
+          if (!copy->usable) {
+            found_unusable_in = current;
+            if (current != "recovery") {
+              st.name = current == "fetch" ? "fetch" : "restore";
+              unusable(st);
+              return;
+            }
+          }
+          const SubStage* ready = copy->Find("sandbox start");
+          st.message = copy->summary + " into " + r.sandbox + " sandbox" +
+                       (ready ? " (ready in " + FormatSeconds(ready->duration_seconds) + ")" : "");
+          if (!copy->accepted_errors.empty())
+            st.message += ", " + std::to_string(copy->accepted_errors.size()) + " allowed error(s)";
+        },
+        refine);
+    // recovery: after the restore proper, from the source's sub-stages.
+    if (copy && (has_sub("recovery") || found_unusable_in == "recovery")) {
+      StageResult st{"recovery", Outcome::kPass, sub_message("recovery"),
+                     copy->SecondsIn("recovery")};
+      if (found_unusable_in == "recovery") unusable(st);
+      append(st);
+      notify();
     }
-    st.duration_seconds = Since(t0);
-    r.stages.push_back(st);
-    notify();
+    if (copy) not_run_reasons = copy->not_run;
+    if (copy && (!copy->usable || r.result != DrillResult::kSuccess)) copy.reset();
+    if (copy) {
+      r.copy_consistent_at = copy->consistent_at;
+      r.copy_lsn = copy->lsn.value_or("");
+      r.copy_timeline = copy->timeline.value_or(0);
+      try {
+        std::uint64_t total = 0;
+        for (const auto& db : copy->databases) {
+          auto c = ConnectSandbox(db == copy->databases.front() ? copy->conninfo
+                                                                : sandbox->LibpqConnInfo(db));
+          pqxx::nontransaction tx(*c);
+          total += tx.exec1("select pg_database_size(current_database())")[0].as<std::uint64_t>();
+        }
+        r.restored_size_bytes = total;
+      } catch (const std::exception&) {
+      }
+    }
   }
 
   // checks
   std::map<Check*, std::exception_ptr> before_errors;
   if (before.valid()) {
-    if (!restored) drill_cancel.Cancel();  // stop source-side work nobody will use
+    if (!copy) drill_cancel.Cancel();  // stop source-side work nobody will use
     before_errors = before.get();
   }
-  if (restored) {
-    StageResult st{"checks", Outcome::kPass, "", 0};
-    auto t0 = Clock::now();
-    watchdog.BeginStage("checks", target.drill.stage_timeouts.checks);
-    ctx.restored_conninfo = restored_conninfo;
-    int passed = 0, failed = 0, errors = 0, skipped = 0;
-    for (auto& c : checks) {
-      auto tc = Clock::now();
-      CheckResult res;
-      res.name = c->name();
-      try {
-        if (auto it = before_errors.find(c.get()); it != before_errors.end())
-          std::rethrow_exception(it->second);
-        res = c->Run(ctx);
-      } catch (const Error& e) {
-        res.outcome = Outcome::kError;
-        res.message = error_reason(e);
-      } catch (const std::exception& e) {
-        res.outcome = Outcome::kError;
-        res.message = e.what();
+  if (copy) {
+    run_stage("checks", [&](StageResult& st) {
+      ctx.restored_conninfo = copy->conninfo;
+      if (copy->consistent_at > 0) ctx.consistent_at = copy->consistent_at;
+      int passed = 0, failed = 0, errors = 0, skipped = 0;
+      for (auto& c : checks) {
+        auto tc = Clock::now();
+        CheckResult res;
+        res.name = c->name();
+        try {
+          if (auto it = before_errors.find(c.get()); it != before_errors.end())
+            std::rethrow_exception(it->second);
+          res = c->Run(ctx);
+        } catch (const Error& e) {
+          res.outcome = Outcome::kError;
+          res.message = error_reason(e);
+        } catch (const std::exception& e) {
+          res.outcome = Outcome::kError;
+          res.message = e.what();
+        }
+        if (res.name.empty()) res.name = c->name();
+        // A check cut short by a bound could not judge, whatever it concluded from half its work.
+        if (timed_out() && res.outcome == Outcome::kFail) {
+          res.outcome = Outcome::kError;
+          res.message = timeout_reason();
+        }
+        res.duration_seconds = Since(tc);
+        switch (res.outcome) {
+          case Outcome::kPass:
+          case Outcome::kWarn:
+            ++passed;
+            break;
+          case Outcome::kFail:
+            ++failed;
+            break;
+          case Outcome::kError:
+            ++errors;
+            break;
+          case Outcome::kSkipped:
+            ++skipped;
+            break;
+        }
+        st.outcome = Worse(st.outcome, res.outcome);
+        LogInfo("check finished", {{"target", target.name},
+                                   {"stage", "checks"},
+                                   {"check", res.name},
+                                   {"duration_seconds", res.duration_seconds},
+                                   {"outcome", OutcomeName(res.outcome)},
+                                   {"message", res.message}});
+        r.checks.push_back(std::move(res));
+        notify();
+        if (drill_cancel.cancelled()) break;
       }
-      if (res.name.empty()) res.name = c->name();
-      // A check cut short by a bound could not judge, whatever it concluded from half its work.
-      if (timed_out() && res.outcome == Outcome::kFail) {
-        res.outcome = Outcome::kError;
-        res.message = timeout_reason();
-      }
-      res.duration_seconds = Since(tc);
-      switch (res.outcome) {
-        case Outcome::kPass:
-        case Outcome::kWarn:
-          ++passed;
+      st.message = std::to_string(passed) + " passed, " + std::to_string(failed) + " failed, " +
+                   std::to_string(errors) + " error, " + std::to_string(skipped) + " skipped";
+      if (checks.empty()) st.message = "no checks enabled";
+      if (st.outcome == Outcome::kWarn) st.outcome = Outcome::kPass;
+      for (const auto& c : r.checks) {
+        if (c.outcome == Outcome::kFail) {
+          fail(DrillResult::kFailure, "check " + c.name + " failed: " + c.message);
           break;
-        case Outcome::kFail:
-          ++failed;
-          break;
-        case Outcome::kError:
-          ++errors;
-          break;
-        case Outcome::kSkipped:
-          ++skipped;
-          break;
+        }
       }
-      st.outcome = Worse(st.outcome, res.outcome);
-      LogInfo("check finished", {{"target", target.name},
-                                 {"stage", "checks"},
-                                 {"check", res.name},
-                                 {"duration_seconds", res.duration_seconds},
-                                 {"outcome", OutcomeName(res.outcome)},
-                                 {"message", res.message}});
-      r.checks.push_back(std::move(res));
-      notify();
-      if (drill_cancel.cancelled()) break;
-    }
-    st.message = std::to_string(passed) + " passed, " + std::to_string(failed) + " failed, " +
-                 std::to_string(errors) + " error, " + std::to_string(skipped) + " skipped";
-    if (checks.empty()) st.message = "no checks enabled";
-    if (st.outcome == Outcome::kWarn) st.outcome = Outcome::kPass;
-    for (const auto& c : r.checks) {
-      if (c.outcome == Outcome::kFail) {
-        fail(DrillResult::kFailure, "check " + c.name + " failed: " + c.message);
-        break;
+      for (const auto& c : r.checks) {
+        if (c.outcome == Outcome::kError) {
+          fail(DrillResult::kError, "check " + c.name + " could not run: " + c.message);
+          break;
+        }
       }
-    }
-    for (const auto& c : r.checks) {
-      if (c.outcome == Outcome::kError) {
-        fail(DrillResult::kError, "check " + c.name + " could not run: " + c.message);
-        break;
-      }
-    }
-    st.duration_seconds = Since(t0);
-    r.stages.push_back(st);
+    });
   }
 
   // cleanup (always)
@@ -424,7 +522,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
       st.message = "nothing to clean";
     }
     st.duration_seconds = Since(t0);
-    r.stages.push_back(st);
+    append(st);
   }
   if (timed_out()) {
     // The bound is the cause, whatever the cut-short work reported first.
@@ -432,6 +530,22 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
     r.reason = timeout_reason();
   } else if (drill_cancel.cancelled() && r.result == DrillResult::kSuccess) {
     fail(DrillResult::kError, "drill cancelled");
+  }
+
+  // Every stage of the list that did not run, with why.
+  std::string ended_by;  // the first stage that did not succeed
+  for (const auto& st : r.stages)
+    if (st.outcome == Outcome::kFail || st.outcome == Outcome::kError) {
+      ended_by = st.name;
+      break;
+    }
+  for (const char* name : kStageList) {
+    if (ran.count(name)) continue;
+    std::string why;
+    for (const auto& [stage, reason] : not_run_reasons)
+      if (stage == name) why = reason;
+    if (why.empty()) why = ended_by.empty() ? "not run" : "not run: " + ended_by + " did not pass";
+    r.not_run.push_back(StageResult{name, Outcome::kSkipped, why, 0});
   }
 
   r.finished_at = NowUnix();

@@ -1,6 +1,10 @@
 #include "agent/sandboxes/ephemeral.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
 
 #include "agent/errors.h"
 #include "agent/log.h"
@@ -41,8 +45,20 @@ class EphemeralSandbox : public Sandbox {
 
   std::string kind() const override { return "ephemeral"; }
 
+  SandboxCapabilities capabilities() const override {
+    SandboxCapabilities c;
+    c.can_create_cluster = true;
+    c.can_start_from_files = true;
+    c.exclusive_server = true;
+    c.uses_work_dir = true;
+    return c;
+  }
+
   void Start(int min_major, CancelToken& cancel) override {
-    if (cluster_) return;
+    if (cluster_ && !from_files_) return;
+    if (!files_dir_.empty() || from_files_)
+      throw Error(ErrorKind::kConfig,
+                  "the ephemeral sandbox holds a data directory already: it cannot also initdb");
     if (env_.pg.major < min_major)
       throw Error(
           ErrorKind::kUnsupported,
@@ -50,21 +66,78 @@ class EphemeralSandbox : public Sandbox {
               " but the sandbox binaries are PostgreSQL " + std::to_string(env_.pg.major) + " (" +
               env_.pg.bin_dir + ")",
           "install PostgreSQL " + std::to_string(min_major) + " or newer and set agent.pg_bin_dir");
-    ClusterOptions o;
-    o.tools = env_.pg;
-    o.parent_dir = env_.work_dir;
-    o.name_prefix = "sandbox-" + DirSafe(target_) + "-";
-    o.run_as = env_.run_as;
-    o.tcp = false;
-    o.throwaway = true;
-    // The owner's full identity (host, boot, pid, start time) first, so the work_dir sweep can
-    // tell a dead owner from a reused pid (agent/orphans.h).
-    o.marker = "kind=ephemeral-sandbox " + FormatIdentity(SelfIdentity()) + " target=" + target_ +
-               " run=" + run_id_;
+    ClusterOptions o = Options();
     cluster_ = LocalCluster::Create(o, &cancel);
     dir_ = cluster_->dir();
     LogDebug("ephemeral sandbox started",
              {{"target", target_}, {"run_id", run_id_}, {"dir", dir_}, {"port", cluster_->port()}});
+  }
+
+  std::string NewDataDirectory(CancelToken& cancel) override {
+    cancel.ThrowIfCancelled();
+    if (cluster_ || !files_dir_.empty())
+      throw Error(ErrorKind::kConfig,
+                  "the ephemeral sandbox has a cluster or data directory already");
+    dir_ = LocalCluster::NewClusterDir(Options());
+    files_dir_ = dir_ + "/data";
+    MakeDirs(files_dir_, 0700, env_.run_as);
+    LogDebug("ephemeral sandbox data directory created",
+             {{"target", target_}, {"run_id", run_id_}, {"dir", files_dir_}});
+    return files_dir_;
+  }
+
+  void StartDataDirectory(const std::string& data_dir, const DataDirStart& how,
+                          CancelToken& cancel) override {
+    cancel.ThrowIfCancelled();
+    if (files_dir_.empty() || data_dir != files_dir_)
+      throw Error(ErrorKind::kConfig,
+                  "StartDataDirectory: " + data_dir +
+                      " is not the data directory this sandbox handed out (NewDataDirectory)");
+    if (cluster_) throw Error(ErrorKind::kConfig, "the ephemeral sandbox is started already");
+    // The sandbox's own: where clients find it, and what keeps it from touching anything real.
+    static const std::set<std::string> kOwn = {"port",
+                                               "unix_socket_directories",
+                                               "listen_addresses",
+                                               "archive_mode",
+                                               "archive_command",
+                                               "archive_library",
+                                               "primary_conninfo",
+                                               "primary_slot_name",
+                                               "hba_file"};
+    for (const auto& [k, v] : how.settings)
+      if (kOwn.count(k))
+        throw Error(ErrorKind::kConfig, "StartDataDirectory: setting " + k +
+                                            " is the sandbox's own and cannot be given");
+    if (!IsFile(data_dir + "/PG_VERSION"))
+      throw Error(ErrorKind::kIo, data_dir + " holds no PostgreSQL data directory (no PG_VERSION)");
+    // Over the unix socket in a 0700 dir only the agent and run_as can connect: trust is safe, and
+    // the backup's own pg_hba.conf (passwords, other hosts) is the source's business.
+    WriteOwned(data_dir + "/pg_hba.conf", "# restorewatch sandbox\nlocal all all trust\n");
+    for (const auto& f : how.signal_files) {
+      if (f.find('/') != std::string::npos || f.empty())
+        throw Error(ErrorKind::kConfig, "StartDataDirectory: bad signal file name '" + f + "'");
+      WriteOwned(data_dir + "/" + f, "");
+    }
+    ClusterOptions o = Options();
+    o.throwaway = false;  // wal_level etc. must stay what the backup was made with
+    o.start_timeout = how.timeout;
+    // A copy may be lost at any time: no need to make its writes durable. (max_wal_senders and
+    // the like stay: hot standby refuses values below the primary's.)
+    o.settings = {{"fsync", "off"}, {"synchronous_commit", "off"}};
+    o.settings.insert(o.settings.end(), how.settings.begin(), how.settings.end());
+    // On the command line, so they also beat the backup's postgresql.auto.conf: never archive
+    // into the real archive, never stream from the real primary, never listen on TCP.
+    o.command_line = {{"archive_mode", "off"},
+                      {"listen_addresses", ""},
+                      {"primary_conninfo", ""},
+                      {"primary_slot_name", ""},
+                      {"hba_file", data_dir + "/pg_hba.conf"}};
+    const std::string dir = dir_;
+    files_dir_.clear();  // Adopt owns the dir from here on, also when it fails (it removes it)
+    cluster_ = LocalCluster::Adopt(o, dir, data_dir, &cancel);
+    from_files_ = true;
+    LogDebug("ephemeral sandbox started from files",
+             {{"target", target_}, {"run_id", run_id_}, {"dir", dir}, {"port", cluster_->port()}});
   }
 
   std::string CreateDatabase(const std::string& wanted_name) override {
@@ -107,6 +180,7 @@ class EphemeralSandbox : public Sandbox {
   std::string ServerProblem() override { return cluster_ ? cluster_->Problem() : std::string(); }
 
   std::string Cleanup() override {
+    files_dir_.clear();
     try {
       cluster_.reset();  // stops the server and removes its dir
     } catch (...) {
@@ -124,6 +198,39 @@ class EphemeralSandbox : public Sandbox {
   }
 
  private:
+  ClusterOptions Options() const {
+    ClusterOptions o;
+    o.tools = env_.pg;
+    o.parent_dir = env_.work_dir;
+    o.name_prefix = "sandbox-" + DirSafe(target_) + "-";
+    o.run_as = env_.run_as;
+    o.tcp = false;
+    o.throwaway = true;
+    // The owner's full identity (host, boot, pid, start time) first, so the work_dir sweep can
+    // tell a dead owner from a reused pid (agent/orphans.h).
+    o.marker = "kind=ephemeral-sandbox " + FormatIdentity(SelfIdentity()) + " target=" + target_ +
+               " run=" + run_id_;
+    return o;
+  }
+
+  static bool IsFile(const std::string& path) {
+    struct stat st {};
+    return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  }
+
+  // Writes `text` to `path` (replacing it), owned by run_as so the server may read and remove it.
+  void WriteOwned(const std::string& path, const std::string& text) const {
+    {
+      std::ofstream out(path, std::ios::trunc);
+      out << text;
+      out.close();
+      if (!out) throw Error(ErrorKind::kIo, "cannot write " + path);
+    }
+    chmod(path.c_str(), 0600);
+    if (env_.run_as && chown(path.c_str(), env_.run_as->uid, env_.run_as->gid) != 0)
+      throw Error(ErrorKind::kIo, "cannot hand " + path + " to " + env_.run_as->user);
+  }
+
   void RequireStarted() const {
     if (!cluster_) throw Error(ErrorKind::kConfig, "the ephemeral sandbox is not started");
   }
@@ -132,7 +239,9 @@ class EphemeralSandbox : public Sandbox {
   std::string target_;
   std::string run_id_;
   std::unique_ptr<LocalCluster> cluster_;
-  std::string dir_;  // kept after cluster_ is gone, to verify removal
+  std::string dir_;          // kept after cluster_ is gone, to verify removal
+  bool from_files_ = false;  // cluster_ was started by StartDataDirectory()
+  std::string files_dir_;    // NewDataDirectory()'s data dir, until StartDataDirectory() adopts it
 };
 
 }  // namespace

@@ -136,6 +136,13 @@ class ScratchSandbox : public Sandbox {
 
   std::string kind() const override { return "scratch"; }
 
+  // A server shared with others: it can hold the agent's databases, never its files.
+  SandboxCapabilities capabilities() const override {
+    SandboxCapabilities c;
+    c.can_create_cluster = true;
+    return c;
+  }
+
   void Start(int min_major, CancelToken& cancel) override {
     cancel.ThrowIfCancelled();
     if (!parse_error_.empty()) throw Error(ErrorKind::kConfig, parse_error_);

@@ -89,8 +89,9 @@ ErrorKind KindOf(const std::vector<ToolError>& errors) {
 // After a restore tool failed: when what died was not the backup's fault, throws the one-line
 // reason naming it, as an error of the environment (kProcess): the sandbox's server stopped
 // answering (killed, crashed), or the tool itself was killed by a signal. Otherwise returns.
-void ThrowIfSomethingDied(const ProcessResult& r, const Sandbox& sandbox, const std::string& tool,
-                          const std::string& file, const std::string& first_error) {
+void ThrowIfSomethingDied(const ProcessResult& r, const SandboxHost& sandbox,
+                          const std::string& tool, const std::string& file,
+                          const std::string& first_error) {
   std::string ping = sandbox.ConnInfo("postgres") + " connect_timeout=5";
   if (PQping(ping.c_str()) == PQPING_NO_RESPONSE) {
     throw Error(ErrorKind::kProcess,
@@ -140,10 +141,23 @@ class PgDumpSource : public BackupSource {
     return *n;
   }
 
+  // The contract: asks the host for a fresh running cluster, then loads the dump into it.
+  RestoredCopy Restore(const BackupInfo& backup, SandboxHost& host, const RestoreOptions& options,
+                       CancelToken& cancel) override;
+  // Loads into an already started sandbox; an unusable backup is thrown as Error(kBadInput).
   RestoreOutcome Restore(const BackupInfo& backup, Sandbox& sandbox, const RestoreOptions& options,
                          CancelToken& cancel) override;
 
  private:
+  // What loading found: the outcome, or why the backup is unusable (a finding).
+  struct Loaded {
+    RestoreOutcome out;
+    std::string unusable;  // non-empty: the backup cannot be restored, and why
+    std::string tool;      // the sub-stage's name: pg_restore or psql
+  };
+  Loaded Load(const BackupInfo& backup, SandboxHost& sandbox, const RestoreOptions& options,
+              CancelToken& cancel);
+
   struct Scan {
     std::vector<BackupInfo> backups;  // complete ones
     std::vector<std::string> notes;
@@ -156,10 +170,12 @@ class PgDumpSource : public BackupSource {
   BackupInfo ToInfo(const Entry& e, const Probe& p, std::vector<std::string>* notes) const;
   static std::string NewestGlobals(const std::vector<Entry>& files);
 
-  ProcessSpec ClientSpec(const Sandbox& sandbox, Clock::time_point deadline) const;
-  void RunGlobals(const std::string& path, const std::string& file_for_msgs, Sandbox& sandbox,
-                  const RestoreOptions& options, Clock::time_point deadline, CancelToken& cancel,
-                  RestoreOutcome* out) const;
+  ProcessSpec ClientSpec(const SandboxHost& sandbox, Clock::time_point deadline) const;
+  // Returns why the globals file made the backup unusable, or "".
+  std::string RunGlobals(const std::string& path, const std::string& file_for_msgs,
+                         SandboxHost& sandbox, const RestoreOptions& options,
+                         Clock::time_point deadline, CancelToken& cancel,
+                         RestoreOutcome* out) const;
 
   const Environment env_;
   const std::string target_;
@@ -368,7 +384,7 @@ BackupInfo PgDumpSource::ToInfo(const Entry& e, const Probe& p,
   return b;
 }
 
-ProcessSpec PgDumpSource::ClientSpec(const Sandbox& sandbox, Clock::time_point deadline) const {
+ProcessSpec PgDumpSource::ClientSpec(const SandboxHost& sandbox, Clock::time_point deadline) const {
   ProcessSpec spec;
   spec.env = sandbox.ClientEnv();
   spec.env["PGOPTIONS"] = "";  // nothing from the agent's environment alters the restore
@@ -383,11 +399,11 @@ ProcessSpec PgDumpSource::ClientSpec(const Sandbox& sandbox, Clock::time_point d
 
 // Runs a pg_dumpall --globals-only file into the sandbox's postgres database, statement by
 // statement (no ON_ERROR_STOP): "already exists" (the postgres role, roles created before) is
-// expected; any other error not allowed by the config fails the restore.
-void PgDumpSource::RunGlobals(const std::string& path, const std::string& file_for_msgs,
-                              Sandbox& sandbox, const RestoreOptions& options,
-                              Clock::time_point deadline, CancelToken& cancel,
-                              RestoreOutcome* out) const {
+// expected; any other error not allowed by the config makes the backup unusable (returned).
+std::string PgDumpSource::RunGlobals(const std::string& path, const std::string& file_for_msgs,
+                                     SandboxHost& sandbox, const RestoreOptions& options,
+                                     Clock::time_point deadline, CancelToken& cancel,
+                                     RestoreOutcome* out) const {
   ProcessSpec spec = ClientSpec(sandbox, deadline);
   spec.argv = {env_.pg.Path("psql"), "-X", "-q", "-d", sandbox.ConnInfo("postgres"), "-f", path};
   ProcessResult r = RunProcess(spec, &cancel);
@@ -398,20 +414,70 @@ void PgDumpSource::RunGlobals(const std::string& path, const std::string& file_f
   for (auto& e : ParsePsqlErrors(r.err))
     if (e.line.find("already exists") == std::string::npos) errs.push_back(e);
   std::vector<ToolError> bad = RejectedErrors(errs, options.allow_errors, &out->accepted_errors);
-  if (!r.ok() || !bad.empty())
-    throw Error(bad.empty() ? ErrorKind::kProcess : KindOf(bad),
-                "globals file " + path + " (for " + file_for_msgs +
-                    ") failed: " + (bad.empty() ? r.Summary() : JoinFirst(bad, 3)));
+  if (!r.ok() || !bad.empty()) {
+    const ErrorKind kind = bad.empty() ? ErrorKind::kProcess : KindOf(bad);
+    const std::string why = "globals file " + path + " (for " + file_for_msgs +
+                            ") failed: " + (bad.empty() ? r.Summary() : JoinFirst(bad, 3));
+    if (kind == ErrorKind::kBadInput) return why;
+    throw Error(kind, why);
+  }
+  return {};
+}
+
+RestoredCopy PgDumpSource::Restore(const BackupInfo& backup, SandboxHost& host,
+                                   const RestoreOptions& options, CancelToken& cancel) {
+  RestoredCopy copy;
+  copy.not_run = {{"fetch", "pg_dump reads the file in place"}, {"recovery", "logical restore"}};
+  SandboxCapabilities needed;
+  needed.can_create_cluster = true;
+  RequireCapabilities(host, needed, "the pg_dump source");
+  auto t0 = Clock::now();
+  host.Start(backup.server_major, cancel);
+  copy.stages.push_back({"restore", "sandbox start",
+                         std::chrono::duration<double>(Clock::now() - t0).count(),
+                         host.kind() + " sandbox ready"});
+  auto t1 = Clock::now();
+  Loaded l = Load(backup, host, options, cancel);
+  const double load_s = std::chrono::duration<double>(Clock::now() - t1).count();
+  copy.stages.push_back({"restore", l.tool, load_s, l.out.tool_summary});
+  copy.accepted_errors = l.out.accepted_errors;
+  if (!l.unusable.empty()) {
+    copy.usable = false;
+    copy.reason = l.unusable;
+    return copy;
+  }
+  copy.usable = true;
+  copy.databases = {l.out.database};
+  copy.conninfo = host.LibpqConnInfo(l.out.database);
+  // A logical copy holds what the dump's snapshot saw; no LSN or timeline applies.
+  copy.consistent_at = backup.started_at;
+  copy.consistent_at_exact = backup.started_exact;
+  copy.summary = l.out.tool_summary;
+  return copy;
 }
 
 RestoreOutcome PgDumpSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
                                      const RestoreOptions& options, CancelToken& cancel) {
+  Loaded l = Load(backup, sandbox, options, cancel);
+  if (!l.unusable.empty()) throw Error(ErrorKind::kBadInput, l.unusable);
+  return l.out;
+}
+
+PgDumpSource::Loaded PgDumpSource::Load(const BackupInfo& backup, SandboxHost& sandbox,
+                                        const RestoreOptions& options, CancelToken& cancel) {
   const auto deadline = Clock::now() + options.timeout;
   cancel.ThrowIfCancelled();
+  Loaded loaded;
+  RestoreOutcome& out = loaded.out;
   Entry e;
   if (!Look(backup.path, &e)) throw Error(ErrorKind::kIo, "backup " + backup.path + " is gone");
   Probe p = ProbeEntry(e, &cancel);
-  if (!p.problem.empty()) throw Error(p.problem_kind, p.problem);
+  loaded.tool = IsArchive(p.format) ? "pg_restore" : "psql";
+  if (!p.problem.empty()) {
+    if (p.problem_kind != ErrorKind::kBadInput) throw Error(p.problem_kind, p.problem);
+    loaded.unusable = p.problem;
+    return loaded;
+  }
   const std::string& file = backup.path;
 
   int tool_major = p.header.dump_tool_major ? p.header.dump_tool_major : backup.dump_tool_major;
@@ -439,9 +505,8 @@ RestoreOutcome PgDumpSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
     dec_path = *found;
   }
 
-  RestoreOutcome out;
   const bool archive = IsArchive(p.format);
-  const bool ours_alone = sandbox.kind() == "ephemeral";
+  const bool ours_alone = sandbox.capabilities().exclusive_server;
   // A globals file alters roles server-wide (passwords too): only on a server that is ours alone.
   const bool globals = !backup.globals_path.empty() && ours_alone;
   std::string connect_db;
@@ -462,7 +527,11 @@ RestoreOutcome PgDumpSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
     out.database = sandbox.CreateDatabase(wanted);
     connect_db = out.database;
   }
-  if (globals) RunGlobals(backup.globals_path, file, sandbox, options, deadline, cancel, &out);
+  if (globals) {
+    loaded.unusable =
+        RunGlobals(backup.globals_path, file, sandbox, options, deadline, cancel, &out);
+    if (!loaded.unusable.empty()) return loaded;
+  }
 
   if (archive) {
     ProcessSpec spec = ClientSpec(sandbox, deadline);
@@ -497,9 +566,12 @@ RestoreOutcome PgDumpSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
         const auto& shown = bad.empty() ? errs : bad;
         ThrowIfSomethingDied(r, sandbox, "pg_restore", file,
                              shown.empty() ? "" : JoinFirst(shown, 1));
-        throw Error(shown.empty() ? ErrorKind::kProcess : KindOf(shown),
-                    "pg_restore failed on " + file + ": " +
-                        (shown.empty() ? r.Summary() : JoinFirst(shown, 3)));
+        const ErrorKind kind = shown.empty() ? ErrorKind::kProcess : KindOf(shown);
+        const std::string why = "pg_restore failed on " + file + ": " +
+                                (shown.empty() ? r.Summary() : JoinFirst(shown, 3));
+        if (kind != ErrorKind::kBadInput) throw Error(kind, why);
+        loaded.unusable = why;
+        return loaded;
       }
     }
     out.tool_summary = summary + " (" + FormatName(p.format) + " format)";
@@ -552,9 +624,12 @@ RestoreOutcome PgDumpSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
     if (!r.ok() || !bad.empty()) {
       const auto& shown = bad.empty() ? errs : bad;
       ThrowIfSomethingDied(r, sandbox, "psql", file, shown.empty() ? "" : JoinFirst(shown, 1));
-      throw Error(
-          shown.empty() ? ErrorKind::kProcess : KindOf(shown),
-          "psql failed on " + file + ": " + (shown.empty() ? r.Summary() : JoinFirst(shown, 3)));
+      const ErrorKind kind = shown.empty() ? ErrorKind::kProcess : KindOf(shown);
+      const std::string why =
+          "psql failed on " + file + ": " + (shown.empty() ? r.Summary() : JoinFirst(shown, 3));
+      if (kind != ErrorKind::kBadInput) throw Error(kind, why);
+      loaded.unusable = why;
+      return loaded;
     }
     out.tool_summary = summary + " (" + FormatName(p.format) + " format)";
     if (roles_created)
@@ -565,7 +640,7 @@ RestoreOutcome PgDumpSource::Restore(const BackupInfo& backup, Sandbox& sandbox,
                                        {"backup", backup.id},
                                        {"database", out.database},
                                        {"tool", out.tool_summary}});
-  return out;
+  return loaded;
 }
 
 }  // namespace

@@ -1,0 +1,65 @@
+#pragma once
+// RestoredCopy: what BackupSource::Restore() hands back to the drill, whatever the kind of
+// backup: whether the backup proved usable (a finding, with its reason, when not), how to reach
+// the copy, which databases it holds, the point in time it represents, and the sub-stages the
+// source ran with their durations. Plain value; copy it across threads.
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rw {
+
+// One step a source ran inside a drill stage ("sandbox start", "pg_restore", "extract",
+// "wal replay"), with its wall time. `stage` is the drill stage it counts toward (fetch, restore,
+// recovery), so the runner can report it there.
+struct SubStage {
+  std::string stage;  // fetch, restore or recovery
+  std::string name;   // e.g. "sandbox start", "pg_restore"
+  double duration_seconds = 0;
+  std::string message;  // optional one line
+};
+
+struct RestoredCopy {
+  // False when the backup itself proved unusable: a finding (the drill fails with `reason`),
+  // not an operational error (those are thrown as rw::Error).
+  bool usable = false;
+  std::string reason;  // one line naming the file or LSN; empty when usable
+
+  // How to reach the copy: libpq conninfo for in-process connections (ConnectSandbox) to
+  // databases.front(). May carry a password (scratch server): never log it.
+  std::string conninfo;
+  // The databases that hold restored data; the first is the one the checks compare.
+  std::vector<std::string> databases;
+
+  // The point the copy represents: Unix seconds of the snapshot (pg_dump: the dump's snapshot;
+  // a physical copy: the recovery point reached). 0 when unknown.
+  double consistent_at = 0;
+  bool consistent_at_exact = false;  // from the backup or the server itself, not a file's mtime
+  std::optional<std::string> lsn;    // physical copies: the LSN recovery reached, e.g. "0/3000148"
+  std::optional<int> timeline;       // physical copies: the timeline it reached
+
+  // Sub-stages the source ran, in order.
+  std::vector<SubStage> stages;
+  // Why a drill stage the source did not need did not run ("pg_dump reads the file in place"),
+  // per stage name (fetch, recovery). A stage neither run (in `stages`) nor named here is
+  // reported as skipped with a generic reason.
+  std::vector<std::pair<std::string, std::string>> not_run;
+
+  std::string summary;                       // e.g. "pg_restore -j 2 (custom format)"
+  std::vector<std::string> accepted_errors;  // tool errors matched by allow_restore_errors
+
+  // The seconds of all sub-stages of a drill stage.
+  double SecondsIn(const std::string& stage) const {
+    double s = 0;
+    for (const auto& st : stages)
+      if (st.stage == stage) s += st.duration_seconds;
+    return s;
+  }
+  const SubStage* Find(const std::string& name) const {
+    for (const auto& st : stages)
+      if (st.name == name) return &st;
+    return nullptr;
+  }
+};
+
+}  // namespace rw
