@@ -1,6 +1,6 @@
 #pragma once
 // Collector: one live-monitoring probe (archiver, replication, slots, standby, table_activity,
-// backup_catalogue, source), one class per file in checks/, built by the table in
+// backup_catalogue, source, wal_archive), one class per file in checks/, built by the table in
 // checks/collectors.cpp. The monitor runs each collector on its own thread every
 // monitor_interval (or its own interval), times it and exports restorewatch_collector_success and
 // _duration_seconds; a collector throws rw::Error when it cannot collect, and then its series are
@@ -23,6 +23,7 @@ struct CollectContext {
   CancelToken& cancel;
   ActivityStore* activity = nullptr;      // table_activity writes samples here
   BackupSource* backup_source = nullptr;  // backup_catalogue reads it
+  std::string state_dir;                  // state_dir/<target>: what a collector must remember
 };
 
 class Collector {

@@ -167,6 +167,8 @@ void ReadBackup(Reader& r, BackupConfig* b) {
   r.Dur("max_age", &b->max_age);
   r.Dur("settle", &b->settle);
   r.Dur("catalogue_interval", &b->catalogue_interval, Reader::Zero::kRefused);
+  if (r.Str("wal_archive", &b->wal_archive) && (b->wal_archive.empty() || b->wal_archive[0] != '/'))
+    r.Error("wal_archive", "must be an absolute path (the directory archive_command writes into)");
   if (b->type == "pg_dump" && b->paths.empty() && r.Take("path") == nullptr)
     r.Error("path", "is required for backup type \"pg_dump\" (the directory holding the dumps)");
 }

@@ -71,6 +71,9 @@ struct BackupConfig : PgDumpBackupOptions {
   Duration max_age = std::chrono::hours(26);  // freshness objective; 0 disables
   Duration settle = std::chrono::seconds(2);  // a file whose size changes within this is in flight
   Duration catalogue_interval = std::chrono::minutes(5);  // how often the catalogue is refreshed
+  // The directory the source's archive_command writes WAL segments into (absolute; empty: none).
+  // Its continuity is watched between drills (the wal_archive collector).
+  std::string wal_archive;
 };
 
 // Per-stage limits inside the drill timeout; 0 = bounded by drill.timeout only. A stage that runs

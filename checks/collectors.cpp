@@ -6,6 +6,7 @@
 #include "checks/source_collector.h"
 #include "checks/standby_collector.h"
 #include "checks/table_activity_collector.h"
+#include "checks/wal_archive_collector.h"
 
 namespace rw {
 namespace {
@@ -15,16 +16,27 @@ using Applies = bool (*)(const TargetConfig&);
 
 struct CollectorEntry {
   const char* name;
-  std::unique_ptr<Collector> (*make)();
+  std::unique_ptr<Collector> (*make)(const TargetConfig&);
   Applies applies;
 };
 
 template <typename T>
-std::unique_ptr<Collector> Make() {
+std::unique_ptr<Collector> Make(const TargetConfig&) {
   return std::make_unique<T>();
 }
 
 bool HasStandbys(const TargetConfig& t) { return !t.standbys.empty(); }
+bool HasWalArchive(const TargetConfig& t) { return !t.backup.wal_archive.empty(); }
+
+// The archive's continuity from the oldest complete base backup when the target's backups are
+// base backups, else from the oldest segment it holds. What was verified is remembered in the
+// target's state dir (CollectContext::state_dir).
+std::unique_ptr<Collector> MakeWalArchive(const TargetConfig& t) {
+  WalArchiveOptions o;
+  o.archive_dir = t.backup.wal_archive;
+  if (t.backup.type == "basebackup" && !t.backup.paths.empty()) o.backups_path = t.backup.paths[0];
+  return std::make_unique<WalArchiveCollector>(std::move(o));
+}
 
 // The one table of live collectors, in run order; the names are the `collector` label.
 const CollectorEntry kCollectors[] = {
@@ -35,6 +47,7 @@ const CollectorEntry kCollectors[] = {
     {"standby", &Make<StandbyCollector>, &HasStandbys},
     {"table_activity", &Make<TableActivityCollector>, nullptr},
     {"backup_catalogue", &Make<BackupCatalogueCollector>, nullptr},
+    {"wal_archive", &MakeWalArchive, &HasWalArchive},
 };
 
 }  // namespace
@@ -42,7 +55,7 @@ const CollectorEntry kCollectors[] = {
 std::vector<std::unique_ptr<Collector>> MakeCollectors(const TargetConfig& target) {
   std::vector<std::unique_ptr<Collector>> out;
   for (const auto& e : kCollectors)
-    if (!e.applies || e.applies(target)) out.push_back(e.make());
+    if (!e.applies || e.applies(target)) out.push_back(e.make(target));
   return out;
 }
 

@@ -314,7 +314,7 @@ void ScanState::Ensure(CheckContext& ctx) {
 
 const ChurnBasis& ScanState::Churn(CheckContext& ctx) {
   std::lock_guard<std::mutex> lk(churn_mu_);
-  if (!churn_) churn_ = ComputeChurn(ctx.activity, ctx.backup.started_at, source_.counters);
+  if (!churn_) churn_ = ComputeChurn(ctx.activity, ctx.CopyPoint(), source_.counters);
   return *churn_;
 }
 
@@ -332,7 +332,7 @@ const ChurnBasis& ScanState::SettledChurn(CheckContext& ctx) {
     pqxx::read_transaction tx(*conn);
     counters = ReadCounters(tx);
   });
-  settled_ = ComputeChurn(ctx.activity, ctx.backup.started_at, counters);
+  settled_ = ComputeChurn(ctx.activity, ctx.CopyPoint(), counters);
   return *settled_;
 }
 

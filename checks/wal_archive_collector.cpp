@@ -67,6 +67,7 @@ wal::ContinuityReport WalArchiveCollector::Check(CancelToken* cancel) {
 
 std::vector<MetricFamilyData> WalArchiveCollector::Collect(CollectContext& ctx) {
   ctx.cancel.ThrowIfCancelled();
+  if (opts_.state_dir.empty()) opts_.state_dir = ctx.state_dir;  // one thread calls Collect
   return WalArchiveFamilies(Check(&ctx.cancel));
 }
 

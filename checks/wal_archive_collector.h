@@ -26,7 +26,8 @@ namespace rw {
 
 struct WalArchiveOptions {
   std::string archive_dir;   // required: the directory archive_command writes into
-  std::string state_dir;     // memory of verified segments ("" = read everything each run)
+  std::string state_dir;     // memory of verified segments ("" = the CollectContext's state_dir
+                             // in Collect(), nothing remembered in Check())
   std::string backups_path;  // a directory of pg_basebackup outputs ("" = none)
   std::optional<wal::StartPoint> start;        // explicit start point (wins over backups_path)
   std::uint32_t segment_size = 0;              // 0 = from the segments' headers, else 16 MiB

@@ -128,7 +128,11 @@ class TargetRuntime {
  public:
   TargetRuntime(std::shared_ptr<const Config> config, const TargetConfig& target,
                 const Environment& env, MetricsBoard& board, std::shared_ptr<TargetState> state)
-      : config_(std::move(config)), target_(target), board_(board), state_(std::move(state)) {
+      : config_(std::move(config)),
+        target_(target),
+        board_(board),
+        state_(std::move(state)),
+        state_dir_(env.state_dir + "/" + target.name) {
     try {
       backup_source_ = MakeBackupSource(env, target_);
     } catch (const Error& e) {
@@ -216,7 +220,7 @@ class TargetRuntime {
       CollectorStatus st;
       std::vector<MetricFamilyData> fams;
       try {
-        CollectContext ctx{target_, cancel_, &state_->activity(), backup_source_.get()};
+        CollectContext ctx{target_, cancel_, &state_->activity(), backup_source_.get(), state_dir_};
         fams = c->Collect(ctx);
         st.success = true;
       } catch (const std::exception& e) {
@@ -257,6 +261,7 @@ class TargetRuntime {
   const TargetConfig& target_;
   MetricsBoard& board_;
   std::shared_ptr<TargetState> state_;
+  const std::string state_dir_;  // env.state_dir/<target>
   std::unique_ptr<BackupSource> backup_source_;
   std::vector<std::unique_ptr<Collector>> collectors_;
   std::vector<std::thread> threads_;

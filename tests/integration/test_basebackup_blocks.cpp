@@ -401,7 +401,7 @@ TEST_CASE("base backups of a real primary: catalogue, pg_verifybackup and WAL co
     TargetConfig t;
     t.name = "bb";
     CancelToken cancel;
-    CollectContext ctx{t, cancel, nullptr, nullptr};
+    CollectContext ctx{t, cancel, nullptr, nullptr, {}};
     auto families = c.Collect(ctx);
     CHECK(FindValue(families, "restorewatch_wal_archive_gaps") == 0);
     CHECK(FindValue(families, "restorewatch_wal_archive_last_segment_timestamp_seconds") ==

@@ -40,7 +40,7 @@ double SecondsSince(Clock::time_point t0) {
 std::vector<MetricFamilyData> Run(Collector& c, const TargetConfig& t,
                                   ActivityStore* store = nullptr) {
   CancelToken cancel;
-  CollectContext ctx{t, cancel, store, nullptr};
+  CollectContext ctx{t, cancel, store, nullptr, {}};
   return c.Collect(ctx);
 }
 

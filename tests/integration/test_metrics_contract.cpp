@@ -222,10 +222,12 @@ TEST_CASE(
   WriteFile(dir / "web.yml", "basic_auth_users:\n  ops: '" + BcryptHash("contract-pass") + "'\n");
   const int port = PickFreePort();
   const std::string cfg = dir / "agent.toml";
-  auto target = [&](const std::string& name, const std::string& path, const std::string& extra) {
+  auto target = [&](const std::string& name, const std::string& path, const std::string& extra,
+                    const std::string& backup_extra = "") {
     return "\n[[target]]\nname = \"" + name + "\"\nsource = \"" + primary->ConnInfo("app") +
            "\"\nmonitor_interval = \"1s\"\n" + extra + "\n[target.backup]\npath = \"" + path +
-           "\"\npattern = \"db-*.dump\"\nsettle = \"100ms\"\nmax_age = \"26h\"\n\n"
+           "\"\npattern = \"db-*.dump\"\nsettle = \"100ms\"\nmax_age = \"26h\"\n" +
+           backup_extra + "\n"
            "[target.drill]\nrto = \"10m\"\n\n[target.checks]\nstats_settle = \"1s\"\n"
            "checksum = true\nfreshness = { \"public.items\" = \"created_at\" }\n";
   };
@@ -235,7 +237,8 @@ TEST_CASE(
                 "\"\nlog_format = \"json\"\nweb_config_file = \"web.yml\"\n"
                 "enable_drill_api = true\n" +
                 target("t1", backups,
-                       "standbys = [\"" + standby->ConnInfo("app") + " application_name=s1\"]\n") +
+                       "standbys = [\"" + standby->ConnInfo("app") + " application_name=s1\"]\n",
+                       "wal_archive = \"" + archive + "\"\n") +
                 target("t2", broken, ""));
   test::AgentProcess agent({"run", "-c", cfg}, dir / "agent.log");
   INFO(agent.Log());
@@ -357,9 +360,15 @@ TEST_CASE(
                 "does not list it under \"Not emitted yet, or emitted only when ...\"");
       CHECK(conditional.count(n) == 1);
     }
-    // The two archive-repository metrics come with the base-backup source (not built yet).
+    // t1 watches the real archive its primary writes into: no gap, a recent newest segment.
     INFO("used but not scraped: " << Join(not_scraped));
-    CHECK(not_scraped.count("restorewatch_wal_archive_gaps") == 1);
+    CHECK(not_scraped.count("restorewatch_wal_archive_gaps") == 0);
+    CHECK(test::MetricValue(scrape, "restorewatch_wal_archive_gaps", {"target=\"t1\""}) == 0.0);
+    const auto newest = test::MetricValue(
+        scrape, "restorewatch_wal_archive_last_segment_timestamp_seconds", {"target=\"t1\""});
+    REQUIRE(newest);
+    CHECK(std::abs(*newest - NowUnix()) < 3600);
+    CHECK_FALSE(test::MetricValue(scrape, "restorewatch_wal_archive_gaps", {"target=\"t2\""}));
   }
 
   {

@@ -70,7 +70,7 @@ struct World {
     ActivityStore store(state / "rp");
     TargetConfig t = Target(src->ConnInfo("rp"));
     CancelToken cancel;
-    CollectContext cc{t, cancel, &store, nullptr};
+    CollectContext cc{t, cancel, &store, nullptr, {}};
     TableActivityCollector().Collect(cc);
     sample = *store.Latest();
     REQUIRE_FALSE(sample.snapshot.empty());

@@ -25,7 +25,7 @@ namespace {
 std::vector<MetricFamilyData> Run(Collector& c, const TargetConfig& t,
                                   BackupSource* backups = nullptr) {
   CancelToken cancel;
-  CollectContext ctx{t, cancel, nullptr, backups};
+  CollectContext ctx{t, cancel, nullptr, backups, {}};
   return c.Collect(ctx);
 }
 
@@ -339,6 +339,6 @@ TEST_CASE("an unreachable source: source_up 0, other collectors throw, standbys 
 
   CancelToken cancelled;
   cancelled.Cancel();
-  CollectContext ctx{t, cancelled, nullptr, nullptr};
+  CollectContext ctx{t, cancelled, nullptr, nullptr, {}};
   CHECK_THROWS_AS(source.Collect(ctx), Error);
 }

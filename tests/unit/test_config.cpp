@@ -1,5 +1,6 @@
 // Config loading (agent/config.h): every file in conf/ loads, every mistake in a file is reported
 // with its line and key, and passwords never leak into conninfo, Redacted() or messages.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "agent/config.h"
+#include "checks/registry.h"
 
 namespace fs = std::filesystem;
 
@@ -151,6 +153,7 @@ TEST_CASE("config: conf/example.toml sets every key", "[unit][config]") {
   CHECK(t.backup.pattern == "blog-*.dump");
   CHECK(t.backup.max_age == std::chrono::hours(26));
   CHECK(t.backup.catalogue_interval == std::chrono::minutes(5));
+  CHECK(t.backup.wal_archive == "/var/lib/postgresql/wal-archive");
   REQUIRE(t.drill.schedule.has_value());
   CHECK(t.drill.schedule->text() == "15 3 * * *");
   CHECK(t.drill.rto == std::chrono::minutes(45));
@@ -625,4 +628,26 @@ TEST_CASE("config: LoadConfig reports an unreadable file", "[unit][config]") {
   CHECK_FALSE(load.config.has_value());
   CHECK(load.errors[0].line == 0);
   CHECK(load.errors[0].ToString().rfind("/nonexistent/restorewatch.toml: cannot read", 0) == 0);
+}
+
+TEST_CASE(
+    "config: backup.wal_archive is an absolute directory and enables the wal_archive "
+    "collector",
+    "[unit][config]") {
+  const rw::Config c = LoadOk(std::string(kTarget) + "backup.wal_archive = \"/archive/blog\"\n");
+  CHECK(c.targets[0].backup.wal_archive == "/archive/blog");
+  auto names = [](const rw::TargetConfig& t) {
+    std::vector<std::string> out;
+    for (const auto& col : rw::MakeCollectors(t)) out.push_back(col->name());
+    return out;
+  };
+  const auto with = names(c.targets[0]);
+  CHECK(std::count(with.begin(), with.end(), "wal_archive") == 1);
+  const rw::Config without = LoadOk(kTarget);
+  const auto none = names(without.targets[0]);
+  CHECK(std::count(none.begin(), none.end(), "wal_archive") == 0);
+  auto errors = LoadErrors(std::string(kTarget) + "backup.wal_archive = \"relative/dir\"\n");
+  const rw::ConfigError* e = Find(errors, "target.blog.backup.wal_archive");
+  REQUIRE(e);
+  CHECK(e->message.find("absolute path") != std::string::npos);
 }

@@ -259,7 +259,7 @@ TEST_CASE("docs/METRICS.md documents exactly the families the code defines", "[u
   const auto not_yet = NotEmittedYet(md);
   const auto defined = FamiliesInSource();
   REQUIRE(defined.size() >= 50);
-  REQUIRE(!not_yet.empty());
+  REQUIRE(md.find("\n### Not emitted yet\n") != std::string::npos);
   for (const auto& n : defined) {
     INFO(n << " is defined in the code but not documented in docs/METRICS.md");
     CHECK(documented.count(n) == 1);

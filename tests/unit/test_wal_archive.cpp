@@ -521,7 +521,7 @@ TEST_CASE("wal_archive collector: families match the metric contract", "[unit][w
   TargetConfig t;
   t.name = "x";
   CancelToken cancel;
-  CollectContext ctx{t, cancel, nullptr, nullptr};
+  CollectContext ctx{t, cancel, nullptr, nullptr, {}};
   auto fam = c.Collect(ctx);
   REQUIRE(fam.size() == 2);
   CHECK(FindValue(fam, "restorewatch_wal_archive_gaps") == 1);
