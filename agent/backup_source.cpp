@@ -1,6 +1,7 @@
 #include "agent/backup_source.h"
 
 #include "agent/errors.h"
+#include "agent/sources/basebackup_source.h"
 #include "agent/sources/pg_dump_options.h"
 #include "agent/sources/pg_dump_source.h"
 
@@ -17,11 +18,15 @@ struct SourceEntry {
 
 void ReadPgDumpBackup(config::Reader& r, BackupConfig* out) { ReadPgDumpBackupOptions(r, out); }
 void ReadPgDumpDrill(config::Reader& r, DrillConfig* out) { ReadPgDumpDrillOptions(r, out); }
+void ReadBasebackupDrill(config::Reader& r, DrillConfig* out) {
+  ReadBasebackupDrillOptions(r, out);
+}
 
 // The one table of backup sources: type = "..." in [target.backup] selects a row: the factory and
 // the readers of the source's own config keys.
 const SourceEntry kSources[] = {
     {"pg_dump", &MakePgDumpSource, {&ReadPgDumpBackup, &ReadPgDumpDrill}},
+    {"basebackup", &MakeBasebackupSource, {nullptr, &ReadBasebackupDrill}},
 };
 
 }  // namespace

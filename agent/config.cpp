@@ -167,8 +167,15 @@ void ReadBackup(Reader& r, BackupConfig* b) {
   r.Dur("max_age", &b->max_age);
   r.Dur("settle", &b->settle);
   r.Dur("catalogue_interval", &b->catalogue_interval, Reader::Zero::kRefused);
-  if (r.Str("wal_archive", &b->wal_archive) && (b->wal_archive.empty() || b->wal_archive[0] != '/'))
-    r.Error("wal_archive", "must be an absolute path (the directory archive_command writes into)");
+  if (r.Str("wal_archive", &b->wal_archive)) {
+    if (b->wal_archive.empty() || b->wal_archive[0] != '/')
+      r.Error("wal_archive",
+              "must be an absolute path (the directory archive_command writes into)");
+    else if (b->wal_archive.find_first_of("'\"\\$`") != std::string::npos)
+      r.Error("wal_archive",
+              "must not contain quotes, backslashes, '$' or '`' (it goes into the "
+              "sandbox's restore_command)");
+  }
   if (b->type == "pg_dump" && b->paths.empty() && r.Take("path") == nullptr)
     r.Error("path", "is required for backup type \"pg_dump\" (the directory holding the dumps)");
 }

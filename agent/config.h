@@ -13,6 +13,7 @@
 
 #include "agent/conninfo.h"
 #include "agent/cron.h"
+#include "agent/sources/basebackup_options.h"
 #include "agent/sources/pg_dump_options.h"
 #include "agent/units.h"
 
@@ -86,7 +87,7 @@ struct StageTimeouts {
 
 // Generic [target.drill] keys; the source's own (jobs, allow_restore_errors for pg_dump) are
 // declared and read beside it (agent/sources/pg_dump_options.h).
-struct DrillConfig : PgDumpDrillOptions {
+struct DrillConfig : PgDumpDrillOptions, BasebackupDrillOptions {
   std::optional<CronSchedule> schedule;      // cron; absent = only on demand (verify)
   Duration jitter = Duration::zero();        // each slot starts up to this much later (per-target
                                              // deterministic delay); keep it below the slot gap

@@ -1,0 +1,272 @@
+#include "agent/sources/basebackup_source.h"
+
+#include <chrono>
+#include <thread>
+
+#include "agent/config_reader.h"
+#include "agent/errors.h"
+#include "agent/pg_conn.h"
+#include "agent/process.h"
+#include "agent/sources/basebackup_catalogue.h"
+#include "agent/sources/basebackup_verify.h"
+#include "agent/units.h"
+#include "agent/wal_archive.h"
+
+namespace rw {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string Quote(const std::string& s) {  // a postgresql.conf string value
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+// A restore_command reading `archive`, compressed segments too (sh; %f and %p are PostgreSQL's).
+std::string RestoreCommand(const std::string& archive) {
+  const std::string a = "'" + archive + "'";  // archive paths with a quote are refused at load
+  return "f=" + a +
+         "/%f; if [ -f \"$f\" ]; then cp \"$f\" \"%p\"; "
+         "elif [ -f \"$f.gz\" ]; then gzip -dc \"$f.gz\" > \"%p\"; "
+         "elif [ -f \"$f.zst\" ]; then zstd -dcq \"$f.zst\" > \"%p\"; "
+         "elif [ -f \"$f.lz4\" ]; then lz4 -dcq \"$f.lz4\" > \"%p\"; "
+         "elif [ -f \"$f.bz2\" ]; then bzip2 -dc \"$f.bz2\" > \"%p\"; "
+         "elif [ -f \"$f.xz\" ]; then xz -dc \"$f.xz\" > \"%p\"; else exit 1; fi";
+}
+
+BackupInfo ToInfo(const basebackup::BaseBackupEntry& e) {
+  BackupInfo b;
+  b.id = e.id;
+  b.kind = "full";
+  b.tool = "pg_basebackup";
+  b.format = basebackup::FormatName(e.layout, e.compression);
+  b.path = e.path;
+  b.started_at = e.start_time.value_or(e.stop_time);
+  b.completed_at = e.stop_time;
+  b.started_exact = e.start_time.has_value();
+  b.size_bytes = e.size_bytes;
+  b.server_major = e.server_major;
+  return b;
+}
+
+class BasebackupSource : public BackupSource {
+ public:
+  BasebackupSource(const Environment& env, const TargetConfig& target)
+      : env_(env), target_(target) {}
+  std::string type() const override { return "basebackup"; }
+
+  basebackup::BaseBackupCatalogue Read(CancelToken& cancel) const {
+    if (target_.backup.paths.empty())
+      throw Error(ErrorKind::kConfig, "backup.path is required for type \"basebackup\"");
+    basebackup::CatalogueOptions o;
+    o.wal_archive = target_.backup.wal_archive;
+    return basebackup::ReadCatalogue(target_.backup.paths[0], o, &cancel);
+  }
+
+  BackupCatalogue Catalogue(CancelToken& cancel) override {
+    auto cat = Read(cancel);
+    BackupCatalogue out;
+    for (const auto& e : cat.backups) {
+      if (!e.complete) {
+        out.notes.push_back(e.id + ": " + e.problem);
+        continue;
+      }
+      auto& k = out.by_kind["full"];
+      ++k.count;
+      BackupInfo b = ToInfo(e);
+      if (!k.newest || b.started_at >= k.newest->started_at) k.newest = b;
+    }
+    out.notes.insert(out.notes.end(), cat.notes.begin(), cat.notes.end());
+    return out;
+  }
+
+  BackupInfo Latest(CancelToken& cancel) override {
+    auto cat = Read(cancel);
+    const auto* latest = cat.Latest();
+    if (!latest) {
+      std::string why = "no complete base backup in " + target_.backup.paths[0];
+      if (!cat.backups.empty())
+        why += " (" + cat.backups.back().id + ": " + cat.backups.back().problem + ")";
+      throw Error(ErrorKind::kBadInput, why);
+    }
+    return ToInfo(*latest);
+  }
+
+  RestoredCopy Restore(const BackupInfo& backup, SandboxHost& host, const RestoreOptions& options,
+                       CancelToken& cancel) override;
+
+ private:
+  const Environment& env_;
+  const TargetConfig& target_;
+};
+
+RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& host,
+                                       const RestoreOptions& options, CancelToken& cancel) {
+  RestoredCopy copy;
+  SandboxCapabilities needed;
+  needed.can_start_from_files = true;
+  RequireCapabilities(host, needed, "the basebackup source");
+  if (target_.backup.wal_archive.empty())
+    throw Error(ErrorKind::kConfig, "backup.wal_archive is required for type \"basebackup\"");
+  const auto deadline = Clock::now() + options.timeout;
+  auto begin = [&](const char* stage) {
+    if (options.begin_stage) options.begin_stage(stage);
+  };
+
+  // fetch: the backup's files into an empty data dir of the sandbox, verified with its manifest.
+  begin("fetch");
+  basebackup::BaseBackupEntry e =
+      basebackup::ReadBaseBackup(backup.path, {target_.backup.wal_archive}, &cancel);
+  if (!e.complete) {
+    copy.reason = "backup " + backup.id + " is not complete: " + e.problem;
+    return copy;
+  }
+  if (e.server_major != env_.pg.major) {
+    copy.reason = "backup " + backup.id + " is of PostgreSQL " + std::to_string(e.server_major) +
+                  " but the sandbox runs " + std::to_string(env_.pg.major) +
+                  " (a physical copy needs the same major version)";
+    return copy;
+  }
+  auto t0 = Clock::now();
+  const std::string data_dir = host.NewDataDirectory(cancel);
+  basebackup::VerifyOptions vo;
+  vo.tools = env_.pg;
+  vo.run_as = env_.run_as;
+  vo.extract_dir = data_dir;
+  vo.wal_archive = target_.backup.wal_archive;
+  basebackup::VerifyResult v = basebackup::VerifyBaseBackup(e, vo, &cancel);
+  if (e.layout == basebackup::Layout::kTar)
+    copy.stages.push_back({"fetch", "extract", v.extract_seconds, e.base_file});
+  copy.stages.push_back({"fetch", "pg_verifybackup", v.verify_seconds,
+                         v.ok ? (v.wal_parsed ? "files and WAL match the manifest"
+                                              : "files match the manifest; " + v.wal_note)
+                              : v.reason});
+  if (!v.ok) {
+    copy.reason = "backup " + backup.id + " does not match its manifest: " + v.reason;
+    return copy;
+  }
+  if (e.layout == basebackup::Layout::kPlain) {
+    auto tc = Clock::now();
+    ProcessSpec cp;
+    cp.argv = {"cp", "-a", "--", backup.path + "/.", data_dir + "/"};
+    cp.run_as = env_.run_as;
+    cp.timeout = std::chrono::duration_cast<Duration>(deadline - Clock::now());
+    ProcessResult r = RunProcess(cp, &cancel);
+    if (r.cancelled) throw Error(ErrorKind::kCancelled, "drill cancelled");
+    if (!r.ok()) throw Error(ErrorKind::kIo, "cannot copy " + backup.path + ": " + r.err);
+    copy.stages.push_back({"fetch", "copy", Since(tc), "copied into the sandbox"});
+  }
+  (void)t0;
+
+  // recovery: start in archive recovery, follow it to promotion.
+  begin("recovery");
+  DataDirStart how;
+  how.signal_files = {"recovery.signal"};
+  how.settings = {{"restore_command", Quote(RestoreCommand(target_.backup.wal_archive))},
+                  {"recovery_target_action", "'promote'"},
+                  {"recovery_target_timeline", "'latest'"}};
+  const std::string& target = target_.drill.recovery_target;
+  if (target == "immediate") {
+    how.settings.push_back({"recovery_target", "'immediate'"});
+  } else if (target != "latest") {
+    how.settings.push_back({"recovery_target_time", Quote(target)});
+  }
+  how.timeout = std::chrono::duration_cast<Duration>(deadline - Clock::now());
+  auto tr = Clock::now();
+  host.StartDataDirectory(data_dir, how, cancel);
+  const double to_consistent = Since(tr);
+  copy.stages.push_back({"recovery", "consistency", to_consistent, "accepting connections"});
+  std::unique_ptr<pqxx::connection> c;
+  bool promoted = false;
+  while (Clock::now() < deadline) {
+    cancel.ThrowIfCancelled();
+    try {
+      if (!c) c = ConnectSandbox(host.LibpqConnInfo("postgres"));
+      pqxx::nontransaction tx(*c);
+      if (!tx.exec1("select pg_is_in_recovery()")[0].as<bool>()) {
+        promoted = true;
+        break;
+      }
+    } catch (const pqxx::broken_connection&) {
+      c.reset();
+    }
+    cancel.SleepFor(std::chrono::milliseconds(200));
+  }
+  if (!promoted)
+    throw Error(ErrorKind::kTimeout, "recovery did not end within the drill's timeout");
+  pqxx::nontransaction tx(*c);
+  pqxx::row row = tx.exec1(
+      "select pg_last_wal_replay_lsn()::text,"
+      " pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '" +
+      wal::FormatLsn(e.start_lsn) +
+      "')::float8,"
+      " extract(epoch from pg_last_xact_replay_timestamp())::float8,"
+      " (select timeline_id from pg_control_checkpoint())");
+  const double replay_s = Since(tr);
+  const std::string lsn = row[0].as<std::string>("");
+  const double bytes = row[1].as<double>(0);
+  copy.stages.push_back({"recovery", "wal replay", replay_s - to_consistent,
+                         std::to_string(static_cast<long long>(bytes)) + " bytes of WAL replayed"});
+  copy.lsn = lsn;
+  copy.timeline = row[3].as<int>(0);
+  if (!row[2].is_null()) {
+    copy.consistent_at = row[2].as<double>();
+    copy.consistent_at_exact = true;
+  } else {
+    copy.consistent_at = backup.completed_at;  // no transaction replayed: the backup's own end
+  }
+
+  // Recovery to latest must reach the newest archived segment.
+  if (target == "latest") {
+    wal::ContinuityOptions co;
+    co.archive_dir = target_.backup.wal_archive;
+    co.start = wal::StartPoint{e.start_timeline, e.start_lsn, e.stop_lsn};
+    wal::ContinuityReport rep = wal::CheckContinuity(co, &cancel);
+    if (!rep.ok()) {
+      copy.reason = "the WAL archive is not continuous after backup " + backup.id + ": " +
+                    rep.Summary() + " (recovery stopped at " + lsn + ")";
+      return copy;
+    }
+  }
+  for (const auto& r : tx.exec("select datname from pg_database where not datistemplate"
+                               " and datname <> 'postgres' order by datname"))
+    copy.databases.push_back(r[0].as<std::string>());
+  if (!options.database.empty()) {
+    auto it = std::find(copy.databases.begin(), copy.databases.end(), options.database);
+    if (it == copy.databases.end()) {
+      copy.reason = "the restored cluster has no database " + options.database;
+      return copy;
+    }
+    std::rotate(copy.databases.begin(), it, it + 1);
+  }
+  if (copy.databases.empty()) copy.databases.push_back("postgres");
+  copy.conninfo = host.LibpqConnInfo(copy.databases.front());
+  copy.usable = true;
+  copy.summary = "base backup " + backup.id + " (" + backup.format + ") recovered to " +
+                 (target == "latest" ? std::string("the end of the archive") : target) + " at " +
+                 lsn;
+  return copy;
+}
+
+}  // namespace
+
+void ReadBasebackupDrillOptions(config::Reader& r, BasebackupDrillOptions* out) {
+  if (r.Str("recovery_target", &out->recovery_target)) {
+    const std::string& t = out->recovery_target;
+    if (t != "latest" && t != "immediate" && !ParseTimestamp(t))
+      r.Error("recovery_target",
+              "must be \"latest\", \"immediate\" or a time such as \"2026-11-24 03:00:00+00\"");
+  }
+}
+
+std::unique_ptr<BackupSource> MakeBasebackupSource(const Environment& env,
+                                                   const TargetConfig& target) {
+  return std::make_unique<BasebackupSource>(env, target);
+}
+
+}  // namespace rw

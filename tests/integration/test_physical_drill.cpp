@@ -1,0 +1,135 @@
+// The physical drill end to end (`restorewatch verify`, the real binary): a PostgreSQL 15 primary
+// archiving WAL with `cp`, a base backup (plain and tar), WAL written after it, then drills of a
+// `type = "basebackup"` target: recovery to the end of the archive and to consistency pass with the
+// copy's LSN and replayed WAL in the report; a segment missing after the backup fails naming it.
+// Every wait is bounded; TestDir removes everything.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+
+#include "agent/process.h"
+#include "agent/wal_archive.h"
+#include "tests/support/agent_process.h"
+#include "tests/support/pg_fixture.h"
+
+using namespace rw;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+void BaseBackup(const LocalCluster& c, const std::string& dir,
+                const std::vector<std::string>& extra) {
+  ProcessSpec spec;
+  spec.argv = {test::Tools().Path("pg_basebackup"),
+               "-h",
+               c.socket_dir(),
+               "-p",
+               std::to_string(c.port()),
+               "-U",
+               "postgres",
+               "-D",
+               dir,
+               "-c",
+               "fast"};
+  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
+  spec.run_as = test::ServerUser();
+  spec.timeout = 3min;
+  ProcessResult r = RunProcess(spec);
+  INFO(r.err);
+  REQUIRE(r.ok());
+}
+
+std::string SwitchAndWait(const LocalCluster& c, const std::string& archive) {
+  std::string seg = Trim(c.Psql("select pg_walfile_name(pg_switch_wal())"));
+  REQUIRE(seg.size() == 24);
+  REQUIRE(test::Eventually(
+      [&] {
+        struct stat st {};
+        return ::stat((archive + "/" + seg).c_str(), &st) == 0 &&
+               st.st_size == static_cast<off_t>(wal::kDefaultSegmentSize);
+      },
+      30));
+  return seg;
+}
+
+std::string Config(const test::TestDir& dir, const std::string& source, const std::string& backups,
+                   const std::string& archive, const std::string& target) {
+  return "[agent]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"" + (dir / "state") +
+         "\"\nwork_dir = \"" + (dir / "work") + "\"\n\n[[target]]\nname = \"phys\"\nsource = \"" +
+         source + "\"\n\n[target.backup]\ntype = \"basebackup\"\npath = \"" + backups +
+         "\"\nwal_archive = \"" + archive + "\"\n\n[target.drill]\nrecovery_target = \"" + target +
+         "\"\ntimeout = \"5m\"\n\n[target.checks]\nstats_settle = \"1s\"\n";
+}
+
+}  // namespace
+
+TEST_CASE("physical drills of a base backup plus the WAL archive", "[integration][physical]") {
+  test::TestDir dir("rwphys-");
+  const std::string archive = dir / "archive";
+  MakeDirs(archive, 0700, test::ServerUser());
+  test::ClusterSpec ps;
+  ps.settings = {{"wal_level", "'replica'"},
+                 {"archive_mode", "'on'"},
+                 {"archive_command", "'test ! -f " + archive + "/%f && cp %p " + archive + "/%f'"},
+                 {"max_wal_senders", "10"}};
+  auto primary = test::StartCluster(dir, ps);
+  primary->Psql("create database app");
+  primary->Psql(
+      "create table items (id int primary key, name text, at timestamptz default now());"
+      "insert into items (id, name) select g, 'item ' || g from generate_series(1, 20000) g;",
+      "app");
+  const std::string backups = dir / "backups";
+  MakeDirs(backups, 0755, test::ServerUser());
+  const std::string source = primary->ConnInfo("app");
+  const std::string cfg = dir / "agent.toml";
+
+  SECTION("plain backup, recovery to consistency and then to the end of the archive") {
+    BaseBackup(*primary, backups + "/b1", {"-Fp"});
+    SwitchAndWait(*primary, archive);
+    test::WriteFile(cfg, Config(dir, source, backups, archive, "immediate"));
+    auto r = test::RunAgent({"verify", "-c", cfg}, 5min);
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("pg_verifybackup") != std::string::npos);
+    CHECK(test::ListDir(dir / "work").empty());
+
+    // More writes after the backup, archived: recovery to latest must bring them.
+    primary->Psql(
+        "insert into items (id, name) select g, 'late ' || g from "
+        "generate_series(20001, 25000) g;",
+        "app");
+    SwitchAndWait(*primary, archive);
+    SwitchAndWait(*primary, archive);
+    test::WriteFile(cfg, Config(dir, source, backups, archive, "latest"));
+    r = test::RunAgent({"verify", "-c", cfg}, 5min);
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("bytes of WAL replayed") != std::string::npos);
+    CHECK(test::ListDir(dir / "work").empty());
+  }
+  SECTION("tar backup, a segment missing after the backup fails naming it") {
+    BaseBackup(*primary, backups + "/b1", {"-Ft"});
+    SwitchAndWait(*primary, archive);
+    primary->Psql(
+        "insert into items (id, name) select g, 'late ' || g from "
+        "generate_series(20001, 25000) g;",
+        "app");
+    const std::string gone = SwitchAndWait(*primary, archive);
+    primary->Psql("insert into items (id, name) values (30000, 'after the gap')", "app");
+    SwitchAndWait(*primary, archive);
+    REQUIRE(::unlink((archive + "/" + gone).c_str()) == 0);
+    test::WriteFile(cfg, Config(dir, source, backups, archive, "latest"));
+    auto r = test::RunAgent({"verify", "-c", cfg}, 5min);
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find(gone) != std::string::npos);
+    CHECK(test::ListDir(dir / "work").empty());
+  }
+}
