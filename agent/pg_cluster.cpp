@@ -70,6 +70,7 @@ std::string LastProblem(const std::string& log) {
     // Our own readiness probes are refused while the server starts: not why it stopped.
     if (l.find("the database system is starting up") != std::string::npos ||
         l.find("the database system is not yet accepting connections") != std::string::npos ||
+        l.find("the database system is in recovery mode") != std::string::npos ||
         l.find("the database system is shutting down") != std::string::npos)
       continue;
     if (l.rfind("FATAL", 0) == 0 || l.rfind("PANIC", 0) == 0 || l.rfind("ERROR", 0) == 0) {

@@ -310,6 +310,9 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
       return errs;
     });
     std::string current = "restore";  // the stage the source said it is in
+    // The stages the source began, in order, with when (a source that throws loses its
+    // sub-stages, but the stages it finished before the failing one still ran).
+    std::vector<std::pair<std::string, Clock::time_point>> begun;
     auto t_restore = Clock::now();
     // A restore that broke off because the sandbox server died or ran out of disk is the
     // sandbox's problem, not the backup's: say what the server said, and judge nothing.
@@ -365,6 +368,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
                               : target.drill.database;
           opts.timeout = target.drill.timeout;
           opts.begin_stage = [&](const std::string& stage) {
+            begun.emplace_back(stage, Clock::now());
             current = stage;
             watchdog.BeginStage(stage, stage_limit(stage));
           };
@@ -373,6 +377,13 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
             copy = source->Restore(backup, host, opts, drill_cancel);
           } catch (...) {
             st.name = current;  // the error belongs to the stage the source was in
+            for (std::size_t i = 0; i + 1 < begun.size(); ++i) {
+              const std::string& name = begun[i].first;
+              if (name == "restore" || name == current || ran.count(name)) continue;
+              append(StageResult{
+                  name, Outcome::kPass, "completed before " + current + " failed",
+                  std::chrono::duration<double>(begun[i + 1].second - begun[i].second).count()});
+            }
             throw;
           }
           // What the source ran before and after the restore proper are stages of their own.

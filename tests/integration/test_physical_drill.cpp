@@ -132,4 +132,48 @@ TEST_CASE("physical drills of a base backup plus the WAL archive", "[integration
     CHECK(r.out.find(gone) != std::string::npos);
     CHECK(test::ListDir(dir / "work").empty());
   }
+  SECTION("a data file that does not match the manifest fails naming the file") {
+    BaseBackup(*primary, backups + "/b1", {"-Fp"});
+    SwitchAndWait(*primary, archive);
+    // Flip bytes inside the largest relation file (the items table), keeping its size.
+    const std::string rel = Trim(primary->Psql("select pg_relation_filepath('items')", "app"));
+    const std::string path = backups + "/b1/" + rel;
+    {
+      std::string data = test::ReadFile(path);
+      REQUIRE(data.size() > 9000);
+      data[8500] = static_cast<char>(data[8500] ^ 0x5a);
+      test::WriteFile(path, data);
+    }
+    test::WriteFile(cfg, Config(dir, source, backups, archive, "latest"));
+    auto r = test::RunAgent({"verify", "-c", cfg}, 5min);
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find("does not match its manifest") != std::string::npos);
+    CHECK(r.out.find(rel) != std::string::npos);
+    CHECK(test::ListDir(dir / "work").empty());
+  }
+  SECTION("a base backup of another major version fails naming both") {
+    BaseBackup(*primary, backups + "/b1", {"-Fp"});
+    SwitchAndWait(*primary, archive);
+    test::WriteFile(backups + "/b1/PG_VERSION", "14\n");  // same size: the catalogue keeps it
+    test::WriteFile(cfg, Config(dir, source, backups, archive, "latest"));
+    auto r = test::RunAgent({"verify", "-c", cfg}, 5min);
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find("is of PostgreSQL 14 but the sandbox runs 15") != std::string::npos);
+    CHECK(test::ListDir(dir / "work").empty());
+  }
+  SECTION("a recovery target before the backup's end never passes") {
+    BaseBackup(*primary, backups + "/b1", {"-Fp"});
+    SwitchAndWait(*primary, archive);
+    test::WriteFile(cfg, Config(dir, source, backups, archive, "2020-01-01 00:00:00+00"));
+    auto r = test::RunAgent({"verify", "-c", cfg}, 5min);
+    INFO(r.out << r.err);
+    CHECK(r.exit_code != 0);
+    // The server's own reason, not our readiness probe's refusal.
+    CHECK(r.out.find("recovery ended before configured recovery target was reached") !=
+          std::string::npos);
+    CHECK(r.out.find("fetch     pass") != std::string::npos);  // fetch ran before it
+    CHECK(test::ListDir(dir / "work").empty());
+  }
 }
