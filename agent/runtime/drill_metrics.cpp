@@ -113,6 +113,9 @@ std::vector<MetricFamilyData> DrillFamilies(const TargetConfig& target,
                       static_cast<double>(c.tables_unverified)));
     break;
   }
+  // A physical copy knows its own recovery point: the last commit recovery replayed.
+  if (!r.copy_lsn.empty() && r.copy_consistent_at > 0)
+    recovered = std::max(recovered.value_or(0), r.copy_consistent_at);
   if (recovered)
     f.push_back(Gauge("restorewatch_drill_recovered_timestamp_seconds",
                       "Newest row time present in the restored copy: the real recovery point.",

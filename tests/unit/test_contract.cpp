@@ -13,6 +13,7 @@
 #include "agent/errors.h"
 #include "agent/pg_cluster.h"
 #include "agent/process.h"
+#include "agent/runtime/drill_metrics.h"
 #include "agent/runtime/drill_record.h"
 #include "agent/runtime/drill_runner.h"
 #include "agent/sandboxes/scratch.h"
@@ -422,4 +423,29 @@ TEST_CASE("contract: stages not run and the copy's point survive the history rou
   CHECK(back->copy_lsn == "0/3000148");
   CHECK(back->copy_timeline == 3);
   CHECK(ReportToJson(r).find("\"not_run\"") != std::string::npos);
+}
+
+TEST_CASE("a physical copy's recovery point is the drill's recovered timestamp",
+          "[unit][contract]") {
+  rw::TargetConfig t;
+  t.name = "phys";
+  rw::DrillReport r;
+  r.target = "phys";
+  r.result = rw::DrillResult::kSuccess;
+  r.started_at = 1764700000;
+  r.finished_at = 1764700010;
+  auto recovered = [&] {
+    rw::DrillHistorySummary h;
+    h.last_run = r.finished_at;
+    h.last_report = r;
+    for (const auto& f : rw::DrillFamilies(t, h, false))
+      if (f.name == "restorewatch_drill_recovered_timestamp_seconds" && !f.samples.empty())
+        return std::optional<double>(f.samples[0].value);
+    return std::optional<double>();
+  };
+  CHECK_FALSE(recovered());  // a logical copy without a freshness check: absent
+  r.copy_consistent_at = 1764699000.5;
+  r.copy_lsn = "0/3000148";
+  REQUIRE(recovered());
+  CHECK(*recovered() == 1764699000.5);
 }
