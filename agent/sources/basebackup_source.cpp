@@ -1,10 +1,15 @@
 #include "agent/sources/basebackup_source.h"
 
 #include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <sstream>
 #include <thread>
 
 #include "agent/config_reader.h"
 #include "agent/errors.h"
+#include "agent/log.h"
 #include "agent/pg_conn.h"
 #include "agent/process.h"
 #include "agent/sources/basebackup_catalogue.h"
@@ -37,6 +42,54 @@ std::string RestoreCommand(const std::string& archive) {
          "elif [ -f \"$f.lz4\" ]; then lz4 -dcq \"$f.lz4\" > \"%p\"; "
          "elif [ -f \"$f.bz2\" ]; then bzip2 -dc \"$f.bz2\" > \"%p\"; "
          "elif [ -f \"$f.xz\" ]; then xz -dc \"$f.xz\" > \"%p\"; else exit 1; fi";
+}
+
+// The commits (time and record LSN, oldest first) of the archived WAL from `start` on
+// `timeline`, read with pg_waldump: targets are chosen from real commits, not guessed. pg_waldump
+// reads uncompressed segments only.
+struct Commit {
+  double time = 0;
+  std::string lsn;  // of the commit record
+};
+std::vector<Commit> Commits(const PgTools& pg, const std::string& archive, wal::Lsn start,
+                            std::uint32_t timeline, CancelToken& cancel) {
+  ProcessSpec spec;
+  spec.argv = {pg.Path("pg_waldump"),
+               "-p",
+               archive,
+               "-r",
+               "Transaction",
+               "-s",
+               wal::FormatLsn(start),
+               "-t",
+               std::to_string(timeline)};
+  spec.timeout = std::chrono::minutes(10);
+  spec.capture_limit = 64 * 1024 * 1024;
+  ProcessResult r = RunProcess(spec, &cancel);
+  if (r.cancelled) throw Error(ErrorKind::kCancelled, "drill cancelled");
+  // pg_waldump ends with an error at the end of the available WAL: its output still counts.
+  std::vector<Commit> out;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    auto p = line.find("desc: COMMIT ");
+    auto l = line.find("lsn: ");
+    if (p == std::string::npos || l == std::string::npos) continue;
+    std::string ts = line.substr(p + 13);  // "2026-12-02 20:45:19.126266 UTC; ..."
+    ts = ts.substr(0, ts.find(';'));
+    std::string lsn = line.substr(l + 5);
+    lsn = lsn.substr(0, lsn.find(','));
+    if (auto t = ParseTimestamp(ts); t && wal::ParseLsn(lsn)) out.push_back({*t, lsn});
+  }
+  return out;
+}
+
+// "2026-12-02 20:45:19.126266+00" for recovery_target_time (microseconds kept).
+std::string TargetTime(double t) {
+  std::string s = FormatTimestamp(std::floor(t));  // 2026-12-02T20:45:19Z
+  char frac[16];
+  std::snprintf(frac, sizeof frac, "%06d",
+                static_cast<int>(std::llround((t - std::floor(t)) * 1e6)) % 1000000);
+  return s.substr(0, 10) + " " + s.substr(11, 8) + "." + frac + "+00";
 }
 
 BackupInfo ToInfo(const basebackup::BaseBackupEntry& e) {
@@ -170,8 +223,47 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
   how.settings = {{"restore_command", Quote(RestoreCommand(target_.backup.wal_archive))},
                   {"recovery_target_action", "'promote'"},
                   {"recovery_target_timeline", "'latest'"}};
-  const std::string& target = target_.drill.recovery_target;
-  if (target == "immediate") {
+  std::string target = target_.drill.recovery_target;
+  if (target == "random" || (!target.empty() && target[0] == '-')) {
+    // Chosen from the real commit times recovery can reach: over weeks, random covers the
+    // whole window; an offset takes the newest commit at least that old.
+    auto tc = Clock::now();
+    std::vector<Commit> commits =
+        Commits(env_.pg, target_.backup.wal_archive, e.stop_lsn, e.stop_timeline, cancel);
+    std::optional<Commit> pick;
+    if (target == "random") {
+      if (!commits.empty()) {
+        static std::mt19937_64 rng(std::random_device{}());
+        pick = commits[std::uniform_int_distribution<std::size_t>(0, commits.size() - 1)(rng)];
+      }
+    } else {
+      auto d = ParseDuration(target.substr(1));
+      const double limit = NowUnix() - (d ? std::chrono::duration<double>(*d).count() : 0.0);
+      for (const auto& c : commits)
+        if (c.time <= limit) pick = c;
+    }
+    copy.stages.push_back(
+        {"recovery", "choose target", Since(tc),
+         std::to_string(commits.size()) + " commits in the window" +
+             (pick ? ", chose the commit at " + TargetTime(pick->time) + " (lsn " + pick->lsn + ")"
+                   : std::string())});
+    if (!pick) {
+      copy.reason = "no commit in the archive after backup " + backup.id +
+                    (target == "random" ? std::string() : " is older than " + target.substr(1)) +
+                    " (recovery_target = \"" + target + "\")";
+      return copy;
+    }
+    LogInfo("recovery target chosen from the archive's commits",
+            {{"commit_time", TargetTime(pick->time)},
+             {"lsn", pick->lsn},
+             {"commits", static_cast<std::int64_t>(commits.size())},
+             {"setting", target_.drill.recovery_target}});
+    // The commit record's LSN, inclusive: exact, and it works for the newest commit too (a time
+    // target stops only on seeing a later commit).
+    how.settings.push_back({"recovery_target_lsn", Quote(pick->lsn)});
+    how.settings.push_back({"recovery_target_inclusive", "on"});
+    target = "the commit at " + TargetTime(pick->time);
+  } else if (target == "immediate") {
     how.settings.push_back({"recovery_target", "'immediate'"});
   } else if (target != "latest") {
     how.settings.push_back({"recovery_target_time", Quote(target)});
@@ -258,9 +350,11 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
 void ReadBasebackupDrillOptions(config::Reader& r, BasebackupDrillOptions* out) {
   if (r.Str("recovery_target", &out->recovery_target)) {
     const std::string& t = out->recovery_target;
-    if (t != "latest" && t != "immediate" && !ParseTimestamp(t))
+    const bool offset = t.size() > 1 && t[0] == '-' && ParseDuration(t.substr(1)).has_value();
+    if (t != "latest" && t != "immediate" && t != "random" && !offset && !ParseTimestamp(t))
       r.Error("recovery_target",
-              "must be \"latest\", \"immediate\" or a time such as \"2026-11-24 03:00:00+00\"");
+              "must be \"latest\", \"immediate\", \"random\", an offset such as \"-1h\" or a "
+              "time such as \"2026-11-24 03:00:00+00\"");
   }
 }
 

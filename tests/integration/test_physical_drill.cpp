@@ -243,4 +243,21 @@ TEST_CASE(
   // the 1000 rows written after the point are within the churn bound.
   CHECK(r.out.find("proven row by row") != std::string::npos);
   CHECK(test::ListDir(dir / "work").empty());
+
+  // "random" and an offset choose among the real commit times in the archive (pg_waldump).
+  for (const char* chosen : {"random", "-1s"}) {
+    test::WriteFile(cfg, config(chosen));
+    r = test::RunAgent({"verify", "-c", cfg}, 5min);
+    INFO(chosen << ":\n" << r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("commits in the window") != std::string::npos);
+    CHECK(test::ListDir(dir / "work").empty());
+  }
+  // An offset older than every commit after the backup has nothing to recover to.
+  test::WriteFile(cfg, config("-30d"));
+  r = test::RunAgent({"verify", "-c", cfg}, 5min);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("no commit in the archive after backup b1 is older than 30d") !=
+        std::string::npos);
 }
