@@ -424,7 +424,9 @@ TEST_CASE("drill API and verify never drill the same target at once",
   CHECK(metric("restorewatch_drill_runs_total", {"result=\"success\""}) == 1.0);
   CHECK(metric("restorewatch_drill_runs_total", {"result=\"error\""}).value_or(0) == 0.0);
 
-  // And the other way round: while verify drills t1, the API answers 409.
+  // And the other way round: while verify drills t1, the API answers 409. The daemon records its
+  // drill (and publishes drill_running 0) before it lets go of the target's lock: wait for that.
+  REQUIRE(Eventually([&] { return !DrillLockHeld(dir / "state", "t1", nullptr); }, 20));
   test::AgentProcess verify({"verify", "-c", cfg}, dir / "verify.log");
   REQUIRE(Eventually([&] { return DrillLockHeld(dir / "state", "t1", nullptr); }, 20));
   auto busy = Request(port, "POST", "/api/v1/targets/t1/drill", ops);
