@@ -226,8 +226,8 @@ TEST_CASE(
                     const std::string& backup_extra = "") {
     return "\n[[target]]\nname = \"" + name + "\"\nsource = \"" + primary->ConnInfo("app") +
            "\"\nmonitor_interval = \"1s\"\n" + extra + "\n[target.backup]\npath = \"" + path +
-           "\"\npattern = \"db-*.dump\"\nsettle = \"100ms\"\nmax_age = \"26h\"\n" +
-           backup_extra + "\n"
+           "\"\npattern = \"db-*.dump\"\nsettle = \"100ms\"\nmax_age = \"26h\"\n" + backup_extra +
+           "\n"
            "[target.drill]\nrto = \"10m\"\n\n[target.checks]\nstats_settle = \"1s\"\n"
            "checksum = true\nfreshness = { \"public.items\" = \"created_at\" }\n";
   };
