@@ -10,10 +10,10 @@
 #include "agent/config_reader.h"
 #include "agent/errors.h"
 #include "agent/log.h"
-#include "agent/pg_conn.h"
 #include "agent/process.h"
 #include "agent/sources/basebackup_catalogue.h"
 #include "agent/sources/basebackup_verify.h"
+#include "agent/sources/physical_recovery.h"
 #include "agent/units.h"
 #include "agent/wal_archive.h"
 
@@ -24,12 +24,6 @@ using Clock = std::chrono::steady_clock;
 
 double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-std::string Quote(const std::string& s) {  // a postgresql.conf string value
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
-  return out + "'";
 }
 
 // A restore_command reading `archive`, compressed segments too (sh; %f and %p are PostgreSQL's).
@@ -220,7 +214,7 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
   begin("recovery");
   DataDirStart how;
   how.signal_files = {"recovery.signal"};
-  how.settings = {{"restore_command", Quote(RestoreCommand(target_.backup.wal_archive))},
+  how.settings = {{"restore_command", ConfQuote(RestoreCommand(target_.backup.wal_archive))},
                   {"recovery_target_action", "'promote'"},
                   {"recovery_target_timeline", "'latest'"}};
   std::string target = target_.drill.recovery_target;
@@ -260,58 +254,20 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
              {"setting", target_.drill.recovery_target}});
     // The commit record's LSN, inclusive: exact, and it works for the newest commit too (a time
     // target stops only on seeing a later commit).
-    how.settings.push_back({"recovery_target_lsn", Quote(pick->lsn)});
+    how.settings.push_back({"recovery_target_lsn", ConfQuote(pick->lsn)});
     how.settings.push_back({"recovery_target_inclusive", "on"});
     target = "the commit at " + TargetTime(pick->time);
   } else if (target == "immediate") {
     how.settings.push_back({"recovery_target", "'immediate'"});
   } else if (target != "latest") {
-    how.settings.push_back({"recovery_target_time", Quote(target)});
+    how.settings.push_back({"recovery_target_time", ConfQuote(target)});
   }
-  how.timeout = std::chrono::duration_cast<Duration>(deadline - Clock::now());
-  auto tr = Clock::now();
-  host.StartDataDirectory(data_dir, how, cancel);
-  const double to_consistent = Since(tr);
-  copy.stages.push_back({"recovery", "consistency", to_consistent, "accepting connections"});
-  std::unique_ptr<pqxx::connection> c;
-  bool promoted = false;
-  while (Clock::now() < deadline) {
-    cancel.ThrowIfCancelled();
-    try {
-      if (!c) c = ConnectSandbox(host.LibpqConnInfo("postgres"));
-      pqxx::nontransaction tx(*c);
-      if (!tx.exec1("select pg_is_in_recovery()")[0].as<bool>()) {
-        promoted = true;
-        break;
-      }
-    } catch (const pqxx::broken_connection&) {
-      c.reset();
-    }
-    cancel.SleepFor(std::chrono::milliseconds(200));
-  }
-  if (!promoted)
-    throw Error(ErrorKind::kTimeout, "recovery did not end within the drill's timeout");
-  pqxx::nontransaction tx(*c);
-  pqxx::row row = tx.exec1(
-      "select pg_last_wal_replay_lsn()::text,"
-      " pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '" +
-      wal::FormatLsn(e.start_lsn) +
-      "')::float8,"
-      " extract(epoch from pg_last_xact_replay_timestamp())::float8,"
-      " (select timeline_id from pg_control_checkpoint())");
-  const double replay_s = Since(tr);
-  const std::string lsn = row[0].as<std::string>("");
-  const double bytes = row[1].as<double>(0);
-  copy.stages.push_back({"recovery", "wal replay", replay_s - to_consistent,
-                         std::to_string(static_cast<long long>(bytes)) + " bytes of WAL replayed"});
-  copy.lsn = lsn;
-  copy.timeline = row[3].as<int>(0);
-  if (!row[2].is_null()) {
-    copy.consistent_at = row[2].as<double>();
-    copy.consistent_at_exact = true;
-  } else {
-    copy.consistent_at = backup.completed_at;  // no transaction replayed: the backup's own end
-  }
+  RecoveryFollowOptions fo;
+  fo.start_lsn = wal::FormatLsn(e.start_lsn);
+  fo.fallback_consistent_at = backup.completed_at;
+  fo.deadline = deadline;
+  FollowRecovery(host, data_dir, how, fo, cancel, &copy);
+  const std::string lsn = copy.lsn.value_or("");
 
   // Recovery to latest must reach the newest archived segment.
   if (target == "latest") {
@@ -325,19 +281,7 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
       return copy;
     }
   }
-  for (const auto& r : tx.exec("select datname from pg_database where not datistemplate"
-                               " and datname <> 'postgres' order by datname"))
-    copy.databases.push_back(r[0].as<std::string>());
-  if (!options.database.empty()) {
-    auto it = std::find(copy.databases.begin(), copy.databases.end(), options.database);
-    if (it == copy.databases.end()) {
-      copy.reason = "the restored cluster has no database " + options.database;
-      return copy;
-    }
-    std::rotate(copy.databases.begin(), it, it + 1);
-  }
-  if (copy.databases.empty()) copy.databases.push_back("postgres");
-  copy.conninfo = host.LibpqConnInfo(copy.databases.front());
+  if (!DescribeDatabases(host, options.database, &copy)) return copy;
   copy.usable = true;
   copy.summary = "base backup " + backup.id + " (" + backup.format + ") recovered to " +
                  (target == "latest" ? std::string("the end of the archive") : target) + " at " +

@@ -1,0 +1,38 @@
+#pragma once
+// What every physical source (basebackup, pgBackRest, Barman, a command fetching a base backup)
+// does once the files are in the sandbox's data directory: start PostgreSQL in archive recovery,
+// follow recovery until it promotes (bounded by the drill's deadline and `cancel`), and describe
+// the copy: the LSN and timeline reached, the last replayed commit (the copy's point), the
+// databases it holds. Shared so each source stays one file pair.
+#include <chrono>
+#include <string>
+
+#include "agent/cancel.h"
+#include "agent/restored_copy.h"
+#include "agent/sandbox.h"
+
+namespace rw {
+
+// A postgresql.conf string value: 'it''s'.
+std::string ConfQuote(const std::string& s);
+
+struct RecoveryFollowOptions {
+  // The LSN the backup starts at ("0/2000028"), to count the bytes replayed; empty = unknown.
+  std::string start_lsn;
+  // The copy's point when recovery replayed no transaction (the backup's own end), Unix seconds.
+  double fallback_consistent_at = 0;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+// Starts `data_dir` with `how` and waits until the copy has promoted. Appends the sub-stages
+// "consistency" and "wal replay" (recovery) to copy->stages and sets copy->lsn, timeline and
+// consistent_at. Throws Error(kTimeout) when recovery does not end before the deadline, and what
+// StartDataDirectory throws (the server's own reason) when it exits.
+void FollowRecovery(SandboxHost& host, const std::string& data_dir, const DataDirStart& how,
+                    const RecoveryFollowOptions& options, CancelToken& cancel, RestoredCopy* copy);
+
+// Fills copy->databases (user databases; `wanted` first when given) and copy->conninfo. Returns
+// false with copy->reason set when `wanted` is not in the copy.
+bool DescribeDatabases(SandboxHost& host, const std::string& wanted, RestoredCopy* copy);
+
+}  // namespace rw
