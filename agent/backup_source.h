@@ -15,6 +15,7 @@
 // (tools, disk, server, cancel) are thrown as rw::Error.
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,17 @@
 
 namespace rw {
 
+// A snapshot the drill took of the live source, for a copy recovered to exactly its point
+// (recovery_target = "snapshot"): the source's pg_current_snapshot() ("xmin:xmax:xip,..."), its
+// WAL insert position read right after the snapshot (every commit the snapshot sees is before
+// it), its system identifier (empty when unreadable) and the time.
+struct SourcePoint {
+  std::string snapshot;
+  std::string lsn;
+  std::string system_identifier;
+  double time = 0;
+};
+
 struct RestoreOptions {
   int jobs = 2;                           // pg_dump: pg_restore -j
   std::vector<std::string> allow_errors;  // pg_dump: substrings of error lines accepted as harmless
@@ -36,6 +48,8 @@ struct RestoreOptions {
   // or "recovery", so the stage's own limit (drill.stage_timeouts) and an error name the right
   // stage. May be empty; a source that never calls it runs wholly in "restore".
   std::function<void(const std::string& stage)> begin_stage;
+  // Set when the source asked for it (WantsSourcePoint()): recover to exactly this snapshot.
+  std::optional<SourcePoint> source_point;
 };
 
 struct RestoreOutcome {
@@ -52,6 +66,10 @@ class BackupSource {
   virtual BackupCatalogue Catalogue(CancelToken& cancel) = 0;
   // The newest complete backup. Throws Error(kBadInput) "no backup matches ..." when none.
   virtual BackupInfo Latest(CancelToken& cancel) = 0;
+  // True when Restore() needs RestoreOptions::source_point: the drill then takes a snapshot of the
+  // live source first and compares the copy with it exactly (a physical source configured with
+  // recovery_target = "snapshot").
+  virtual bool WantsSourcePoint() const { return false; }
   // The contract (see above). The default throws Error(kUnsupported): every source the table
   // lists implements it.
   virtual RestoredCopy Restore(const BackupInfo& backup, SandboxHost& host,

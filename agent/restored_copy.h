@@ -37,6 +37,9 @@ struct RestoredCopy {
   bool consistent_at_exact = false;  // from the backup or the server itself, not a file's mtime
   std::optional<std::string> lsn;    // physical copies: the LSN recovery reached, e.g. "0/3000148"
   std::optional<int> timeline;       // physical copies: the timeline it reached
+  // The copy holds exactly the transactions RestoreOptions::source_point's snapshot sees: its
+  // tables must equal the source's in that snapshot, row for row.
+  bool at_source_point = false;
 
   // Sub-stages the source ran, in order.
   std::vector<SubStage> stages;

@@ -61,10 +61,10 @@ std::string NameKeysAgainstSource(CheckContext& ctx, const Reference& rf,
     in.limits.sample_keys = ctx.target.checks.checksum.sample_keys;
     RowProof p = ProveRows(*src, *rst, in, ctx.cancel);
     if (p.diff.total() == 0)
-      return "; against the live source no row unchanged since the dump differs (the differing "
+      return "; against the live source no row unchanged since the reference's snapshot differs (the differing "
              "rows changed on the source since), so they are not named";
     for (const auto& s : p.diff.samples) keys.push_back(s.key);
-    return "; against the live source's rows unchanged since the dump's snapshot: " +
+    return "; against the live source's rows unchanged since the reference's snapshot: " +
            DescribeDiff(p.diff);
   } catch (const Error& e) {
     if (e.kind() == ErrorKind::kCancelled) throw;
@@ -151,9 +151,8 @@ CheckResult RunAgainstReference(CheckContext& ctx, const std::string& name) {
     r.unverified.push_back(unverified[i]);
   std::string msg =
       std::to_string(r.tables_compared) +
-      " tables compared exactly against the "
-      "reference " +
-      ctx.backup.reference_path + " (snapshot at " + FormatTimestamp(rf.snapshot_time) + "), " +
+      " tables compared exactly against the " +
+      ref->Label(ctx) + " (snapshot at " + FormatTimestamp(rf.snapshot_time) + "), " +
       std::to_string(r.tables_mismatched) + " mismatched; " + std::to_string(r.rows_verified) +
       " rows verified, " + std::to_string(r.rows_unverified) + " unverified" + lo_note;
   if (!bad.empty()) msg = "content differs from the reference: " + NameList(bad) + "; " + msg;
@@ -166,12 +165,13 @@ CheckResult RunAgainstReference(CheckContext& ctx, const std::string& name) {
 }  // namespace
 
 void ChecksumCheck::BeforeRestore(CheckContext& ctx) {
+  if (ctx.exact_point) return;  // the runner takes the live reference
   if (!ctx.backup.reference_path.empty()) return ReferenceState::For(ctx)->Prepare(ctx);
   ScanState::For(ctx)->PrepareSource(ctx);
 }
 
 CheckResult ChecksumCheck::Run(CheckContext& ctx) {
-  if (!ctx.backup.reference_path.empty()) return RunAgainstReference(ctx, name());
+  if (ReferenceState::InUse(ctx)) return RunAgainstReference(ctx, name());
   const ChecksConfig& cfg = ctx.target.checks;
   auto scan = ScanState::For(ctx);
   scan->Ensure(ctx);

@@ -365,10 +365,37 @@ std::shared_ptr<ReferenceState> ReferenceState::For(CheckContext& ctx) {
   return s;
 }
 
+bool ReferenceState::InUse(const CheckContext& ctx) {
+  return !ctx.backup.reference_path.empty() || ctx.exact_point;
+}
+
+void ReferenceState::Adopt(Reference ref, std::string label) {
+  std::lock_guard<std::mutex> lk(mu_);
+  ref_ = std::move(ref);
+  label_ = std::move(label);
+  prepared_ = true;
+}
+
+void ReferenceState::AdoptError(std::exception_ptr error) {
+  std::lock_guard<std::mutex> lk(mu_);
+  prepare_error_ = std::move(error);
+  prepared_ = true;
+}
+
+std::string ReferenceState::Label(const CheckContext& ctx) const {
+  return label_.empty() ? "reference " + ctx.backup.reference_path : label_;
+}
+
 void ReferenceState::Prepare(CheckContext& ctx) {
   std::lock_guard<std::mutex> lk(mu_);
   if (prepared_) return;
   prepared_ = true;
+  if (ctx.exact_point) {
+    // A live reference is adopted once the copy is at its point; none came: say so.
+    prepare_error_ = std::make_exception_ptr(
+        Error(ErrorKind::kUnsupported, "no snapshot of the source was taken for this copy"));
+    return;
+  }
   try {
     ref_ = LoadReference(ctx.backup.reference_path);
     problem_ = CompareDumpFiles(ref_.dump_files, HashDumpFiles(ctx.backup.path));
@@ -456,6 +483,79 @@ void ReferenceState::Ensure(CheckContext& ctx) {
     }
   }
   if (ensure_error_) std::rethrow_exception(ensure_error_);
+}
+
+}  // namespace rw
+
+namespace rw {
+
+void HashReferenceTables(pqxx::connection& conn, pqxx::dbtransaction& tx,
+                         const TargetConfig& target, CancelToken& cancel, Reference* ref) {
+  std::vector<TableInfo> infos = ListTables(tx, target.checks.exclude_tables);
+  ref->schema_fingerprint = SchemaFingerprint(infos);
+  ref->tables.clear();
+  for (const auto& info : infos) {
+    cancel.ThrowIfCancelled();
+    TableScan sc = ScanTable(conn, &tx, info, nullptr, cancel);
+    if (!sc.error.empty())
+      throw Error(ErrorKind::kQuery, "cannot hash " + info.name + ": " + sc.error);
+    ReferenceTable rt;
+    rt.name = info.name;
+    rt.root = info.root;
+    rt.rows = sc.rows;
+    rt.hash = sc.hash;
+    rt.method = sc.method;
+    ref->tables.push_back(std::move(rt));
+  }
+  LargeObjectScan lo = ScanLargeObjects(conn, &tx);
+  if (lo.scanned) ref->large_objects = lo;
+}
+
+Reference TakeLiveReference(const TargetConfig& target, CancelToken& cancel,
+                            const std::function<void(const Reference& head)>& on_point) {
+  Reference ref;
+  ref.target = target.name;
+  SessionLimits limits = DrillSourceLimits(target);
+  limits.application_name = "restorewatch_snapshot";
+  auto conn = Connect(target.source, limits);
+  CancelWatch watch(cancel, *conn);
+  WithPgErrors("cannot take a snapshot of the source", [&] {
+    {
+      pqxx::nontransaction nt(*conn);
+      nt.exec0("set row_security = off");
+      // The transaction stays open while the copy recovers to its point and the tables are
+      // hashed; the statement timeout still bounds each query.
+      nt.exec0("set idle_in_transaction_session_timeout = 0");
+    }
+    pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(*conn, "rw_snapshot");
+    // One statement: the snapshot is taken before it runs, so every commit it sees was written
+    // to WAL before the insert position read here.
+    pqxx::row s = tx.exec1(
+        "select pg_current_snapshot()::text, extract(epoch from now())::float8,"
+        " current_database(), pg_is_in_recovery(),"
+        " case when pg_is_in_recovery() then null else pg_current_wal_insert_lsn()::text end");
+    ref.horizon = s[0].as<std::string>("");
+    ref.snapshot_time = s[1].as<double>();
+    ref.database = s[2].as<std::string>();
+    if (s[3].as<bool>())
+      throw Error(ErrorKind::kUnsupported,
+                  "the source is in recovery (a standby): an exact point needs the primary, "
+                  "whose WAL insert position orders its commits");
+    ref.lsn = s[4].as<std::string>("");
+    try {
+      pqxx::subtransaction sub(tx, "rw_sysid");
+      ref.system_identifier =
+          sub.exec1("select system_identifier::text from pg_control_system()")[0]
+              .as<std::string>();
+      sub.commit();
+    } catch (const pqxx::sql_error&) {
+      ref.system_identifier.clear();
+    }
+    if (on_point) on_point(ref);
+    HashReferenceTables(*conn, tx, target, cancel, &ref);
+    tx.commit();
+  });
+  return ref;
 }
 
 }  // namespace rw

@@ -21,6 +21,7 @@
 // Pure functions plus file reads; thread-safe. ReferenceState is the drill's shared instance
 // (through CheckContext::cache) used by row_count and checksum; thread-safe.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -61,6 +62,9 @@ struct Reference {
   // pg_current_snapshot() in that transaction ("xmin:xmax:xip,..."; empty in older references):
   // lets a drill name the differing keys by row-level proof against the live source.
   std::string horizon;
+  // Live references only (TakeLiveReference, not written to files): the source's WAL insert
+  // position read right after the snapshot was taken: every commit the snapshot sees is before it.
+  std::string lsn;
   std::string schema_fingerprint;
   std::string dump_format;  // custom, directory, plain
   std::vector<DumpFileHash> dump_files;
@@ -89,6 +93,22 @@ std::string CompareDumpFiles(const std::vector<DumpFileHash>& expected,
 // SHA-256 (lowercase hex) of the table inventory: names, roots, columns (name, type) and keys.
 std::string SchemaFingerprint(const std::vector<TableInfo>& tables);
 
+// In an open REPEATABLE READ transaction `tx` on `conn` (the source): fills ref's schema
+// fingerprint, every table's count and content hash (ScanTable) and the large objects. Throws
+// Error(kQuery) naming a table that cannot be hashed, kCancelled.
+void HashReferenceTables(pqxx::connection& conn, pqxx::dbtransaction& tx,
+                         const TargetConfig& target, CancelToken& cancel, Reference* ref);
+
+// An exact reference of the live source, taken now for a physical drill recovered to the same
+// point (recovery_target = "snapshot"): one REPEATABLE READ READ ONLY transaction on the source
+// takes its snapshot (horizon, time, database, system identifier) and the WAL insert position
+// right after it (lsn), calls `on_point` with that head (the source then knows where to recover
+// to) and hashes every table in the same snapshot. Throws Error: kUnsupported when the source is
+// in recovery (a standby has no insert position), kConnect/kQuery/kCancelled; an exception thrown
+// by on_point is passed on.
+Reference TakeLiveReference(const TargetConfig& target, CancelToken& cancel,
+                            const std::function<void(const Reference& head)>& on_point);
+
 // The drill's comparison against a reference, shared by row_count and checksum: loads the
 // reference, checks the dump's file hashes (Prepare, during the restore) and scans every table of
 // the restored copy with the reference's hash method (Ensure). Only for ctx.backup.reference_path
@@ -105,6 +125,16 @@ class ReferenceState {
     std::optional<TableInfo> info;  // the restored table's inventory (when in_restored)
   };
   static std::shared_ptr<ReferenceState> For(CheckContext& ctx);
+  // Whether the drill compares against a reference: the backup's file beside a dump, or a live
+  // reference the copy was recovered to (ctx.exact_point).
+  static bool InUse(const CheckContext& ctx);
+  // A live reference (TakeLiveReference) the copy was recovered to: no file to load or hash, the
+  // identity was checked by the source. `label` names it in messages.
+  void Adopt(Reference ref, std::string label);
+  // The live reference could not be taken: the comparing checks report `error` as their error.
+  void AdoptError(std::exception_ptr error);
+  // What the copy is compared against, for messages: the reference file, or the live snapshot.
+  std::string Label(const CheckContext& ctx) const;
   // Loads the reference, hashes the dump files and checks that the reference is of this source
   // (its system identifier and database, when the source can be read; otherwise a note); never
   // throws (errors are kept for Ensure).
@@ -128,7 +158,7 @@ class ReferenceState {
   bool prepared_ = false, ensured_ = false;
   std::exception_ptr prepare_error_, ensure_error_;
   Reference ref_;
-  std::string problem_, identity_note_;
+  std::string problem_, identity_note_, label_;
   std::map<std::string, TableResult> tables_;
   LargeObjectScan restored_lo_;
 };

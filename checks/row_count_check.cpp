@@ -82,9 +82,8 @@ CheckResult RunAgainstReference(CheckContext& ctx, const std::string& name) {
     lo_note = "; large objects not in the reference";
   }
   std::string msg = std::to_string(r.tables_compared) +
-                    " tables compared exactly against the "
-                    "reference " +
-                    ctx.backup.reference_path + " (snapshot at " +
+                    " tables compared exactly against the " +
+                    ref->Label(ctx) + " (snapshot at " +
                     FormatTimestamp(rf.snapshot_time) + "), " +
                     std::to_string(r.tables_mismatched) + " mismatched" + lo_note;
   if (!bad.empty()) msg = "row counts differ from the reference: " + NameList(bad) + "; " + msg;
@@ -97,12 +96,13 @@ CheckResult RunAgainstReference(CheckContext& ctx, const std::string& name) {
 }  // namespace
 
 void RowCountCheck::BeforeRestore(CheckContext& ctx) {
+  if (ctx.exact_point) return;  // the runner takes the live reference
   if (!ctx.backup.reference_path.empty()) return ReferenceState::For(ctx)->Prepare(ctx);
   ScanState::For(ctx)->PrepareSource(ctx);
 }
 
 CheckResult RowCountCheck::Run(CheckContext& ctx) {
-  if (!ctx.backup.reference_path.empty()) return RunAgainstReference(ctx, name());
+  if (ReferenceState::InUse(ctx)) return RunAgainstReference(ctx, name());
   const ChecksConfig& cfg = ctx.target.checks;
   auto scan = ScanState::For(ctx);
   scan->Ensure(ctx);

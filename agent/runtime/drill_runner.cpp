@@ -22,6 +22,7 @@
 #include "agent/sandbox.h"
 #include "agent/state.h"
 #include "agent/units.h"
+#include "checks/reference.h"
 #include "checks/registry.h"
 
 namespace rw {
@@ -292,11 +293,15 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
   auto checks = parts.checks ? parts.checks(target.checks) : MakeDrillChecks(target.checks);
   CheckContext ctx{target, backup, "", activity, drill_cancel, {}, {}};
   std::future<std::map<Check*, std::exception_ptr>> before;
+  // recovery_target = "snapshot": the live source's reference, hashed beside the restore in the
+  // snapshot the copy is recovered to (checks/reference.h TakeLiveReference).
+  std::future<Reference> live_reference;
 
   // fetch, restore, recovery: one call of the source's Restore(), which asks the sandbox host for
   // what it needs (a running cluster, or a data dir to fill and start in recovery) and reports
   // the sub-stages it ran. Everything up to a usable copy counts toward the measured RTO.
   if (r.result == DrillResult::kSuccess) {
+    ctx.exact_point = source && source->WantsSourcePoint();
     // Source-side preparation runs beside the restore.
     before = std::async(std::launch::async, [&checks, &ctx] {
       std::map<Check*, std::exception_ptr> errs;
@@ -372,6 +377,27 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
             current = stage;
             watchdog.BeginStage(stage, stage_limit(stage));
           };
+          if (ctx.exact_point) {
+            // The snapshot first (the source recovers the copy to its point), then its tables
+            // are hashed in it while the restore runs.
+            auto point = std::make_shared<std::promise<SourcePoint>>();
+            auto told = std::make_shared<std::atomic<bool>>(false);
+            std::future<SourcePoint> point_f = point->get_future();
+            live_reference =
+                std::async(std::launch::async, [&target, &drill_cancel, point, told] {
+                  try {
+                    return TakeLiveReference(target, drill_cancel, [&](const Reference& h) {
+                      point->set_value(
+                          SourcePoint{h.horizon, h.lsn, h.system_identifier, h.snapshot_time});
+                      *told = true;
+                    });
+                  } catch (...) {
+                    if (!*told) point->set_exception(std::current_exception());
+                    throw;
+                  }
+                });
+            opts.source_point = point_f.get();
+          }
           SandboxHost& host = *sandbox;
           try {
             copy = source->Restore(backup, host, opts, drill_cancel);
@@ -440,6 +466,27 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
   if (before.valid()) {
     if (!copy) drill_cancel.Cancel();  // stop source-side work nobody will use
     before_errors = before.get();
+  }
+  if (copy && ctx.exact_point) {
+    auto state = ReferenceState::For(ctx);
+    try {
+      Reference ref = live_reference.get();
+      if (!copy->at_source_point)
+        throw Error(ErrorKind::kUnsupported,
+                    "the copy was not recovered to the point of the source's snapshot");
+      const std::string label = "source snapshot " + ref.horizon + " taken at WAL " + ref.lsn +
+                                 ", the copy recovered to it at " + copy->lsn.value_or("?");
+      state->Adopt(std::move(ref), label);
+    } catch (...) {
+      state->AdoptError(std::current_exception());
+    }
+  }
+  if (live_reference.valid()) {
+    if (!copy) drill_cancel.Cancel();  // nobody will compare with it
+    try {
+      live_reference.get();
+    } catch (...) {
+    }
   }
   if (copy) {
     run_stage("checks", [&](StageResult& st) {

@@ -148,25 +148,9 @@ DumpOutcome Dump(const Config& cfg, const TargetConfig& t, const DumpArgs& a, Ca
       } catch (const pqxx::sql_error&) {
         ref.system_identifier.clear();  // not readable by this role: recorded as unknown
       }
-      std::vector<TableInfo> infos = ListTables(tx, t.checks.exclude_tables);
-      ref.schema_fingerprint = SchemaFingerprint(infos);
-      for (const auto& info : infos) {
-        cancel.ThrowIfCancelled();
-        TableScan sc = ScanTable(*conn, &tx, info, nullptr, cancel);
-        if (!sc.error.empty())
-          throw Error(ErrorKind::kQuery, "cannot hash " + info.name + ": " + sc.error);
-        ReferenceTable rt;
-        rt.name = info.name;
-        rt.root = info.root;
-        rt.rows = sc.rows;
-        rt.hash = sc.hash;
-        rt.method = sc.method;
-        rows += sc.rows;
-        ref.tables.push_back(std::move(rt));
-      }
+      HashReferenceTables(*conn, tx, t, cancel, &ref);
       tables = ref.tables.size();
-      LargeObjectScan lo = ScanLargeObjects(*conn, &tx);
-      if (lo.scanned) ref.large_objects = lo;
+      for (const auto& rt : ref.tables) rows += rt.rows;
 
       // pg_dump in the same snapshot, while this transaction holds it (and AccessShare locks on
       // every table hashed, so no DDL can slip in between).

@@ -4,12 +4,14 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "agent/config_reader.h"
 #include "agent/errors.h"
 #include "agent/log.h"
+#include "agent/pg_conn.h"
 #include "agent/process.h"
 #include "agent/sources/basebackup_catalogue.h"
 #include "agent/sources/basebackup_verify.h"
@@ -38,15 +40,18 @@ std::string RestoreCommand(const std::string& archive) {
          "elif [ -f \"$f.xz\" ]; then xz -dc \"$f.xz\" > \"%p\"; else exit 1; fi";
 }
 
-// The commits (time and record LSN, oldest first) of the archived WAL from `start` on
-// `timeline`, read with pg_waldump: targets are chosen from real commits, not guessed. pg_waldump
-// reads uncompressed segments only.
+// The commits (time, record LSN and top-level xid, oldest first) of the archived WAL from `start`
+// on `timeline` (up to `end` when given), read with pg_waldump: targets are chosen from real
+// commits, not guessed. pg_waldump reads uncompressed segments only. `complete` (optional): set to
+// whether pg_waldump read everything up to `end` (it ends with an error where the WAL runs out).
 struct Commit {
   double time = 0;
-  std::string lsn;  // of the commit record
+  std::string lsn;         // of the commit record
+  std::uint32_t xid = 0;   // the committed top-level transaction
 };
 std::vector<Commit> Commits(const PgTools& pg, const std::string& archive, wal::Lsn start,
-                            std::uint32_t timeline, CancelToken& cancel) {
+                            std::uint32_t timeline, CancelToken& cancel, wal::Lsn end = 0,
+                            bool* complete = nullptr, std::string* problem = nullptr) {
   ProcessSpec spec;
   spec.argv = {pg.Path("pg_waldump"),
                "-p",
@@ -57,24 +62,82 @@ std::vector<Commit> Commits(const PgTools& pg, const std::string& archive, wal::
                wal::FormatLsn(start),
                "-t",
                std::to_string(timeline)};
+  if (end) {
+    spec.argv.push_back("-e");
+    spec.argv.push_back(wal::FormatLsn(end));
+  }
   spec.timeout = std::chrono::minutes(10);
   spec.capture_limit = 64 * 1024 * 1024;
   ProcessResult r = RunProcess(spec, &cancel);
   if (r.cancelled) throw Error(ErrorKind::kCancelled, "drill cancelled");
-  // pg_waldump ends with an error at the end of the available WAL: its output still counts.
+  if (complete) *complete = r.ok();
+  if (problem) *problem = r.ok() ? std::string() : r.Summary();
+  // Without `end`, pg_waldump ends with an error at the end of the available WAL: its output
+  // still counts.
   std::vector<Commit> out;
   std::istringstream in(r.out);
   for (std::string line; std::getline(in, line);) {
-    auto p = line.find("desc: COMMIT ");
     auto l = line.find("lsn: ");
-    if (p == std::string::npos || l == std::string::npos) continue;
-    std::string ts = line.substr(p + 13);  // "2026-12-02 20:45:19.126266 UTC; ..."
+    if (l == std::string::npos) continue;
+    Commit c;
+    std::string ts;
+    if (auto p = line.find("desc: COMMIT "); p != std::string::npos) {
+      ts = line.substr(p + 13);  // "2026-12-02 20:45:19.126266 UTC; ..."
+      auto x = line.find("tx: ");
+      if (x == std::string::npos) continue;
+      c.xid = static_cast<std::uint32_t>(std::strtoul(line.c_str() + x + 4, nullptr, 10));
+    } else if (auto q = line.find("desc: COMMIT_PREPARED "); q != std::string::npos) {
+      // "COMMIT_PREPARED 745: 2026-12-02 ...": the prepared transaction's xid.
+      std::string rest = line.substr(q + 22);
+      c.xid = static_cast<std::uint32_t>(std::strtoul(rest.c_str(), nullptr, 10));
+      auto colon = rest.find(": ");
+      if (colon == std::string::npos) continue;
+      ts = rest.substr(colon + 2);
+    } else {
+      continue;
+    }
     ts = ts.substr(0, ts.find(';'));
     std::string lsn = line.substr(l + 5);
     lsn = lsn.substr(0, lsn.find(','));
-    if (auto t = ParseTimestamp(ts); t && wal::ParseLsn(lsn)) out.push_back({*t, lsn});
+    auto t = ParseTimestamp(ts);
+    if (!t || !wal::ParseLsn(lsn)) continue;
+    c.time = *t;
+    c.lsn = lsn;
+    out.push_back(c);
   }
   return out;
+}
+
+// A pg_current_snapshot() text, "xmin:xmax:xip,xip" (64-bit xids).
+struct Snapshot {
+  std::uint64_t xmin = 0, xmax = 0;
+  std::set<std::uint64_t> xip;
+  // Whether the transaction with 32-bit id `xid` (recent: within 2^31 of xmax) had committed
+  // before the snapshot was taken, given that it did commit: it is older than every running one,
+  // or older than the next one to start and not running then.
+  bool Sees(std::uint32_t xid) const {
+    const std::uint64_t full =
+        xmax + static_cast<std::int64_t>(static_cast<std::int32_t>(xid - static_cast<std::uint32_t>(xmax)));
+    return full < xmin || (full < xmax && xip.count(full) == 0);
+  }
+};
+std::optional<Snapshot> ParseSnapshot(const std::string& text) {
+  Snapshot s;
+  char* end = nullptr;
+  s.xmin = std::strtoull(text.c_str(), &end, 10);
+  if (!end || *end != ':') return std::nullopt;
+  s.xmax = std::strtoull(end + 1, &end, 10);
+  if (!end || *end != ':' || s.xmax < s.xmin) return std::nullopt;
+  ++end;
+  while (*end) {
+    char* next = nullptr;
+    std::uint64_t x = std::strtoull(end, &next, 10);
+    if (next == end) return std::nullopt;
+    s.xip.insert(x);
+    end = next;
+    if (*end == ',') ++end;
+  }
+  return s;
 }
 
 // "2026-12-02 20:45:19.126266+00" for recovery_target_time (microseconds kept).
@@ -132,6 +195,8 @@ class BasebackupSource : public BackupSource {
     return out;
   }
 
+  bool WantsSourcePoint() const override { return target_.drill.recovery_target == "snapshot"; }
+
   BackupInfo Latest(CancelToken& cancel) override {
     auto cat = Read(cancel);
     const auto* latest = cat.Latest();
@@ -148,6 +213,10 @@ class BasebackupSource : public BackupSource {
                        CancelToken& cancel) override;
 
  private:
+  bool ChooseSnapshotPoint(const basebackup::BaseBackupEntry& e, const BackupInfo& backup,
+                           const RestoreOptions& options, Clock::time_point deadline,
+                           CancelToken& cancel, DataDirStart* how, RestoredCopy* copy) const;
+
   const Environment& env_;
   const TargetConfig& target_;
 };
@@ -257,6 +326,9 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
     how.settings.push_back({"recovery_target_lsn", ConfQuote(pick->lsn)});
     how.settings.push_back({"recovery_target_inclusive", "on"});
     target = "the commit at " + TargetTime(pick->time);
+  } else if (target == "snapshot") {
+    if (!ChooseSnapshotPoint(e, backup, options, deadline, cancel, &how, &copy)) return copy;
+    target = "the source's snapshot at " + TargetTime(options.source_point->time);
   } else if (target == "immediate") {
     how.settings.push_back({"recovery_target", "'immediate'"});
   } else if (target != "latest") {
@@ -268,6 +340,20 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
   fo.deadline = deadline;
   FollowRecovery(host, data_dir, how, fo, cancel, &copy);
   const std::string lsn = copy.lsn.value_or("");
+  if (options.source_point && target_.drill.recovery_target == "snapshot") {
+    // The copy must be of the source's own history, or equality would prove nothing.
+    auto c = ConnectSandbox(host.LibpqConnInfo("postgres"));
+    pqxx::nontransaction tx(*c);
+    const std::string sysid =
+        tx.exec1("select system_identifier::text from pg_control_system()")[0].as<std::string>();
+    const std::string& want = options.source_point->system_identifier;
+    if (!want.empty() && sysid != want) {
+      copy.reason = "backup " + backup.id + " is of another cluster (system identifier " + sysid +
+                    ") than the source (" + want + ")";
+      return copy;
+    }
+    copy.at_source_point = true;
+  }
 
   // Recovery to latest must reach the newest archived segment.
   if (target == "latest") {
@@ -289,17 +375,113 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
   return copy;
 }
 
+// recovery_target = "snapshot": the WAL point at which the copy holds exactly the transactions the
+// source's snapshot S sees. Every commit S sees was written to WAL before the insert position L
+// read right after S, so the archive up to L holds them all; the point is the last commit record
+// S sees, provided no commit S does not see comes before it (then recovery to it, inclusive,
+// replays exactly S's committed set, and whatever was in progress there is aborted at promotion,
+// as it is invisible to S). Returns false with copy->reason set when the backup cannot reach S.
+bool BasebackupSource::ChooseSnapshotPoint(const basebackup::BaseBackupEntry& e,
+                                           const BackupInfo& backup,
+                                           const RestoreOptions& options,
+                                           Clock::time_point deadline, CancelToken& cancel,
+                                           DataDirStart* how, RestoredCopy* copy) const {
+  if (!options.source_point)
+    throw Error(ErrorKind::kUnsupported,
+                "recovery_target = \"snapshot\" needs a snapshot of the source, and the drill "
+                "took none");
+  const SourcePoint& sp = *options.source_point;
+  const std::optional<Snapshot> snap = ParseSnapshot(sp.snapshot);
+  const std::optional<wal::Lsn> l = wal::ParseLsn(sp.lsn);
+  if (!snap || !l)
+    throw Error(ErrorKind::kQuery, "unreadable snapshot of the source: '" + sp.snapshot +
+                                       "' at '" + sp.lsn + "'");
+  if (*l <= e.stop_lsn) {
+    copy->reason = "the source's WAL position " + sp.lsn + " is not after the end of backup " +
+                   backup.id + " (" + wal::FormatLsn(e.stop_lsn) +
+                   "): the backup is not of the source's history";
+    return false;
+  }
+  // The archive must hold every record up to L: bounded wait (an idle source archives its last
+  // segment only at archive_timeout).
+  auto tw = Clock::now();
+  const auto wait_until = std::min(deadline, tw + target_.drill.snapshot_archive_wait);
+  std::vector<Commit> commits;
+  for (int attempt = 0;; ++attempt) {
+    bool complete = false;
+    std::string problem;
+    commits = Commits(env_.pg, target_.backup.wal_archive, e.start_lsn, e.stop_timeline, cancel,
+                      *l, &complete, &problem);
+    if (complete) break;
+    if (Clock::now() + std::chrono::seconds(2) >= wait_until)
+      throw Error(ErrorKind::kTimeout,
+                  "the WAL archive did not reach the source's snapshot position " + sp.lsn +
+                      " on timeline " + std::to_string(e.stop_timeline) + " within " +
+                      FormatDuration(std::chrono::duration_cast<Duration>(Clock::now() - tw)) +
+                      " (pg_waldump: " + problem +
+                      "); an idle source archives its last segment only at archive_timeout: set "
+                      "it, or raise drill.snapshot_archive_wait");
+    cancel.SleepFor(std::chrono::seconds(attempt < 5 ? 1 : 3));
+  }
+  const Commit* last_seen = nullptr;
+  const Commit* first_unseen = nullptr;
+  std::size_t seen = 0;
+  for (const auto& c : commits) {  // in LSN order
+    if (snap->Sees(c.xid)) {
+      last_seen = &c;
+      ++seen;
+    } else if (!first_unseen) {
+      first_unseen = &c;
+    }
+  }
+  auto at = [](const Commit* c) { return *wal::ParseLsn(c->lsn); };
+  if (first_unseen && last_seen && at(first_unseen) < at(last_seen))
+    throw Error(ErrorKind::kUnsupported,
+                "no WAL point holds exactly the source's snapshot: transaction " +
+                    std::to_string(first_unseen->xid) + ", committed after it, is at " +
+                    first_unseen->lsn + ", before transaction " + std::to_string(last_seen->xid) +
+                    ", which it sees, at " + last_seen->lsn +
+                    " (two commits finished in the opposite order of their WAL records); the "
+                    "next drill takes a new snapshot");
+  if (first_unseen && at(first_unseen) < e.stop_lsn)
+    throw Error(ErrorKind::kUnsupported,
+                "the source's snapshot does not see transaction " +
+                    std::to_string(first_unseen->xid) + ", committed at " + first_unseen->lsn +
+                    " before the end of backup " + backup.id);
+  std::string chose;
+  if (last_seen && at(last_seen) >= e.stop_lsn) {
+    how->settings.push_back({"recovery_target_lsn", ConfQuote(last_seen->lsn)});
+    how->settings.push_back({"recovery_target_inclusive", "on"});
+    chose = "the commit of transaction " + std::to_string(last_seen->xid) + " at " +
+            last_seen->lsn;
+  } else {
+    // Nothing S sees committed after the backup's end: the consistency point is S's point.
+    how->settings.push_back({"recovery_target", "'immediate'"});
+    chose = "consistency (no commit the snapshot sees after the backup's end)";
+  }
+  copy->stages.push_back(
+      {"recovery", "choose target", std::chrono::duration<double>(Clock::now() - tw).count(),
+       "source snapshot " + sp.snapshot + " at " + sp.lsn + ": " + std::to_string(commits.size()) +
+           " commits after the backup's start, " + std::to_string(seen) +
+           " seen by the snapshot; recover to " + chose});
+  LogInfo("recovery target chosen from the source's snapshot",
+          {{"snapshot", sp.snapshot}, {"lsn", sp.lsn}, {"target", chose}});
+  return true;
+}
+
 }  // namespace
 
 void ReadBasebackupDrillOptions(config::Reader& r, BasebackupDrillOptions* out) {
   if (r.Str("recovery_target", &out->recovery_target)) {
     const std::string& t = out->recovery_target;
     const bool offset = t.size() > 1 && t[0] == '-' && ParseDuration(t.substr(1)).has_value();
-    if (t != "latest" && t != "immediate" && t != "random" && !offset && !ParseTimestamp(t))
+    if (t != "latest" && t != "immediate" && t != "random" && t != "snapshot" && !offset &&
+        !ParseTimestamp(t))
       r.Error("recovery_target",
-              "must be \"latest\", \"immediate\", \"random\", an offset such as \"-1h\" or a "
-              "time such as \"2026-11-24 03:00:00+00\"");
+              "must be \"latest\", \"immediate\", \"random\", \"snapshot\", an offset such as "
+              "\"-1h\" or a time such as \"2026-11-24 03:00:00+00\"");
   }
+  r.Dur("snapshot_archive_wait", &out->snapshot_archive_wait, config::Reader::Zero::kRefused);
 }
 
 std::unique_ptr<BackupSource> MakeBasebackupSource(const Environment& env,
