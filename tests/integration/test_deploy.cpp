@@ -143,6 +143,7 @@ std::vector<std::string> ExpectedFiles() {
                                 "usr/share/doc/restorewatch/copyright",
                                 "usr/share/restorewatch/alerts.yml",
                                 "usr/share/restorewatch/restorewatch.json",
+                                "usr/share/restorewatch/overview.json",
                                 "usr/lib/systemd/system/restorewatch.service",
                                 "usr/lib/sysusers.d/restorewatch.conf",
                                 "etc/restorewatch/restorewatch.toml",

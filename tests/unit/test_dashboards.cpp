@@ -146,8 +146,12 @@ TEST_CASE("every alert is labelled, annotated and unit-tested", "[unit][dashboar
   }
 }
 
-TEST_CASE("restorewatch.json is a valid Grafana dashboard", "[unit][dashboards]") {
-  const std::string path = SourcePath("dashboards/restorewatch.json");
+TEST_CASE("the dashboards are valid Grafana dashboards", "[unit][dashboards]") {
+  // The drill-down (one target, five rows) and the overview (one row per target, two rows).
+  const auto [file, rows] = GENERATE(table<const char*, int>(
+      {{"dashboards/restorewatch.json", 5}, {"dashboards/overview.json", 2}}));
+  INFO(file);
+  const std::string path = SourcePath(file);
   auto python = rw::FindProgram("python3");
   if (!python) {
     WARN("python3 not found: skipping the dashboard JSON validation");
@@ -156,11 +160,13 @@ TEST_CASE("restorewatch.json is a valid Grafana dashboard", "[unit][dashboards]"
     INFO(r.err);
     REQUIRE(r.ok());
     // Shape: the datasource and target variables, every query through ${DS_PROMETHEUS}, filtered
-    // by $target where the metric has a target label, unique panel ids, panels within 24 columns.
+    // by $target where the metric has a target label, unique panel ids, panels within 24 columns,
+    // only current panel types, a stable uid.
     static const char* kShape = R"PY(
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert 39 <= d["schemaVersion"] <= 41, d["schemaVersion"]
+assert d["uid"] in ("restorewatch", "restorewatch-overview"), d["uid"]
 v = {x["name"]: x for x in d["templating"]["list"]}
 assert v["DS_PROMETHEUS"]["type"] == "datasource" and v["DS_PROMETHEUS"]["query"] == "prometheus"
 assert "label_values(restorewatch_source_up, target)" in json.dumps(v["target"]["query"])
@@ -173,15 +179,16 @@ for p in d["panels"]:
     if p["type"] == "row":
         rows += 1
         continue
+    assert p["type"] in ("timeseries", "stat", "table", "state-timeline", "bargauge"), p["type"]
     assert p["datasource"]["uid"] == "${DS_PROMETHEUS}", p["title"]
     assert p["targets"], p["title"]
     for t in p["targets"]:
         assert t["datasource"]["uid"] == "${DS_PROMETHEUS}", p["title"]
         assert t["expr"].strip(), p["title"]
-assert rows == 5, rows
+assert rows == int(sys.argv[2]), rows
 print(len(ids), "panels")
 )PY";
-    auto s = Run({*python, "-c", kShape, path});
+    auto s = Run({*python, "-c", kShape, path, std::to_string(rows)});
     INFO(s.out << s.err);
     CHECK(s.ok());
   }
@@ -214,10 +221,13 @@ print(len(exprs))
   REQUIRE(fd >= 0);
   close(fd);
   const std::string rules = tmpl;
-  auto conv = Run({*python, "-c", kToRules, SourcePath("dashboards/restorewatch.json"), rules});
+  const auto [file, min_queries] = GENERATE(table<const char*, int>(
+      {{"dashboards/restorewatch.json", 60}, {"dashboards/overview.json", 12}}));
+  INFO(file);
+  auto conv = Run({*python, "-c", kToRules, SourcePath(file), rules});
   INFO(conv.out << conv.err);
   REQUIRE(conv.ok());
-  CHECK(std::stoi(conv.out) >= 60);
+  CHECK(std::stoi(conv.out) >= min_queries);
   auto r = Run({*promtool, "check", "rules", rules});
   unlink(rules.c_str());
   INFO(r.out << r.err);
@@ -231,7 +241,8 @@ TEST_CASE("alerts and dashboard use only documented metric names", "[unit][dashb
   REQUIRE(known.size() >= 50);
   std::set<std::string> used;
   for (const char* rel :
-       {"dashboards/alerts.yml", "dashboards/alerts_test.yml", "dashboards/restorewatch.json"}) {
+       {"dashboards/alerts.yml", "dashboards/alerts_test.yml", "dashboards/restorewatch.json",
+        "dashboards/overview.json"}) {
     const auto names = MetricNamesIn(ReadFile(SourcePath(rel)));
     CHECK(names.size() >= 10);
     for (const auto& n : names) {
