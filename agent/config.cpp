@@ -165,6 +165,8 @@ void ReadBackup(Reader& r, BackupConfig* b) {
   if (const SourceOptionReaders* own = BackupSourceOptionReaders(b->type); own && own->backup)
     own->backup(r, b);
   r.Dur("max_age", &b->max_age);
+  r.Dur("min_retention", &b->min_retention);
+  r.Dur("pitr_window", &b->pitr_window);
   r.Dur("settle", &b->settle);
   r.Dur("catalogue_interval", &b->catalogue_interval, Reader::Zero::kRefused);
   if (r.Str("wal_archive", &b->wal_archive)) {

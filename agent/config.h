@@ -70,6 +70,11 @@ struct BackupConfig : PgDumpBackupOptions {
   std::string type = "pg_dump";    // selects the BackupSource (table in agent/backup_source.cpp)
   std::vector<std::string> paths;  // directories searched ("path" accepts a string or an array)
   Duration max_age = std::chrono::hours(26);  // freshness objective; 0 disables
+  // Retention objective: the oldest backup kept must be at least this old; 0 = none.
+  Duration min_retention = Duration::zero();
+  // Point-in-time recovery objective (wal_archive, basebackup sources): from the oldest base
+  // backup with an unbroken WAL chain after it to the newest archived segment; 0 = none.
+  Duration pitr_window = Duration::zero();
   Duration settle = std::chrono::seconds(2);  // a file whose size changes within this is in flight
   Duration catalogue_interval = std::chrono::minutes(5);  // how often the catalogue is refreshed
   // The directory the source's archive_command writes WAL segments into (absolute; empty: none).

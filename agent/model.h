@@ -47,9 +47,17 @@ struct BackupCatalogue {
   struct Kind {
     std::size_t count = 0;
     std::optional<BackupInfo> newest;
+    std::optional<BackupInfo> oldest;  // by completion time: the retention actually kept
   };
   std::map<std::string, Kind> by_kind;  // kind -> summary
   std::vector<std::string> notes;       // e.g. files skipped because still being written
+  // Counts `b` under `kind` and keeps the newest (by start) and the oldest (by completion).
+  void Add(const std::string& kind, const BackupInfo& b) {
+    Kind& k = by_kind[kind];
+    ++k.count;
+    if (!k.newest || b.started_at >= k.newest->started_at) k.newest = b;
+    if (!k.oldest || b.completed_at < k.oldest->completed_at) k.oldest = b;
+  }
 };
 
 // Per-table detail of a check.

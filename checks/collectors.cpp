@@ -35,6 +35,7 @@ std::unique_ptr<Collector> MakeWalArchive(const TargetConfig& t) {
   WalArchiveOptions o;
   o.archive_dir = t.backup.wal_archive;
   if (t.backup.type == "basebackup" && !t.backup.paths.empty()) o.backups_path = t.backup.paths[0];
+  o.pitr_window = t.backup.pitr_window;
   return std::make_unique<WalArchiveCollector>(std::move(o));
 }
 

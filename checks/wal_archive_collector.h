@@ -7,6 +7,13 @@
 //                                                            when a .history cannot be followed)
 //   restorewatch_wal_archive_last_segment_timestamp_seconds  mtime of the newest segment on the
 //                                                            timeline path; absent when none
+//   restorewatch_pitr_window_start_timestamp_seconds /        (backups_path only) the recoverable
+//   restorewatch_pitr_window_end_timestamp_seconds            window: from the end of the oldest
+//                                                            base backup with no gap or bad
+//                                                            segment after its start, to the
+//                                                            newest segment; start == end when
+//                                                            no backup has an unbroken chain
+//   restorewatch_pitr_window_objective_seconds               backup.pitr_window, when set
 // The start point is `start` when given, else the start of the oldest complete base backup in
 // `backups_path` (the oldest backup still needed), else the oldest segment on the path. What was
 // verified is remembered in state_dir/wal_archive.state, so a run reads only new segments. A new
@@ -33,10 +40,29 @@ struct WalArchiveOptions {
   std::uint32_t segment_size = 0;              // 0 = from the segments' headers, else 16 MiB
   Duration settle = std::chrono::seconds(60);  // a short newest segment younger than this is in
                                                // flight, not corrupt
+  Duration pitr_window = Duration::zero();     // objective (backup.pitr_window); 0 = none
 };
 
-// The two families of one report (pure).
-std::vector<MetricFamilyData> WalArchiveFamilies(const wal::ContinuityReport& report);
+// A complete base backup as the PITR window sees it.
+struct WindowBackup {
+  std::uint32_t timeline = 0;
+  wal::Lsn start_lsn = 0;
+  double completed_at = 0;  // recovery can target any point after this
+};
+
+// The recoverable window [start, end] (Unix seconds): end is the newest segment's mtime; start is
+// the completion of the oldest backup whose WAL chain has no gap and no bad segment from its
+// start to the newest segment (start == end when none has). nullopt without a backup or a
+// segment.
+std::optional<std::pair<double, double>> PitrWindow(const wal::ContinuityReport& report,
+                                                    const std::vector<WindowBackup>& backups);
+
+// The families of one report (pure): gaps and the newest segment; the PITR window when `window`
+// is given, and its objective when non-zero.
+std::vector<MetricFamilyData> WalArchiveFamilies(
+    const wal::ContinuityReport& report,
+    const std::optional<std::pair<double, double>>& window = std::nullopt,
+    Duration objective = Duration::zero());
 
 // The start point from the oldest complete base backup in `backups_path`, nullopt when none.
 std::optional<wal::StartPoint> StartFromBackups(const std::string& backups_path,
@@ -57,6 +83,7 @@ class WalArchiveCollector : public Collector {
   WalArchiveOptions opts_;
   mutable std::mutex mu_;
   std::optional<wal::ContinuityReport> last_;
+  std::vector<WindowBackup> backups_;  // of the last Check() (backups_path only)
   std::string last_logged_;  // the summary last logged, so a lasting gap is logged once
 };
 

@@ -186,10 +186,7 @@ class BasebackupSource : public BackupSource {
         out.notes.push_back(e.id + ": " + e.problem);
         continue;
       }
-      auto& k = out.by_kind["full"];
-      ++k.count;
-      BackupInfo b = ToInfo(e);
-      if (!k.newest || b.started_at >= k.newest->started_at) k.newest = b;
+      out.Add("full", ToInfo(e));
     }
     out.notes.insert(out.notes.end(), cat.notes.begin(), cat.notes.end());
     return out;

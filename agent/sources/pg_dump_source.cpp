@@ -122,6 +122,8 @@ class PgDumpSource : public BackupSource {
     auto& k = c.by_kind["logical"];
     k.count = s.backups.size();
     if (const BackupInfo* n = SelectNewest(s.backups)) k.newest = *n;
+    for (const auto& b : s.backups)
+      if (!k.oldest || b.completed_at < k.oldest->completed_at) k.oldest = b;
     c.notes = std::move(s.notes);
     return c;
   }
