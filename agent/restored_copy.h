@@ -37,6 +37,9 @@ struct RestoredCopy {
   bool consistent_at_exact = false;  // from the backup or the server itself, not a file's mtime
   std::optional<std::string> lsn;    // physical copies: the LSN recovery reached, e.g. "0/3000148"
   std::optional<int> timeline;       // physical copies: the timeline it reached
+  // Physical copies: the data directory the sandbox started (StartDataDirectory), for the offline
+  // check after the server stops (data_checksums). Empty for logical copies.
+  std::string data_dir;
 
   // Sub-stages the source ran, in order.
   std::vector<SubStage> stages;
