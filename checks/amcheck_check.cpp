@@ -69,7 +69,7 @@ std::string OneLine(const std::string& what) {
 
 struct Relation {
   std::string oid;
-  std::string name;   // "schema.rel" for messages
+  std::string name;  // "schema.rel" for messages
   bool index = false;
 };
 
@@ -104,7 +104,8 @@ Inventory ListRelations(pqxx::connection& c, const std::vector<std::string>& exc
       rel.name = ActivityTableKey(row[1].as<std::string>(), row[2].as<std::string>());
       rel.index = row[3].as<bool>();
       const std::string persistence = row[4].as<std::string>();
-      const std::string table = ActivityTableKey(row[6].as<std::string>(), row[7].as<std::string>());
+      const std::string table =
+          ActivityTableKey(row[6].as<std::string>(), row[7].as<std::string>());
       const std::string root =
           row[9].is_null() ? table
                            : ActivityTableKey(row[8].as<std::string>(), row[9].as<std::string>());
@@ -222,8 +223,8 @@ CheckResult AmcheckCheck::Run(CheckContext& ctx) {
         note(corruption ? Outcome::kFail : Outcome::kError, rel, OneLine(e.what()));
       } catch (const pqxx::broken_connection& e) {
         if (ctx.cancel.cancelled()) throw Error(ErrorKind::kCancelled, "amcheck cancelled");
-        throw Error(ErrorKind::kConnect, "lost the restored copy while checking " + rel.name +
-                                             ": " + OneLine(e.what()));
+        throw Error(ErrorKind::kConnect,
+                    "lost the restored copy while checking " + rel.name + ": " + OneLine(e.what()));
       }
     }
   }
@@ -241,20 +242,22 @@ CheckResult AmcheckCheck::Run(CheckContext& ctx) {
                        Plural(res.indexes_checked, "B-tree index", "B-tree indexes") +
                        " verified (catalogs included)";
   std::string skipped;
-  if (inv.unlogged) skipped += ", " + Plural(inv.unlogged, "unlogged relation", "unlogged relations");
+  if (inv.unlogged)
+    skipped += ", " + Plural(inv.unlogged, "unlogged relation", "unlogged relations");
   if (inv.invalid) skipped += ", " + Plural(inv.invalid, "invalid index", "invalid indexes");
   if (inv.excluded) skipped += ", " + std::to_string(inv.excluded) + " excluded";
   if (!skipped.empty()) counts += "; skipped " + skipped.substr(2);
   if (!corrupt.empty()) {
     res.outcome = Outcome::kFail;
     res.message = corrupt[0];
-    for (std::size_t i = 1; i < corrupt.size() && i < kQuoted; ++i) res.message += "; " + corrupt[i];
+    for (std::size_t i = 1; i < corrupt.size() && i < kQuoted; ++i)
+      res.message += "; " + corrupt[i];
     if (corrupt.size() > 1)
       res.message = Plural(static_cast<std::int64_t>(corrupt.size()), "relation", "relations") +
                     " corrupt: " + res.message;
     if (!unchecked.empty())
-      res.message += "; " + Plural(static_cast<std::int64_t>(unchecked.size()), "relation",
-                                   "relations") +
+      res.message += "; " +
+                     Plural(static_cast<std::int64_t>(unchecked.size()), "relation", "relations") +
                      " could not be checked";
     res.message += " (" + counts + ")";
   } else if (!unchecked.empty()) {

@@ -41,8 +41,8 @@ CheckResult DataChecksumsVerdict(int exit_code, const std::string& out, const st
   }
   const std::string files = SummaryValue(out, "Files scanned");
   const std::string blocks = SummaryValue(out, "Blocks scanned");
-  const std::string scanned = files.empty() ? std::string()
-                                            : files + " files, " + blocks + " blocks scanned";
+  const std::string scanned =
+      files.empty() ? std::string() : files + " files, " + blocks + " blocks scanned";
   if (!bad.empty()) {
     std::string count = SummaryValue(out, "Bad checksums");
     if (count.empty()) count = std::to_string(bad.size());
@@ -96,8 +96,7 @@ CheckResult CheckDataChecksums(SandboxHost& host, const std::string& restored_co
   if (r.cancelled) throw Error(ErrorKind::kCancelled, "pg_checksums cancelled");
   if (r.timed_out)
     throw Error(ErrorKind::kTimeout, "pg_checksums --check did not end within the drill's timeout");
-  if (r.term_signal != 0)
-    throw Error(ErrorKind::kProcess, "pg_checksums --check: " + r.Summary());
+  if (r.term_signal != 0) throw Error(ErrorKind::kProcess, "pg_checksums --check: " + r.Summary());
   return DataChecksumsVerdict(r.exit_code, r.out, r.err, stopped.data_dir);
 }
 

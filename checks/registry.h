@@ -22,7 +22,8 @@ struct CheckMetrics {
 // The row's declaration for a check name ("sql:..." and unknown names: none).
 CheckMetrics MetricsOfCheck(const std::string& name);
 
-// Drill checks enabled by the config, in run order (schema, row_count, checksum, freshness, amcheck, sql).
+// Drill checks enabled by the config, in run order (schema, row_count, checksum, freshness,
+// amcheck, sql).
 std::vector<std::unique_ptr<Check>> MakeDrillChecks(const ChecksConfig& config);
 // Live collectors for a target (source, archiver, replication, slots, standby, table_activity,
 // backup_catalogue).

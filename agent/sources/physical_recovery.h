@@ -29,8 +29,8 @@ struct RecoveryFollowOptions {
 
 // Starts `data_dir` with `how` and waits until the copy has promoted. Appends the sub-stages
 // "consistency" and "wal replay" (recovery) to copy->stages and sets copy->lsn, timeline,
-// consistent_at and data_dir. Throws Error(kTimeout) when recovery does not end before the deadline, and what
-// StartDataDirectory throws (the server's own reason) when it exits.
+// consistent_at and data_dir. Throws Error(kTimeout) when recovery does not end before the
+// deadline, and what StartDataDirectory throws (the server's own reason) when it exits.
 void FollowRecovery(SandboxHost& host, const std::string& data_dir, const DataDirStart& how,
                     const RecoveryFollowOptions& options, CancelToken& cancel, RestoredCopy* copy);
 

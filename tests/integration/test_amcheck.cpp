@@ -40,8 +40,7 @@ struct Ctx {
 // Flips a heap tuple's xmin (the first tuple of block 0 of `table`) to a transaction id from the
 // future, with the server stopped.
 void CorruptXmin(LocalCluster& c, const std::string& db, const std::string& table) {
-  const std::string rel =
-      test::Trim(c.Psql("select pg_relation_filepath('" + table + "')", db));
+  const std::string rel = test::Trim(c.Psql("select pg_relation_filepath('" + table + "')", db));
   c.Psql("checkpoint");
   c.Stop();
   const std::string path = c.data_dir() + "/" + rel;
@@ -121,8 +120,7 @@ TEST_CASE("amcheck verifies every table and B-tree index of the restored copy",
     CHECK(r.details[0].table == "public.items_twice");
   }
   SECTION("a heap tuple from the future fails naming the table, block and offset") {
-    copy->Psql("create table hot (id int); insert into hot select generate_series(1, 50);",
-               "app");
+    copy->Psql("create table hot (id int); insert into hot select generate_series(1, 50);", "app");
     CorruptXmin(*copy, "app", "hot");
     CheckResult r = check.Run(*c.ctx);
     INFO(r.message);
@@ -175,9 +173,9 @@ TEST_CASE("amcheck in a pg_dump drill", "[integration][amcheck]") {
   test::Pgbench(*src, "app", {"-t", "100", "-c", "2"});
   const std::string backups = dir / "backups";
   MakeDirs(backups);
-  REQUIRE(test::RunPgTool("pg_dump", {"-Fc", "-d", src->ConnInfo("app"), "-f",
-                                      backups + "/db-1.dump"})
-              .ok());
+  REQUIRE(
+      test::RunPgTool("pg_dump", {"-Fc", "-d", src->ConnInfo("app"), "-f", backups + "/db-1.dump"})
+          .ok());
   const std::string cfg = dir / "agent.toml";
   test::WriteFile(cfg, "[agent]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"" + (dir / "state") +
                            "\"\nwork_dir = \"" + (dir / "work") +

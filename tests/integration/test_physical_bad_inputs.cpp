@@ -43,9 +43,9 @@ struct Bench {
   void Config(const std::string& target) {
     // The comparing checks are off (the drill's verdict on the backup is what is tested); a small
     // drill timeout bounds every case.
-    test::WriteFile(cfg, test::PhysicalConfig(dir, primary->ConnInfo("app"), backups, archive,
-                                              target, "2m",
-                                              "row_count = false\nchecksum = false\n"));
+    test::WriteFile(
+        cfg, test::PhysicalConfig(dir, primary->ConnInfo("app"), backups, archive, target, "2m",
+                                  "row_count = false\nchecksum = false\n"));
   }
   ProcessResult Verify() { return test::RunAgent({"verify", "-c", cfg}, 4min); }
 };
@@ -58,9 +58,21 @@ TEST_CASE("physical bad input: a WAL segment missing between the backup's start 
   // A tar backup without its own WAL (-X none), slowed down so that the WAL moves on by two
   // segments while it streams the data files: its WAL range then spans three segments.
   ProcessSpec spec;
-  spec.argv = {test::Tools().Path("pg_basebackup"), "-h", b.primary->socket_dir(), "-p",
-               std::to_string(b.primary->port()), "-U", "postgres", "-D", b.backups + "/b1",
-               "-Ft", "-X", "none", "-c", "fast", "--max-rate=4M"};
+  spec.argv = {test::Tools().Path("pg_basebackup"),
+               "-h",
+               b.primary->socket_dir(),
+               "-p",
+               std::to_string(b.primary->port()),
+               "-U",
+               "postgres",
+               "-D",
+               b.backups + "/b1",
+               "-Ft",
+               "-X",
+               "none",
+               "-c",
+               "fast",
+               "--max-rate=4M"};
   spec.run_as = test::ServerUser();
   auto backup = std::make_unique<ChildProcess>(spec, b.dir / "basebackup.log");
   REQUIRE(test::Eventually(
@@ -80,8 +92,8 @@ TEST_CASE("physical bad input: a WAL segment missing between the backup's start 
   // The backup started in `first` and ended after `middle`: the manifest's WAL range says so.
   const std::string manifest = test::ReadFile(b.backups + "/b1/backup_manifest");
   std::smatch m;
-  REQUIRE(std::regex_search(manifest, m,
-                            std::regex("\"Start-LSN\": \"([0-9A-F/]+)\", \"End-LSN\": \"([0-9A-F/]+)\"")));
+  REQUIRE(std::regex_search(
+      manifest, m, std::regex("\"Start-LSN\": \"([0-9A-F/]+)\", \"End-LSN\": \"([0-9A-F/]+)\"")));
   const auto start = wal::ParseLsn(m[1].str()), end = wal::ParseLsn(m[2].str());
   REQUIRE(start);
   REQUIRE(end);

@@ -67,8 +67,8 @@ std::string SwitchAndWait(const LocalCluster& c, const std::string& archive) {
 
 void Pgbench(const LocalCluster& c, const std::string& dbname,
              const std::vector<std::string>& args) {
-  std::vector<std::string> a = {"-h", c.socket_dir(), "-p", std::to_string(c.port()), "-U",
-                                "postgres"};
+  std::vector<std::string> a = {"-h", c.socket_dir(), "-p", std::to_string(c.port()),
+                                "-U", "postgres"};
   a.insert(a.end(), args.begin(), args.end());
   a.push_back(dbname);
   ProcessResult r = RunPgTool("pgbench", a, 3min);

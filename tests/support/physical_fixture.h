@@ -31,7 +31,8 @@ std::string SwitchAndWait(const LocalCluster& c, const std::string& archive);
 
 // pgbench against `dbname` of `c` (as the current user, over the unix socket), e.g. {"-i", "-s",
 // "1"} or {"-t", "200", "-c", "2"}; REQUIREs success.
-void Pgbench(const LocalCluster& c, const std::string& dbname, const std::vector<std::string>& args);
+void Pgbench(const LocalCluster& c, const std::string& dbname,
+             const std::vector<std::string>& args);
 
 // Enables data checksums on `c` (stop, pg_checksums --enable, start).
 void EnableDataChecksums(LocalCluster& c);
@@ -39,8 +40,9 @@ void EnableDataChecksums(LocalCluster& c);
 // The agent config of one `type = "basebackup"` target named "phys": state and work dirs in
 // `dir`, drill.recovery_target = `target`, drill.timeout = `timeout`; `checks` is appended to
 // [target.checks] (e.g. "amcheck = true\n").
-std::string PhysicalConfig(const TestDir& dir, const std::string& source, const std::string& backups,
-                           const std::string& archive, const std::string& target,
-                           const std::string& timeout = "5m", const std::string& checks = "");
+std::string PhysicalConfig(const TestDir& dir, const std::string& source,
+                           const std::string& backups, const std::string& archive,
+                           const std::string& target, const std::string& timeout = "5m",
+                           const std::string& checks = "");
 
 }  // namespace rw::test

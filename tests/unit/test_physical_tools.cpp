@@ -40,7 +40,7 @@ TEST_CASE("a physical drill picks the binaries of the backup's major version",
   FakeBinDir(t.path, 14, 14);
   FakeBinDir(t.path, 15, 15);
   FakeBinDir(t.path, 13, 12);  // a dir whose postgres is of another major
-  PgTools agent;              // what "auto" found: the newest
+  PgTools agent;               // what "auto" found: the newest
   agent.bin_dir = t.path + "/15/bin";
   agent.major = 15;
   agent.detected = true;
@@ -108,8 +108,8 @@ TEST_CASE("pg_checksums' output becomes the data_checksums verdict", "[unit][phy
     CHECK(r.details[0].table == "base/5/16384");
   }
   SECTION("a copy not shut down cleanly cannot be judged") {
-    CheckResult r = DataChecksumsVerdict(1, "", "pg_checksums: error: cluster must be shut down\n",
-                                         dir);
+    CheckResult r =
+        DataChecksumsVerdict(1, "", "pg_checksums: error: cluster must be shut down\n", dir);
     CHECK(r.outcome == Outcome::kError);
     CHECK(r.message.find("cluster must be shut down") != std::string::npos);
   }
