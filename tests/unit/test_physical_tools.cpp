@@ -1,5 +1,6 @@
 // Per-major binaries for physical drills (PgTools::ForMajor) over a fake /usr/lib/postgresql
-// tree of stub executables, and pg_checksums' verdict from its real output lines.
+// tree of stub executables, pg_checksums' verdict from its real output lines, recovery short of
+// the archive, and amcheck's numbers as metrics.
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
@@ -7,8 +8,11 @@
 
 #include "agent/pg_tools.h"
 #include "agent/process.h"
+#include "agent/runtime/drill_metrics.h"
 #include "agent/sources/physical_recovery.h"
+#include "agent/state.h"
 #include "checks/data_checksums_check.h"
+#include "checks/registry.h"
 
 using namespace rw;
 
@@ -142,4 +146,51 @@ TEST_CASE("recovery to the end of the archive must reach its newest whole segmen
   // Nothing archived, or an unknown LSN: nothing to say.
   CHECK(ReplayShortOfArchive(ArchiveSnapshot{}, "0/4A3F2C8", seg).empty());
   CHECK(ReplayShortOfArchive(before, "", seg).empty());
+}
+
+TEST_CASE("amcheck's counts reach the metrics as data and survive the history", "[unit][amcheck]") {
+  CHECK(MetricsOfCheck("amcheck").tables);
+  CHECK(MetricsOfCheck("amcheck").indexes);
+  CHECK_FALSE(MetricsOfCheck("checksum").indexes);
+  CHECK_FALSE(MetricsOfCheck("data_checksums").tables);
+  ChecksConfig on;
+  on.amcheck = true;
+  bool listed = false;
+  for (const auto& c : MakeDrillChecks(on)) listed = listed || c->name() == "amcheck";
+  CHECK(listed);
+  for (const auto& c : MakeDrillChecks(ChecksConfig{})) CHECK(c->name() != "amcheck");
+
+  DrillReport r;
+  r.target = "t";
+  r.run_id = "run-1";
+  r.result = DrillResult::kFailure;
+  CheckResult a;
+  a.name = "amcheck";
+  a.outcome = Outcome::kFail;
+  a.message = "index public.x: ...";
+  a.tables_compared = 70;
+  a.indexes_checked = 150;
+  a.tables_mismatched = 1;
+  r.checks.push_back(a);
+  auto back = ReportFromToml(ReportToToml(r));
+  REQUIRE(back);
+  REQUIRE(back->checks.size() == 1);
+  CHECK(back->checks[0].indexes_checked == 150);
+
+  TargetConfig t;
+  t.name = "t";
+  DrillHistorySummary h;
+  h.last_run = 1;
+  h.last_report = *back;
+  auto value = [&](const std::string& family) -> std::optional<double> {
+    for (const auto& f : DrillFamilies(t, h, false))
+      if (f.name == family)
+        for (const auto& s : f.samples)
+          for (const auto& [k, v] : s.labels)
+            if (k == "check" && v == "amcheck") return s.value;
+    return std::nullopt;
+  };
+  CHECK(value("restorewatch_drill_indexes_checked") == 150);
+  CHECK(value("restorewatch_drill_tables_compared") == 70);
+  CHECK(value("restorewatch_drill_tables_mismatched") == 1);
 }
