@@ -137,6 +137,7 @@ std::string Plural(std::int64_t n, const std::string& one, const std::string& ma
 CheckResult AmcheckCheck::Run(CheckContext& ctx) {
   CheckResult res;
   res.name = name();
+  ctx.cancel.ThrowIfCancelled();
   auto conn = ConnectRestored(ctx);
   RequireNotTheSource(ctx, *conn);
 

@@ -153,6 +153,15 @@ TEST_CASE("amcheck verifies every table and B-tree index of the restored copy",
     CHECK(test::Trim(copy->Psql("select count(*) from pg_extension where extname = 'amcheck'",
                                 "app")) == "1");
   }
+  SECTION("a cancelled drill stops it: an error, never a verdict") {
+    c.cancel.Cancel();
+    try {
+      check.Run(*c.ctx);
+      FAIL("amcheck judged a cancelled drill");
+    } catch (const Error& e) {
+      CHECK(e.kind() == ErrorKind::kCancelled);
+    }
+  }
   SECTION("a restored session that reaches the source is refused before anything is created") {
     Ctx same(copy->ConnInfo("postgres"), copy->ConnInfo("app"));
     try {
