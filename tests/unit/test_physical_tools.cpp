@@ -8,7 +8,9 @@
 
 #include "agent/pg_tools.h"
 #include "agent/process.h"
+#include "agent/errors.h"
 #include "agent/runtime/drill_metrics.h"
+#include "agent/sandboxes/scratch.h"
 #include "agent/sources/physical_recovery.h"
 #include "agent/state.h"
 #include "checks/data_checksums_check.h"
@@ -193,4 +195,21 @@ TEST_CASE("amcheck's counts reach the metrics as data and survive the history", 
   CHECK(value("restorewatch_drill_indexes_checked") == 150);
   CHECK(value("restorewatch_drill_tables_compared") == 70);
   CHECK(value("restorewatch_drill_tables_mismatched") == 1);
+}
+
+TEST_CASE("only a sandbox that started a data directory can stop it for offline checks",
+          "[unit][physical_bad]") {
+  TargetConfig t;
+  t.name = "t";
+  t.drill.sandbox = SandboxKind::kScratch;
+  Environment env;
+  auto scratch = MakeScratchSandbox(env, t, "run", "1");
+  try {
+    scratch->StopDataDirectory();
+    FAIL("a scratch sandbox stopped a data directory");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::kUnsupported);
+    CHECK(std::string(e.what()) ==
+          "the scratch sandbox cannot stop a data directory for offline checks");
+  }
 }
