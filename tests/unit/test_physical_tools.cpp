@@ -6,9 +6,9 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 
+#include "agent/errors.h"
 #include "agent/pg_tools.h"
 #include "agent/process.h"
-#include "agent/errors.h"
 #include "agent/runtime/drill_metrics.h"
 #include "agent/sandboxes/scratch.h"
 #include "agent/sources/physical_recovery.h"
