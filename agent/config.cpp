@@ -278,6 +278,7 @@ void ReadChecks(Reader& r, ChecksConfig* c) {
       }
     }
   });
+  r.Bool("amcheck", &c->amcheck);
   r.StrList("exclude_tables", &c->exclude_tables);
   r.Dur("stats_settle", &c->stats_settle);
   std::set<std::string> sql_names;

@@ -134,6 +134,7 @@ struct ChecksConfig {
   ChecksumConfig checksum;
   std::map<std::string, std::string> freshness;  // "schema.table" -> timestamp column
   std::vector<SqlCheckConfig> sql;
+  bool amcheck = false;  // amcheck's verification of the restored copy (reads it all, see README)
   std::vector<std::string> exclude_tables;           // globs over "schema.table"
   Duration stats_settle = std::chrono::seconds(11);  // wait before re-reading pgstat on a mismatch
 };

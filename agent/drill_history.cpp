@@ -115,6 +115,7 @@ toml::table ReportTree(const DrillReport& r) {
     ct.insert_or_assign("tables_compared", c.tables_compared);
     ct.insert_or_assign("tables_mismatched", c.tables_mismatched);
     ct.insert_or_assign("rows_checksummed", c.rows_checksummed);
+    if (c.indexes_checked) ct.insert_or_assign("indexes_checked", c.indexes_checked);
     if (c.rows_verified || c.rows_unverified || c.tables_unverified) {
       ct.insert_or_assign("tables_unverified", c.tables_unverified);
       ct.insert_or_assign("rows_verified", c.rows_verified);
@@ -257,6 +258,7 @@ std::optional<DrillReport> ReportFromToml(const std::string& text) {
       c.tables_compared = Get<int64_t>((*ct)["tables_compared"]);
       c.tables_mismatched = Get<int64_t>((*ct)["tables_mismatched"]);
       c.rows_checksummed = Get<int64_t>((*ct)["rows_checksummed"]);
+      c.indexes_checked = Get<int64_t>((*ct)["indexes_checked"]);
       c.tables_unverified = Get<int64_t>((*ct)["tables_unverified"]);
       c.rows_verified = Get<int64_t>((*ct)["rows_verified"]);
       c.rows_unverified = Get<int64_t>((*ct)["rows_unverified"]);

@@ -80,6 +80,7 @@ struct CheckResult {
   std::int64_t tables_compared = 0;
   std::int64_t tables_mismatched = 0;
   std::int64_t rows_checksummed = 0;  // restored side
+  std::int64_t indexes_checked = 0;   // amcheck: B-tree indexes verified
   // Coverage: a table or row is *verified* when the copy was proven to hold it as the source
   // had it at the backup (equal count and content hash, or an exact match for a table untouched
   // since). Unverified: compared but a difference no evidence explains, or not compared because

@@ -29,6 +29,7 @@ PgTools PgTools::Detect(const std::string& setting) {
   if (setting != "auto" && !setting.empty()) {
     t.bin_dir = setting;
   } else {
+    t.detected = true;
     int best = -1;
     if (DIR* d = opendir("/usr/lib/postgresql")) {
       while (struct dirent* e = readdir(d)) {
@@ -57,6 +58,18 @@ PgTools PgTools::Detect(const std::string& setting) {
   t.major = VersionOf(t.bin_dir);
   if (t.major == 0)
     throw Error(ErrorKind::kConfig, "cannot read the version of " + t.Path("postgres"));
+  return t;
+}
+
+std::optional<PgTools> PgTools::ForMajor(int wanted, const std::string& root) const {
+  if (wanted == major) return *this;
+  if (!detected || wanted <= 0) return std::nullopt;
+  PgTools t;
+  t.bin_dir = root + "/" + std::to_string(wanted) + "/bin";
+  t.detected = true;
+  if (access(t.Path("postgres").c_str(), X_OK) != 0) return std::nullopt;
+  t.major = VersionOf(t.bin_dir);
+  if (t.major != wanted) return std::nullopt;
   return t;
 }
 

@@ -40,6 +40,9 @@ struct RestoredCopy {
   // The copy holds exactly the transactions RestoreOptions::source_point's snapshot sees: its
   // tables must equal the source's in that snapshot, row for row.
   bool at_source_point = false;
+  // Physical copies: the data directory the sandbox started (StartDataDirectory), for the offline
+  // check after the server stops (data_checksums). Empty for logical copies.
+  std::string data_dir;
 
   // Sub-stages the source ran, in order.
   std::vector<SubStage> stages;

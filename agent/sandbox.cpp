@@ -39,6 +39,12 @@ void SandboxHost::StartDataDirectory(const std::string& data_dir, const DataDirS
               "use sandbox = \"ephemeral\"");
 }
 
+StoppedDataDir SandboxHost::StopDataDirectory() {
+  throw Error(ErrorKind::kUnsupported,
+              "the " + kind() + " sandbox cannot stop a data directory for offline checks",
+              "use sandbox = \"ephemeral\"");
+}
+
 void RequireCapabilities(const SandboxHost& host, const SandboxCapabilities& needed,
                          const std::string& who) {
   const SandboxCapabilities have = host.capabilities();

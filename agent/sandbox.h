@@ -54,6 +54,15 @@ struct DataDirStart {
   // Bound on the wait until the server accepts connections (a server in archive recovery accepts
   // them once consistent when hot_standby is on, its default).
   Duration timeout = std::chrono::minutes(5);
+  // The binaries to run it with: those of the backup's major version (PgTools::ForMajor). Empty
+  // bin_dir: the sandbox's own (agent.pg_bin_dir).
+  PgTools tools;
+};
+
+// A data directory StopDataDirectory() shut down, left in place until Cleanup().
+struct StoppedDataDir {
+  std::string data_dir;
+  PgTools tools;  // the binaries that ran it (pg_checksums, pg_controldata of that major)
 };
 
 class SandboxHost {
@@ -89,6 +98,12 @@ class SandboxHost {
   // reason when it exits, kTimeout, kCancelled; kUnsupported when the sandbox cannot.
   virtual void StartDataDirectory(const std::string& data_dir, const DataDirStart& how,
                                   CancelToken& cancel);
+  // Shuts down the server StartDataDirectory() started, cleanly (fast shutdown: a checkpoint, then
+  // exit; bounded, a server that does not stop is killed, which offline tools then report), and
+  // leaves its data directory in place until Cleanup(), for offline checks (pg_checksums). After
+  // it, ConnInfo() reaches nothing. Throws Error(kUnsupported) when the sandbox cannot (scratch),
+  // kConfig when it started no data directory.
+  virtual StoppedDataDir StopDataDirectory();
 
   // --- connecting to what was started ---
   // Superuser conninfo for a database inside the sandbox. Never carries a password, so it may be

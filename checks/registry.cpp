@@ -1,5 +1,6 @@
 #include "checks/registry.h"
 
+#include "checks/amcheck_check.h"
 #include "checks/checksum_check.h"
 #include "checks/freshness_check.h"
 #include "checks/row_count_check.h"
@@ -37,6 +38,11 @@ const CheckRow kChecks[] = {
      [](const ChecksConfig& c) { return !c.freshness.empty(); },
      &Make<FreshnessCheck>,
      {}},
+    // Last of the table: it creates (and drops) an extension in the copy.
+    {"amcheck",
+     [](const ChecksConfig& c) { return c.amcheck; },
+     &Make<AmcheckCheck>,
+     {/*tables=*/true, /*rows_checksummed=*/false, /*coverage=*/false, /*indexes=*/true}},
 };
 
 }  // namespace

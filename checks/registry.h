@@ -17,11 +17,13 @@ struct CheckMetrics {
   bool tables = false;            // tables_compared / tables_mismatched{check}
   bool rows_checksummed = false;  // rows_checksummed (restored side), when the check judged
   bool coverage = false;          // rows_verified, rows_unverified, tables_unverified
+  bool indexes = false;           // indexes_checked{check}
 };
 // The row's declaration for a check name ("sql:..." and unknown names: none).
 CheckMetrics MetricsOfCheck(const std::string& name);
 
-// Drill checks enabled by the config, in run order (schema, row_count, checksum, freshness, sql).
+// Drill checks enabled by the config, in run order (schema, row_count, checksum, freshness,
+// amcheck, sql).
 std::vector<std::unique_ptr<Check>> MakeDrillChecks(const ChecksConfig& config);
 // Live collectors for a target (source, archiver, replication, slots, standby, table_activity,
 // backup_catalogue).

@@ -71,6 +71,10 @@ std::vector<MetricFamilyData> DrillFamilies(const TargetConfig& target,
                               "Tables that did not match in the last drill.",
                               MetricType::kGauge,
                               {}};
+  MetricFamilyData indexes{"restorewatch_drill_indexes_checked",
+                           "Indexes verified in the last drill.",
+                           MetricType::kGauge,
+                           {}};
   double rows = 0;
   std::optional<double> recovered;
   for (const auto& c : r.checks) {
@@ -82,12 +86,15 @@ std::vector<MetricFamilyData> DrillFamilies(const TargetConfig& target,
       compared.samples.push_back({{{"check", c.name}}, static_cast<double>(c.tables_compared)});
       mismatched.samples.push_back({{{"check", c.name}}, static_cast<double>(c.tables_mismatched)});
     }
+    if (MetricsOfCheck(c.name).indexes)
+      indexes.samples.push_back({{{"check", c.name}}, static_cast<double>(c.indexes_checked)});
     rows += static_cast<double>(c.rows_checksummed);
     if (c.recovered_timestamp) recovered = std::max(recovered.value_or(0), *c.recovered_timestamp);
   }
   f.push_back(check_ok);
   f.push_back(compared);
   f.push_back(mismatched);
+  if (!indexes.samples.empty()) f.push_back(indexes);
   for (const auto& c : r.checks)
     if (MetricsOfCheck(c.name).rows_checksummed && c.outcome != Outcome::kSkipped &&
         c.outcome != Outcome::kError) {

@@ -22,6 +22,7 @@
 #include "agent/sandbox.h"
 #include "agent/state.h"
 #include "agent/units.h"
+#include "checks/data_checksums_check.h"
 #include "checks/reference.h"
 #include "checks/registry.h"
 
@@ -493,14 +494,13 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
       ctx.restored_conninfo = copy->conninfo;
       if (copy->consistent_at > 0) ctx.consistent_at = copy->consistent_at;
       int passed = 0, failed = 0, errors = 0, skipped = 0;
-      for (auto& c : checks) {
+      // Runs one check and accounts for it.
+      auto run_check = [&](const std::string& name, const std::function<CheckResult()>& run) {
         auto tc = Clock::now();
         CheckResult res;
-        res.name = c->name();
+        res.name = name;
         try {
-          if (auto it = before_errors.find(c.get()); it != before_errors.end())
-            std::rethrow_exception(it->second);
-          res = c->Run(ctx);
+          res = run();
         } catch (const Error& e) {
           res.outcome = Outcome::kError;
           res.message = error_reason(e);
@@ -508,7 +508,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
           res.outcome = Outcome::kError;
           res.message = e.what();
         }
-        if (res.name.empty()) res.name = c->name();
+        if (res.name.empty()) res.name = name;
         // A check cut short by a bound could not judge, whatever it concluded from half its work.
         if (timed_out() && res.outcome == Outcome::kFail) {
           res.outcome = Outcome::kError;
@@ -539,11 +539,25 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
                                    {"message", res.message}});
         r.checks.push_back(std::move(res));
         notify();
+      };
+      for (auto& c : checks) {
+        Check* check = c.get();
+        run_check(c->name(), [&] {
+          if (auto it = before_errors.find(check); it != before_errors.end())
+            std::rethrow_exception(it->second);
+          return check->Run(ctx);
+        });
         if (drill_cancel.cancelled()) break;
       }
+      // A physical copy's data checksums, offline and so last: it shuts the copy down.
+      if (!copy->data_dir.empty() && !drill_cancel.cancelled())
+        run_check("data_checksums", [&] {
+          return CheckDataChecksums(*sandbox, copy->conninfo, env.run_as, target.drill.timeout,
+                                    drill_cancel);
+        });
       st.message = std::to_string(passed) + " passed, " + std::to_string(failed) + " failed, " +
                    std::to_string(errors) + " error, " + std::to_string(skipped) + " skipped";
-      if (checks.empty()) st.message = "no checks enabled";
+      if (r.checks.empty()) st.message = "no checks enabled";
       if (st.outcome == Outcome::kWarn) st.outcome = Outcome::kPass;
       for (const auto& c : r.checks) {
         if (c.outcome == Outcome::kFail) {

@@ -119,6 +119,7 @@ class EphemeralSandbox : public Sandbox {
       WriteOwned(data_dir + "/" + f, "");
     }
     ClusterOptions o = Options();
+    if (!how.tools.bin_dir.empty()) o.tools = how.tools;  // the backup's major version
     o.throwaway = false;  // wal_level etc. must stay what the backup was made with
     o.start_timeout = how.timeout;
     // A copy may be lost at any time: no need to make its writes durable. (max_wal_senders and
@@ -138,6 +139,13 @@ class EphemeralSandbox : public Sandbox {
     from_files_ = true;
     LogDebug("ephemeral sandbox started from files",
              {{"target", target_}, {"run_id", run_id_}, {"dir", dir}, {"port", cluster_->port()}});
+  }
+
+  StoppedDataDir StopDataDirectory() override {
+    if (!cluster_ || !from_files_)
+      throw Error(ErrorKind::kConfig, "the ephemeral sandbox started no data directory");
+    cluster_->Stop();  // fast shutdown; the dir stays until Cleanup()
+    return {cluster_->data_dir(), cluster_->options().tools};
   }
 
   std::string CreateDatabase(const std::string& wanted_name) override {
@@ -175,7 +183,7 @@ class EphemeralSandbox : public Sandbox {
     return created;
   }
 
-  int ServerMajor() const override { return cluster_ ? env_.pg.major : 0; }
+  int ServerMajor() const override { return cluster_ ? cluster_->options().tools.major : 0; }
 
   std::string ServerProblem() override { return cluster_ ? cluster_->Problem() : std::string(); }
 

@@ -203,6 +203,11 @@ class BasebackupSource : public BackupSource {
         why += " (" + cat.backups.back().id + ": " + cat.backups.back().problem + ")";
       throw Error(ErrorKind::kBadInput, why);
     }
+    // Newer ones that are not complete (half-copied, cut short) are never drilled: say so.
+    for (auto it = cat.backups.rbegin(); it != cat.backups.rend() && &*it != latest; ++it)
+      if (!it->complete)
+        LogWarn("newer base backup " + it->id + " skipped: " + it->problem,
+                {{"target", target_.name}, {"backup", it->id}, {"drilled", latest->id}});
     return ToInfo(*latest);
   }
 
@@ -239,16 +244,22 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
     copy.reason = "backup " + backup.id + " is not complete: " + e.problem;
     return copy;
   }
-  if (e.server_major != env_.pg.major) {
+  // A physical copy runs on the binaries of its own major version (pg_bin_dir = "auto").
+  const std::optional<PgTools> pg = env_.pg.ForMajor(e.server_major);
+  if (!pg) {
     copy.reason = "backup " + backup.id + " is of PostgreSQL " + std::to_string(e.server_major) +
                   " but the sandbox runs " + std::to_string(env_.pg.major) +
-                  " (a physical copy needs the same major version)";
+                  " (a physical copy needs the same major version; " +
+                  (env_.pg.detected ? "PostgreSQL " + std::to_string(e.server_major) +
+                                          " is not installed in /usr/lib/postgresql"
+                                    : "agent.pg_bin_dir is " + env_.pg.bin_dir) +
+                  ")";
     return copy;
   }
   auto t0 = Clock::now();
   const std::string data_dir = host.NewDataDirectory(cancel);
   basebackup::VerifyOptions vo;
-  vo.tools = env_.pg;
+  vo.tools = *pg;
   vo.run_as = env_.run_as;
   vo.extract_dir = data_dir;
   vo.wal_archive = target_.backup.wal_archive;
@@ -279,6 +290,7 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
   // recovery: start in archive recovery, follow it to promotion.
   begin("recovery");
   DataDirStart how;
+  how.tools = *pg;
   how.signal_files = {"recovery.signal"};
   how.settings = {{"restore_command", ConfQuote(RestoreCommand(target_.backup.wal_archive))},
                   {"recovery_target_action", "'promote'"},
@@ -289,7 +301,7 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
     // whole window; an offset takes the newest commit at least that old.
     auto tc = Clock::now();
     std::vector<Commit> commits =
-        Commits(env_.pg, target_.backup.wal_archive, e.stop_lsn, e.stop_timeline, cancel);
+        Commits(*pg, target_.backup.wal_archive, e.stop_lsn, e.stop_timeline, cancel);
     std::optional<Commit> pick;
     if (target == "random") {
       if (!commits.empty()) {
@@ -331,6 +343,9 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
   } else if (target != "latest") {
     how.settings.push_back({"recovery_target_time", ConfQuote(target)});
   }
+  // What recovery to the end of the archive must reach: the archive as it is before it starts.
+  const ArchiveSnapshot archived =
+      target == "latest" ? SnapshotArchive(target_.backup.wal_archive) : ArchiveSnapshot{};
   RecoveryFollowOptions fo;
   fo.start_lsn = wal::FormatLsn(e.start_lsn);
   fo.fallback_consistent_at = backup.completed_at;
@@ -361,6 +376,10 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
     if (!rep.ok()) {
       copy.reason = "the WAL archive is not continuous after backup " + backup.id + ": " +
                     rep.Summary() + " (recovery stopped at " + lsn + ")";
+      return copy;
+    }
+    if (auto why = ReplayShortOfArchive(archived, lsn, rep.segment_size); !why.empty()) {
+      copy.reason = "backup " + backup.id + ": " + why;
       return copy;
     }
   }

@@ -70,6 +70,25 @@ bool HoldsWal(const BaseBackupEntry& b, const std::string& dir) {
   return true;
 }
 
+// The first of the backup's WAL segments that `dir` lacks in every form (plain or compressed as
+// the restore command reads it), with the range it belongs to; "" when none is missing.
+std::string MissingWal(const BaseBackupEntry& b, const std::string& dir) {
+  for (const auto& r : b.wal_ranges) {
+    for (std::uint64_t s = wal::SegmentNo(r.start, wal::kDefaultSegmentSize);
+         s <= wal::SegmentNo(r.end, wal::kDefaultSegmentSize); ++s) {
+      const std::string name = wal::SegmentName(r.timeline, s, wal::kDefaultSegmentSize);
+      bool found = false;
+      for (const char* suffix : {"", ".gz", ".zst", ".lz4", ".bz2", ".xz"})
+        found = found || IsFile(dir + "/" + name + suffix);
+      if (!found)
+        return "WAL segment " + name + " is missing from the archive " + dir +
+               " (the backup needs it: its WAL runs from " + wal::FormatLsn(r.start) + " to " +
+               wal::FormatLsn(r.end) + ")";
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string VerifyReason(const std::string& output, std::vector<std::string>* problems) {
@@ -148,6 +167,11 @@ VerifyResult VerifyBaseBackup(const BaseBackupEntry& b, const VerifyOptions& opt
     spec.argv.push_back("--wal-directory=" + opt.wal_archive);
     res.wal_parsed = true;
     res.wal_source = opt.wal_archive;
+  } else if (std::string missing = MissingWal(b, opt.wal_archive);
+             !opt.wal_archive.empty() && !missing.empty()) {
+    // Without it the copy never becomes consistent: a finding about the backup, said up front.
+    res.reason = missing;
+    return res;
   } else {
     spec.argv.push_back("--no-parse-wal");
     res.wal_note = opt.wal_archive.empty()

@@ -1,10 +1,15 @@
 #include "agent/sources/physical_recovery.h"
 
+#include <dirent.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <memory>
+#include <optional>
 
 #include "agent/errors.h"
 #include "agent/pg_conn.h"
+#include "agent/wal_archive.h"
 
 namespace rw {
 namespace {
@@ -28,6 +33,7 @@ void FollowRecovery(SandboxHost& host, const std::string& data_dir, const DataDi
       Duration::zero(), std::chrono::duration_cast<Duration>(options.deadline - Clock::now()));
   auto tr = Clock::now();
   host.StartDataDirectory(data_dir, how, cancel);
+  copy->data_dir = data_dir;
   const double to_consistent = Since(tr);
   copy->stages.push_back({"recovery", "consistency", to_consistent, "accepting connections"});
   std::unique_ptr<pqxx::connection> c;
@@ -92,6 +98,48 @@ bool DescribeDatabases(SandboxHost& host, const std::string& wanted, RestoredCop
   if (copy->databases.empty()) copy->databases.push_back("postgres");
   copy->conninfo = host.LibpqConnInfo(copy->databases.front());
   return true;
+}
+
+ArchiveSnapshot SnapshotArchive(const std::string& archive_dir) {
+  ArchiveSnapshot snap;
+  DIR* d = opendir(archive_dir.c_str());
+  if (!d) throw Error(ErrorKind::kIo, "cannot list the WAL archive " + archive_dir);
+  while (struct dirent* e = readdir(d)) {
+    const std::string name = e->d_name;
+    if (wal::ParseArchiveName(name).kind != wal::ArchiveFileKind::kSegment) continue;
+    struct stat st {};
+    if (stat((archive_dir + "/" + name).c_str(), &st) == 0 && S_ISREG(st.st_mode))
+      snap.segments.emplace_back(name, static_cast<std::uint64_t>(st.st_size));
+  }
+  closedir(d);
+  return snap;
+}
+
+std::string ReplayShortOfArchive(const ArchiveSnapshot& before, const std::string& reached,
+                                 std::uint32_t segment_size) {
+  const auto lsn = wal::ParseLsn(reached);
+  if (!lsn || *lsn == 0 || segment_size == 0) return {};
+  std::optional<std::uint64_t> newest;
+  std::string newest_name;
+  for (const auto& [name, size] : before.segments) {
+    const wal::ArchiveName n = wal::ParseArchiveName(name);
+    const auto segno = n.SegNo(segment_size);
+    if (!segno || (n.compression.empty() && size != segment_size)) continue;
+    if (!newest || *segno > *newest) {
+      newest = segno;
+      newest_name = name;
+    }
+  }
+  // The LSN after the last record replayed: a segment ended by a switch puts it at the start of
+  // the next one, hence lsn - 1.
+  if (!newest || wal::SegmentNo(*lsn - 1, segment_size) >= *newest) return {};
+  std::string in;  // the segment it stopped in, when archived
+  for (const auto& [name, size] : before.segments)
+    if (wal::ParseArchiveName(name).SegNo(segment_size) == wal::SegmentNo(*lsn, segment_size))
+      in = " in segment " + name;
+  return "recovery stopped at " + reached + in + ", short of the end of the archive (" +
+         newest_name + " was archived): the WAL after " + reached +
+         " could not be replayed (a corrupt or unreadable record)";
 }
 
 }  // namespace rw

@@ -277,7 +277,7 @@ TEST_CASE(
            "\"\npattern = \"db-*.dump\"\nsettle = \"100ms\"\nmax_age = \"26h\"\n" + backup_extra +
            "\n"
            "[target.drill]\nrto = \"10m\"\n\n[target.checks]\nstats_settle = \"1s\"\n"
-           "checksum = true\nfreshness = { \"public.items\" = \"created_at\" }\n";
+           "checksum = true\namcheck = true\nfreshness = { \"public.items\" = \"created_at\" }\n";
   };
   WriteFile(cfg,
             "[agent]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\nstate_dir = \"" +

@@ -277,8 +277,10 @@ TEST_CASE("backup_catalogue: newest per kind, objective, no source", "[unit][col
   b.kind = "logical";
   b.completed_at = 1700000000;
   b.size_bytes = 4096;
-  src.catalogue.by_kind["logical"] = {3, b};
-  src.catalogue.by_kind["full"] = {0, std::nullopt};
+  BackupInfo old = b;
+  old.completed_at = 1690000000;
+  src.catalogue.by_kind["logical"] = {3, b, old};
+  src.catalogue.by_kind["full"] = {0, std::nullopt, std::nullopt};
   TargetConfig t;
   t.backup.max_age = 26h;
   BackupCatalogueCollector c;
@@ -292,6 +294,12 @@ TEST_CASE("backup_catalogue: newest per kind, objective, no source", "[unit][col
       FindValue(fams, "restorewatch_backup_last_completion_timestamp_seconds", {{"kind", "full"}}));
   CHECK(FindValue(fams, "restorewatch_backup_last_size_bytes", {{"kind", "logical"}}) == 4096);
   CHECK(FindValue(fams, "restorewatch_backup_max_age_seconds") == 26 * 3600);
+  CHECK(FindValue(fams, "restorewatch_backup_oldest_timestamp_seconds", {{"kind", "logical"}}) ==
+        1690000000);
+  CHECK_FALSE(FindFamily(fams, "restorewatch_backup_min_retention_seconds"));
+  t.backup.min_retention = std::chrono::hours(24 * 30);
+  CHECK(FindValue(Run(c, t, &src), "restorewatch_backup_min_retention_seconds") ==
+        30 * 24 * 3600);
   t.backup.max_age = Duration::zero();
   CHECK_FALSE(FindFamily(Run(c, t, &src), "restorewatch_backup_max_age_seconds"));
   CHECK(Run(c, t, nullptr).empty());
