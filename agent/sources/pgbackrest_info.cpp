@@ -77,14 +77,14 @@ const ArchiveRange* StanzaInfo::ArchiveOf(const Backup& b) const {
 
 std::string StanzaInfo::Problem() const {
   if (status_code == 0 || status_code == 2) return {};
-  std::string out = status_message.empty() ? "status " + std::to_string(status_code)
-                                           : status_message;
+  // The stanza's status is a summary ("other" for an unreachable repository): the failing
+  // repository's own message says more.
   for (const auto& r : repos)
-    if (r.code != 0 && r.code != 2 && r.message != status_message) {
-      out += " (repo" + std::to_string(r.key) + ": " + r.message + ")";
-      break;
-    }
-  return out;
+    if (r.code != 0 && r.code != 2 && !r.message.empty())
+      return repos.size() > 1 || r.message != status_message
+                 ? "repo" + std::to_string(r.key) + ": " + r.message
+                 : r.message;
+  return status_message.empty() ? "status " + std::to_string(status_code) : status_message;
 }
 
 std::optional<StanzaInfo> ParseInfo(const std::string& text, const std::string& stanza,

@@ -92,6 +92,15 @@ TEST_CASE("pgbackrest info: an unknown stanza is a problem in pgBackRest's words
   CHECK(info->Newest() == nullptr);
   CHECK(info->Problem() == "missing stanza path");
 
+  // An unreachable repository: the stanza says "other", the repository says why.
+  auto down = ParseInfo(
+      R"([{"archive":[],"backup":[],"cipher":"none","db":[],"name":"demo","repo":[{"cipher":"none","key":1,"status":{"code":99,"message":"[HostConnectError] unable to connect to '127.0.0.1:45678': [111] Connection refused"}}],"status":{"code":99,"lock":{"backup":{"held":false}},"message":"other"}}])",
+      "demo");
+  REQUIRE(down.has_value());
+  CHECK(down->Problem() ==
+        "repo1: [HostConnectError] unable to connect to '127.0.0.1:45678': [111] Connection "
+        "refused");
+
   std::string why;
   CHECK_FALSE(ParseInfo(kInfo, "other", &why));
   CHECK(why == "no stanza 'other' in the output");
