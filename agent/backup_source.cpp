@@ -25,7 +25,9 @@ void ReadBasebackupDrill(config::Reader& r, DrillConfig* out) {
 void ReadPgbackrestBackup(config::Reader& r, BackupConfig* out) {
   ReadPgbackrestBackupOptions(r, out);
 }
-void ReadPgbackrestDrill(config::Reader& r, DrillConfig* out) { ReadPgbackrestDrillOptions(r, out); }
+void ReadPgbackrestDrill(config::Reader& r, DrillConfig* out) {
+  ReadPgbackrestDrillOptions(r, out);
+}
 
 // The one table of backup sources: type = "..." in [target.backup] selects a row: the factory and
 // the readers of the source's own config keys.

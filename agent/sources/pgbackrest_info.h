@@ -14,11 +14,11 @@
 namespace rw::pgbackrest {
 
 struct Backup {
-  std::string label;  // 20261204-143211F, 20261204-143211F_20261204-143224I
-  std::string type;   // full, diff, incr
-  std::string prior;  // the backup an incr/diff is based on, "" for a full
-  double start = 0;   // Unix seconds (timestamp.start)
-  double stop = 0;    // Unix seconds (timestamp.stop): when it was complete
+  std::string label;             // 20261204-143211F, 20261204-143211F_20261204-143224I
+  std::string type;              // full, diff, incr
+  std::string prior;             // the backup an incr/diff is based on, "" for a full
+  double start = 0;              // Unix seconds (timestamp.start)
+  double stop = 0;               // Unix seconds (timestamp.stop): when it was complete
   std::uint64_t size = 0;        // database size: what a restore writes (info.size)
   std::uint64_t repo_size = 0;   // in the repository, with the backups it references
   std::uint64_t repo_delta = 0;  // in the repository, this backup's own files
@@ -32,7 +32,7 @@ struct Backup {
 };
 
 struct ArchiveRange {
-  std::string id;   // "15-1"
+  std::string id;  // "15-1"
   int db_id = 0;
   int repo_key = 0;
   std::string min;  // oldest segment, "" when the archive is empty

@@ -30,8 +30,8 @@ double Since(Clock::time_point t0) {
 }
 
 Duration Left(Clock::time_point deadline) {
-  return std::max<Duration>(std::chrono::seconds(1), std::chrono::duration_cast<Duration>(
-                                                         deadline - Clock::now()));
+  return std::max<Duration>(std::chrono::seconds(1),
+                            std::chrono::duration_cast<Duration>(deadline - Clock::now()));
 }
 
 // "2026-12-02 20:45:19.126266+00" for --target (pgBackRest writes it as recovery_target_time).
@@ -80,11 +80,11 @@ class PgbackrestSource : public BackupSource {
     pgbackrest::StanzaInfo info = Info(cancel, kInfoTimeout);
     const pgbackrest::Backup* b = info.Newest();
     if (b == nullptr)
-      throw Error(ErrorKind::kBadInput,
-                  "no backup in pgBackRest stanza \"" + opts_.stanza + "\"" + RepoText() +
-                      (info.status_message.empty() ? std::string()
-                                                   : " (pgbackrest info: " +
-                                                         info.status_message + ")"));
+      throw Error(
+          ErrorKind::kBadInput,
+          "no backup in pgBackRest stanza \"" + opts_.stanza + "\"" + RepoText() +
+              (info.status_message.empty() ? std::string()
+                                           : " (pgbackrest info: " + info.status_message + ")"));
     return ToInfo(info, *b);
   }
 
@@ -102,8 +102,8 @@ class PgbackrestSource : public BackupSource {
     out.kind = b.type;
     out.tool = "pgbackrest";
     out.format = "pgbackrest";
-    out.path = "stanza " + opts_.stanza + (b.repo_key > 0 ? " repo" + std::to_string(b.repo_key)
-                                                          : RepoText());
+    out.path = "stanza " + opts_.stanza +
+               (b.repo_key > 0 ? " repo" + std::to_string(b.repo_key) : RepoText());
     out.started_at = b.start;
     out.completed_at = b.stop;
     out.started_exact = true;
@@ -120,8 +120,9 @@ class PgbackrestSource : public BackupSource {
   // users: it runs pgbackrest as itself, and refuses a run_as naming someone else.
   std::optional<RunAs> User() const {
     if (geteuid() == 0) {
-      const std::string user =
-          !opts_.run_as.empty() ? opts_.run_as : env_.run_as ? env_.run_as->user : "postgres";
+      const std::string user = !opts_.run_as.empty() ? opts_.run_as
+                               : env_.run_as         ? env_.run_as->user
+                                                     : "postgres";
       return ResolveRunAs(user);  // Error(kConfig) for a missing user or root
     }
     if (!opts_.run_as.empty() && opts_.run_as != CurrentUser())
@@ -182,8 +183,8 @@ class PgbackrestSource : public BackupSource {
       throw Error(ErrorKind::kIo, "pgbackrest info of stanza \"" + opts_.stanza +
                                       "\" printed no usable JSON: " + why);
     if (std::string p = info->Problem(); !p.empty())
-      throw Error(ErrorKind::kIo, "pgbackrest info: stanza \"" + opts_.stanza + "\"" +
-                                      RepoText() + ": " + p,
+      throw Error(ErrorKind::kIo,
+                  "pgbackrest info: stanza \"" + opts_.stanza + "\"" + RepoText() + ": " + p,
                   "check stanza and config in [target.backup], and that " +
                       std::string("the repository is reachable as the pgbackrest user"));
     return *info;
@@ -219,8 +220,7 @@ std::string VerifiedText(const std::string& out, const std::string& label) {
 bool NamesRepositoryFile(const std::string& line) {
   return line.find("[055]") != std::string::npos ||  // FileMissingError
          line.find("missing file") != std::string::npos ||
-         line.find("checksum") != std::string::npos ||
-         line.find("/pg_data/") != std::string::npos;
+         line.find("checksum") != std::string::npos || line.find("/pg_data/") != std::string::npos;
 }
 
 RestoredCopy PgbackrestSource::Restore(const BackupInfo& backup, SandboxHost& host,
@@ -287,11 +287,10 @@ RestoredCopy PgbackrestSource::Restore(const BackupInfo& backup, SandboxHost& ho
   auto tr = Clock::now();
   const std::string data_dir = host.NewDataDirectory(cancel);
   const std::string sandbox_dir = data_dir.substr(0, data_dir.rfind('/'));
-  std::vector<std::string> args = {"--pg1-path=" + data_dir, "--set=" + backup.id,
-                                   "--archive-mode=off",
-                                   // Tablespaces would otherwise go back to the source's paths.
-                                   "--tablespace-map-all=" + sandbox_dir + "/tablespaces",
-                                   "--log-level-console=warn"};
+  std::vector<std::string> args = {
+      "--pg1-path=" + data_dir, "--set=" + backup.id, "--archive-mode=off",
+      // Tablespaces would otherwise go back to the source's paths.
+      "--tablespace-map-all=" + sandbox_dir + "/tablespaces", "--log-level-console=warn"};
   std::string target = target_.drill.recovery_target;
   std::string target_text = "the end of the archive";
   if (target == "immediate") {
@@ -332,9 +331,9 @@ RestoredCopy PgbackrestSource::Restore(const BackupInfo& backup, SandboxHost& ho
     throw Error(ErrorKind::kProcess,
                 "pgbackrest restore wrote no archive-get restore_command into " + data_dir +
                     "/postgresql.auto.conf; the copy is not started");
-  copy.stages.push_back({"fetch", "pgbackrest restore", Since(tr),
-                         "backup set " + backup.id + " (" + set->type + ", " +
-                             FormatSize(set->size) + ")"});
+  copy.stages.push_back(
+      {"fetch", "pgbackrest restore", Since(tr),
+       "backup set " + backup.id + " (" + set->type + ", " + FormatSize(set->size) + ")"});
 
   // recovery: pgBackRest wrote the recovery settings (restore_command with archive-get, the
   // target) into postgresql.auto.conf and recovery.signal; the sandbox adds archive_mode = off
@@ -362,11 +361,11 @@ RestoredCopy PgbackrestSource::Restore(const BackupInfo& backup, SandboxHost& ho
   }
   if (!DescribeDatabases(host, options.database, &copy)) return copy;
   copy.usable = true;
-  copy.summary = "pgBackRest backup set " + backup.id + " (" + set->type + ", stanza " +
-                 opts_.stanza + RepoText() + ") recovered to " + target_text + " at " + lsn +
-                 (copy.consistent_at_exact
-                      ? ", last replayed commit " + FormatTimestamp(copy.consistent_at)
-                      : std::string(", no commit replayed after the backup"));
+  copy.summary =
+      "pgBackRest backup set " + backup.id + " (" + set->type + ", stanza " + opts_.stanza +
+      RepoText() + ") recovered to " + target_text + " at " + lsn +
+      (copy.consistent_at_exact ? ", last replayed commit " + FormatTimestamp(copy.consistent_at)
+                                : std::string(", no commit replayed after the backup"));
   return copy;
 }
 

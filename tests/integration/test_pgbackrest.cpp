@@ -6,6 +6,7 @@
 // file deleted from the repository fails naming it; the same drill against a repository on S3
 // (npm's s3rver, installed by .ci/setup into /opt/restorewatch-test) passes without the S3 key
 // ever being printed. Every wait is bounded; TestDir removes everything.
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,9 +57,8 @@ std::string OwnedDir(const test::TestDir& dir, const std::string& name) {
 // pgbackrest.conf: [global] with `repo` (the repository lines), [demo] for the primary.
 void WriteConf(const test::TestDir& dir, const LocalCluster& c, const std::string& repo) {
   test::WriteFile(dir / "pgbackrest.conf",
-                  "[global]\n" + repo + "log-path=" + OwnedDir(dir, "pgbr-log") +
-                      "\nlock-path=" + OwnedDir(dir, "pgbr-lock") +
-                      "\nspool-path=" + OwnedDir(dir, "pgbr-spool") +
+                  "[global]\n" + repo + "log-path=" + OwnedDir(dir, "pgbr-log") + "\nlock-path=" +
+                      OwnedDir(dir, "pgbr-lock") + "\nspool-path=" + OwnedDir(dir, "pgbr-spool") +
                       "\nstart-fast=y\nrepo1-retention-full=2\ncompress-level=1\n\n[" + kStanza +
                       "]\npg1-path=" + c.data_dir() + "\npg1-port=" + std::to_string(c.port()) +
                       "\npg1-socket-path=" + c.socket_dir() + "\npg1-user=postgres\n");
@@ -116,8 +116,9 @@ void Workload(const LocalCluster& p, const std::string& conf, std::string* full,
                ") g",
            "app");
   Pgbackrest(conf, {"--type=incr", "backup"});
-  p.Psql("insert into items (id, name) select g, 'after ' || g from generate_series(30001, 31000) g",
-         "app");
+  p.Psql(
+      "insert into items (id, name) select g, 'after ' || g from generate_series(30001, 31000) g",
+      "app");
   Pgbackrest(conf, {"check"});  // switches WAL and waits until it is archived
   *full = Label(conf, "full");
   *incr = Label(conf, "incr");
@@ -132,9 +133,10 @@ json::Value Report(const ProcessResult& r) {
 
 }  // namespace
 
-TEST_CASE("pgbackrest drills: latest and a time pass, a missing repository file and an unknown "
-          "stanza fail",
-          "[integration][pgbackrest]") {
+TEST_CASE(
+    "pgbackrest drills: latest and a time pass, a missing repository file and an unknown "
+    "stanza fail",
+    "[integration][pgbackrest]") {
   REQUIRE(FindProgram("pgbackrest"));
   test::TestDir dir("rwpgbr-");
   auto primary = StartPrimary(dir);
@@ -170,7 +172,8 @@ TEST_CASE("pgbackrest drills: latest and a time pass, a missing repository file 
   const std::string point = Trim(primary->Psql(
       "select to_char(now() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'"));
   std::this_thread::sleep_for(1100ms);
-  primary->Psql("create table marker (at timestamptz default now()); insert into marker default values");
+  primary->Psql(
+      "create table marker (at timestamptz default now()); insert into marker default values");
   Pgbackrest(conf, {"check"});
   test::WriteFile(cfg, AgentConfig(dir, source, kStanza, point));
   r = test::RunAgent({"verify", "-c", cfg, "--json"}, 5min);
@@ -216,22 +219,25 @@ TEST_CASE("pgbackrest drill of a repository on S3 (s3rver)", "[integration][pgba
   test::TestDir dir("rwpgbrs3-");
   // A self-signed certificate for 127.0.0.1 (pgBackRest is told not to verify it).
   ProcessSpec cert;
-  cert.argv = {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-               dir / "s3.key", "-out", dir / "s3.crt", "-days", "1", "-subj", "/CN=127.0.0.1",
-               "-addext", "subjectAltName=IP:127.0.0.1"};
+  cert.argv = {"openssl",  "req",           "-x509",   "-newkey",
+               "rsa:2048", "-nodes",        "-keyout", dir / "s3.key",
+               "-out",     dir / "s3.crt",  "-days",   "1",
+               "-subj",    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"};
   cert.timeout = 1min;
   REQUIRE(RunProcess(cert).ok());
   MakeDirs(dir / "s3", 0700);
   const int port = PickFreePort();
   ProcessSpec s3;
-  s3.argv = {kS3rver, "-d", dir / "s3", "-a", "127.0.0.1", "-p", std::to_string(port),
-             "--key", dir / "s3.key", "--cert", dir / "s3.crt", "--configure-bucket", "pgbr",
-             "-s"};
+  s3.argv = {kS3rver,        "-d",     dir / "s3",           "-a",
+             "127.0.0.1",    "-p",     std::to_string(port), "--key",
+             dir / "s3.key", "--cert", dir / "s3.crt",       "--configure-bucket",
+             "pgbr",         "-s"};
   ChildProcess s3rver(s3, dir / "s3rver.log");
   REQUIRE(test::Eventually(
       [&] {
         ProcessSpec probe;
-        probe.argv = {"curl", "-sk", "-o", "/dev/null", "https://127.0.0.1:" + std::to_string(port) + "/"};
+        probe.argv = {"curl", "-sk", "-o", "/dev/null",
+                      "https://127.0.0.1:" + std::to_string(port) + "/"};
         probe.timeout = 5s;
         return RunProcess(probe).exit_code == 0;
       },
@@ -258,4 +264,31 @@ TEST_CASE("pgbackrest drill of a repository on S3 (s3rver)", "[integration][pgba
   CHECK(r.out.find("S3RVER") == std::string::npos);
   CHECK(r.err.find("S3RVER") == std::string::npos);
   CHECK(test::ListDir(dir / "work").empty());
+
+  // The daemon's catalogue collector exports the stanza's backups per kind.
+  const int http = PickFreePort();
+  std::string daemon_cfg = test::ReadFile(cfg);
+  const std::string from = "listen = \"127.0.0.1:0\"";
+  daemon_cfg.replace(daemon_cfg.find(from), from.size(),
+                     "listen = \"127.0.0.1:" + std::to_string(http) + "\"");
+  test::WriteFile(cfg, daemon_cfg);
+  test::AgentProcess daemon({"run", "-c", cfg}, dir / "daemon.log");
+  std::string metrics;
+  REQUIRE(test::Eventually(
+      [&] {
+        metrics = test::HttpGet(http, "/metrics").body;
+        return test::MetricValue(metrics, "restorewatch_backups_available", {"kind=\"incr\""})
+            .has_value();
+      },
+      60));
+  INFO(metrics);
+  CHECK(test::MetricValue(metrics, "restorewatch_backups_available", {"kind=\"full\""}) == 1.0);
+  CHECK(test::MetricValue(metrics, "restorewatch_backups_available", {"kind=\"incr\""}) == 1.0);
+  CHECK(test::MetricValue(metrics, "restorewatch_backup_last_completion_timestamp_seconds",
+                          {"kind=\"incr\""})
+            .value_or(0) > NowUnix() - 3600);
+  CHECK(metrics.find("S3RVER") == std::string::npos);
+  daemon.Signal(SIGTERM);
+  CHECK(daemon.WaitExit(20s) == 0);
+  CHECK(daemon.Log().find("S3RVER") == std::string::npos);
 }

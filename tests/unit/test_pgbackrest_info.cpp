@@ -22,7 +22,8 @@ const char* kUnknownStanza =
 
 // `verify --set=... --output=text --log-level-console=info --log-timestamp=n` after a file of
 // the full backup was deleted from the repository: exit code 0.
-const char* kVerifyDamaged = R"(P00   INFO: verify command begin 2.45: --config=/tmp/x/pgbackrest.conf --exec-id=10087-50ad3903 --log-level-console=info --no-log-timestamp --output=text --set=20261204-143211F_20261204-143224I --stanza=demo
+const char* kVerifyDamaged =
+    R"(P00   INFO: verify command begin 2.45: --config=/tmp/x/pgbackrest.conf --exec-id=10087-50ad3903 --log-level-console=info --no-log-timestamp --output=text --set=20261204-143211F_20261204-143224I --stanza=demo
 P01   INFO: file missing '20261204-143211F/pg_data/base/5/3456.gz'
 P00   INFO: stanza: demo
             status: error
@@ -110,8 +111,7 @@ TEST_CASE("pgbackrest info: an unknown stanza is a problem in pgBackRest's words
 
 TEST_CASE("pgbackrest verify: judged from its output, not its exit code", "[unit][pgbackrest]") {
   CHECK(VerifyProblem(kVerifyOk).empty());
-  CHECK(VerifyProblem(kVerifyDamaged) ==
-        "file missing '20261204-143211F/pg_data/base/5/3456.gz'");
+  CHECK(VerifyProblem(kVerifyDamaged) == "file missing '20261204-143211F/pg_data/base/5/3456.gz'");
   // Newer pgBackRest logs the file as an ERROR.
   CHECK(VerifyProblem("P01  ERROR: [028]: invalid checksum '20261204-143211F/pg_data/PG_VERSION.gz'"
                       "\nstatus: error\n") ==
@@ -119,8 +119,8 @@ TEST_CASE("pgbackrest verify: judged from its output, not its exit code", "[unit
   CHECK(VerifyProblem("stanza: demo\nstatus: error\n  backup: B, status: invalid, total files "
                       "checked: 3\n") == "backup: B, status: invalid, total files checked: 3");
   // A missing archived segment is a warning only (expire may have removed it).
-  CHECK(VerifyProblem("P01   WARN: file missing '15-1/0000000100000000/x.gz'\nstatus: ok\n")
-            .empty());
+  CHECK(
+      VerifyProblem("P01   WARN: file missing '15-1/0000000100000000/x.gz'\nstatus: ok\n").empty());
   CHECK(VerifyProblem("").rfind("verify printed no status", 0) == 0);
   CHECK(VerifyProblem("ERROR: [103]: unable to find a valid repository") ==
         "ERROR: [103]: unable to find a valid repository");
@@ -133,17 +133,19 @@ std::string Errors(const ConfigLoad& l) {
   return s;
 }
 ConfigLoad Load(const std::string& backup, const std::string& drill = "") {
-  return LoadConfigText("[[target]]\nname = \"pg\"\nsource = \"host=db1 dbname=app\"\n"
-                        "[target.backup]\ntype = \"pgbackrest\"\n" +
-                            backup + "\n[target.drill]\n" + drill + "\n",
-                        "/etc/restorewatch/t.toml");
+  return LoadConfigText(
+      "[[target]]\nname = \"pg\"\nsource = \"host=db1 dbname=app\"\n"
+      "[target.backup]\ntype = \"pgbackrest\"\n" +
+          backup + "\n[target.drill]\n" + drill + "\n",
+      "/etc/restorewatch/t.toml");
 }
 }  // namespace
 
 TEST_CASE("config: the keys of backup type pgbackrest", "[unit][pgbackrest][config]") {
-  auto ok = Load("stanza = \"main\"\nconfig = \"/etc/pgbackrest/pgbackrest.conf\"\nrepo = 2\n"
-                 "run_as = \"postgres\"",
-                 "recovery_target = \"2026-11-24 03:00:00+00\"");
+  auto ok = Load(
+      "stanza = \"main\"\nconfig = \"/etc/pgbackrest/pgbackrest.conf\"\nrepo = 2\n"
+      "run_as = \"postgres\"",
+      "recovery_target = \"2026-11-24 03:00:00+00\"");
   INFO(Errors(ok));
   REQUIRE(ok.config.has_value());
   const auto& t = ok.config->targets[0];
@@ -168,8 +170,7 @@ TEST_CASE("config: the keys of backup type pgbackrest", "[unit][pgbackrest][conf
     auto r = Load("stanza = \"main\"\nconfig = \"/etc/pgbackrest.conf\"",
                   std::string("recovery_target = \"") + t + "\"");
     INFO(t);
-    CHECK(Errors(r).find("is not supported with backup type \"pgbackrest\"") !=
-          std::string::npos);
+    CHECK(Errors(r).find("is not supported with backup type \"pgbackrest\"") != std::string::npos);
   }
   // pg_dump's keys are not pgbackrest's.
   auto other = Load("stanza = \"main\"\nconfig = \"/etc/pgbackrest.conf\"\npattern = \"*.dump\"");
