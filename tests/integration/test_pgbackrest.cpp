@@ -3,9 +3,10 @@
 // full then an incr backup with writes between, then drills of a `type = "pgbackrest"` target:
 // to the end of the archive and to a time pass, with pgBackRest's verify and restore in the
 // fetch stage and the copy's point in the report; an unknown stanza fails quoting pgbackrest; a
-// file deleted from the repository fails naming it; the same drill against a repository on S3
-// (npm's s3rver, installed by .ci/setup into /opt/restorewatch-test) passes without the S3 key
-// ever being printed. Every wait is bounded; TestDir removes everything.
+// WAL segment lost from the archive and a file deleted from the repository fail naming them; the
+// same drill against a repository on S3 (npm's s3rver, installed by .ci/setup into
+// /opt/restorewatch-test) passes without the S3 key ever being printed. Every wait is bounded;
+// TestDir removes everything.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -133,10 +134,8 @@ json::Value Report(const ProcessResult& r) {
 
 }  // namespace
 
-TEST_CASE(
-    "pgbackrest drills: latest and a time pass, a missing repository file and an unknown "
-    "stanza fail",
-    "[integration][pgbackrest]") {
+TEST_CASE("pgbackrest drills to the end of the archive and to a time pass",
+          "[integration][pgbackrest]") {
   REQUIRE(FindProgram("pgbackrest"));
   test::TestDir dir("rwpgbr-");
   auto primary = StartPrimary(dir);
@@ -191,20 +190,60 @@ TEST_CASE(
     CHECK(at <= *limit + 1e-3);  // the marker's commit, after the point, was not replayed
   }
   CHECK(test::ListDir(dir / "work").empty());
+}
+
+TEST_CASE(
+    "pgbackrest drills: an unknown stanza, a WAL segment lost from the archive and a backup file "
+    "missing from the repository fail naming them",
+    "[integration][pgbackrest]") {
+  REQUIRE(FindProgram("pgbackrest"));
+  test::TestDir dir("rwpgbr-");
+  auto primary = StartPrimary(dir);
+  const std::string conf = dir / "pgbackrest.conf";
+  const std::string repo = OwnedDir(dir, "repo");
+  WriteConf(dir, *primary, "repo1-path=" + repo + "\n");
+  std::string full, incr;
+  Workload(*primary, conf, &full, &incr);
+  const std::string source = primary->ConnInfo("app");
+  const std::string cfg = dir / "agent.toml";
 
   // An unknown stanza: pgbackrest's own words, never a pass.
   test::WriteFile(cfg, AgentConfig(dir, source, "nope", "latest"));
-  r = test::RunAgent({"verify", "-c", cfg}, 5min);
+  auto r = test::RunAgent({"verify", "-c", cfg}, 5min);
   INFO(r.out << r.err);
   CHECK(r.exit_code != 0);
   CHECK(r.out.find("pgbackrest info: stanza \"nope\": missing stanza path") != std::string::npos);
+  CHECK(test::ListDir(dir / "work").empty());
+
+  // A WAL segment after the backup lost from the repository's archive: recovery to latest
+  // stops before the newest archived segment, and the drill fails naming that segment.
+  primary->Psql("insert into items (id, name) values (40000, 'lost')", "app");
+  const std::string lost = Trim(primary->Psql("select pg_walfile_name(pg_current_wal_lsn())"));
+  Pgbackrest(conf, {"check"});
+  primary->Psql("insert into items (id, name) values (40001, 'after the loss')", "app");
+  Pgbackrest(conf, {"check"});
+  json::Value info;
+  REQUIRE(json::Parse(Pgbackrest(conf, {"--output=json", "info"}), &info));
+  const std::string newest = info.a.at(0).Get("archive")->a.at(0).Str("max");
+  REQUIRE(newest > lost);
+  const std::string wal_dir = repo + "/archive/" + kStanza + "/15-1/" + lost.substr(0, 16);
+  std::string lost_file;
+  for (const auto& f : test::ListDir(wal_dir))
+    if (f.rfind(lost + "-", 0) == 0) lost_file = wal_dir + "/" + f;
+  INFO("archive: " << wal_dir);
+  REQUIRE(!lost_file.empty());
+  REQUIRE(::unlink(lost_file.c_str()) == 0);
+  test::WriteFile(cfg, AgentConfig(dir, source, kStanza, "latest"));
+  r = test::RunAgent({"verify", "-c", cfg}, 5min);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("before the newest archived segment " + newest) != std::string::npos);
   CHECK(test::ListDir(dir / "work").empty());
 
   // A file of the full backup that the incr references, deleted from the repository.
   const std::string rel = Trim(primary->Psql("select pg_relation_filepath('static_t')", "app"));
   const std::string file = full + "/pg_data/" + rel + ".gz";
   REQUIRE(::unlink((repo + "/backup/" + kStanza + "/" + file).c_str()) == 0);
-  test::WriteFile(cfg, AgentConfig(dir, source, kStanza, "latest"));
   r = test::RunAgent({"verify", "-c", cfg}, 5min);
   INFO(r.out << r.err);
   CHECK(r.exit_code == 1);
