@@ -165,7 +165,13 @@ class PgbackrestSource : public BackupSource {
 
   // pgBackRest's own error line from a failed command.
   static std::string Quote(const ProcessResult& r) {
-    std::string line = CauseLine(r.err + "\n" + r.out);
+    // Not the "command begin" line: it lists every option (secure ones redacted by pgBackRest,
+    // but the agent repeats none of them).
+    std::string text;
+    std::istringstream in(r.err + "\n" + r.out);
+    for (std::string line; std::getline(in, line);)
+      if (line.find(" command begin ") == std::string::npos) text += line + "\n";
+    std::string line = CauseLine(text);
     if (line.empty()) line = "exit code " + std::to_string(r.exit_code);
     return line;
   }
@@ -173,7 +179,11 @@ class PgbackrestSource : public BackupSource {
   pgbackrest::StanzaInfo Info(CancelToken& cancel, Duration timeout) const {
     // An unreachable object store is retried for minutes with the default io-timeout (60 s,
     // seen: 4 min for a refused connection); a listing needs only small answers.
-    ProcessResult r = Run("info", {"--output=json", "--io-timeout=15"}, timeout, cancel);
+    // Only the JSON on stdout, whatever log levels pgbackrest.conf sets; errors on stderr.
+    ProcessResult r = Run(
+        "info",
+        {"--output=json", "--io-timeout=15", "--log-level-console=off", "--log-level-stderr=warn"},
+        timeout, cancel);
     if (!r.ok())
       throw Error(ErrorKind::kIo, "pgbackrest info of stanza \"" + opts_.stanza + "\"" +
                                       RepoText() + " failed: " + Quote(r));
@@ -287,10 +297,11 @@ RestoredCopy PgbackrestSource::Restore(const BackupInfo& backup, SandboxHost& ho
   auto tr = Clock::now();
   const std::string data_dir = host.NewDataDirectory(cancel);
   const std::string sandbox_dir = data_dir.substr(0, data_dir.rfind('/'));
-  std::vector<std::string> args = {
-      "--pg1-path=" + data_dir, "--set=" + backup.id, "--archive-mode=off",
-      // Tablespaces would otherwise go back to the source's paths.
-      "--tablespace-map-all=" + sandbox_dir + "/tablespaces", "--log-level-console=warn"};
+  std::vector<std::string> args = {"--pg1-path=" + data_dir, "--set=" + backup.id,
+                                   "--archive-mode=off",
+                                   // Tablespaces would otherwise go back to the source's paths.
+                                   "--tablespace-map-all=" + sandbox_dir + "/tablespaces",
+                                   "--log-level-console=off", "--log-level-stderr=warn"};
   std::string target = target_.drill.recovery_target;
   std::string target_text = "the end of the archive";
   if (target == "immediate") {
@@ -352,10 +363,18 @@ RestoredCopy PgbackrestSource::Restore(const BackupInfo& backup, SandboxHost& ho
   if (target == "latest" && !archive_max.empty()) {
     auto reached = wal::ParseLsn(lsn);
     auto newest = SegNoOf(archive_max);
-    if (reached && newest && wal::SegmentNo(*reached, wal::kDefaultSegmentSize) < *newest) {
+    // Replay must get past the start of that segment: it holds at least the record that ended
+    // it (a switch) or its own records.
+    if (reached && newest && *reached <= *newest * wal::kDefaultSegmentSize) {
+      // pg_last_wal_replay_lsn() is the end of the last record replayed: the WAL from the
+      // segment holding it on (on the archive's newest timeline) could not be read.
+      const std::uint32_t tl = wal::ParseArchiveName(archive_max).timeline;
+      const std::string from = wal::SegmentName(
+          tl, wal::SegmentNo(*reached, wal::kDefaultSegmentSize), wal::kDefaultSegmentSize);
       copy.reason = "recovery of backup set " + backup.id + " stopped at " + lsn +
                     " before the newest archived segment " + archive_max +
-                    " in the repository: a WAL segment after the backup is missing or unreadable";
+                    " in the repository: WAL from segment " + from +
+                    " on is missing or unreadable (pgbackrest archive-get)";
       return copy;
     }
   }

@@ -238,6 +238,8 @@ TEST_CASE(
   INFO(r.out << r.err);
   CHECK(r.exit_code == 1);
   CHECK(r.out.find("before the newest archived segment " + newest) != std::string::npos);
+  CHECK(r.out.find("WAL from segment " + lost + " on is missing or unreadable") !=
+        std::string::npos);
   CHECK(test::ListDir(dir / "work").empty());
 
   // A file of the full backup that the incr references, deleted from the repository.
