@@ -250,6 +250,8 @@ TEST_CASE(
   INFO(r.out << r.err);
   CHECK(r.exit_code == 1);
   CHECK(r.out.find("file missing '" + file + "'") != std::string::npos);
+  CHECK(r.out.find("fetch     fail") != std::string::npos);
+  CHECK(r.out.find("fetch     pass") == std::string::npos);  // never also reported as passed
   CHECK(test::ListDir(dir / "work").empty());
 }
 
