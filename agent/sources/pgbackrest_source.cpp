@@ -205,16 +205,16 @@ class PgbackrestSource : public BackupSource {
   const PgbackrestOptions& opts_;
 };
 
-// What a passing verify checked, from its text output: "backup set L: 1267 files valid; 5 WAL
-// segments valid".
+// What a passing verify checked, from its text output: "backup set L valid: 1267 files, 5 WAL
+// segments" (each count only when verify printed it).
 std::string VerifiedText(const std::string& out, const std::string& label) {
   auto number_after = [&](const std::string& line, const std::string& key) {
     const auto at = line.find(key);
-    if (at == std::string::npos) return std::string("?");
+    if (at == std::string::npos) return std::string();
     const auto b = at + key.size();
     return line.substr(b, line.find_first_not_of("0123456789", b) - b);
   };
-  std::string files = "?", wal = "?";
+  std::string files, wal;
   std::istringstream in(out);
   for (std::string line; std::getline(in, line);) {
     if (line.find("backup: " + label + ", status: valid") != std::string::npos)
@@ -222,7 +222,10 @@ std::string VerifiedText(const std::string& out, const std::string& label) {
     if (line.find("archiveId: ") != std::string::npos)
       wal = number_after(line, "total valid WAL: ");
   }
-  return "backup set " + label + " valid: " + files + " files, " + wal + " WAL segments";
+  std::string text = "backup set " + label + " valid";
+  if (!files.empty()) text += ": " + files + " files";
+  if (!wal.empty()) text += (files.empty() ? ": " : ", ") + wal + " WAL segments";
+  return text;
 }
 
 // A restore error about the backup's own files in the repository (a finding), as opposed to the
