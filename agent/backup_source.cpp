@@ -4,6 +4,7 @@
 #include "agent/sources/basebackup_source.h"
 #include "agent/sources/pg_dump_options.h"
 #include "agent/sources/pg_dump_source.h"
+#include "agent/sources/pgbackrest_source.h"
 
 namespace rw {
 namespace {
@@ -21,12 +22,19 @@ void ReadPgDumpDrill(config::Reader& r, DrillConfig* out) { ReadPgDumpDrillOptio
 void ReadBasebackupDrill(config::Reader& r, DrillConfig* out) {
   ReadBasebackupDrillOptions(r, out);
 }
+void ReadPgbackrestBackup(config::Reader& r, BackupConfig* out) {
+  ReadPgbackrestBackupOptions(r, out);
+}
+void ReadPgbackrestDrill(config::Reader& r, DrillConfig* out) {
+  ReadPgbackrestDrillOptions(r, out);
+}
 
 // The one table of backup sources: type = "..." in [target.backup] selects a row: the factory and
 // the readers of the source's own config keys.
 const SourceEntry kSources[] = {
     {"pg_dump", &MakePgDumpSource, {&ReadPgDumpBackup, &ReadPgDumpDrill}},
     {"basebackup", &MakeBasebackupSource, {nullptr, &ReadBasebackupDrill}},
+    {"pgbackrest", &MakePgbackrestSource, {&ReadPgbackrestBackup, &ReadPgbackrestDrill}},
 };
 
 }  // namespace

@@ -135,7 +135,8 @@ SpaceNeed RestoreSpaceNeed(std::uint64_t backup_bytes, const std::string& format
               " plus " + FormatSize(kClusterBase) + " for the cluster";
     return n;
   }
-  const bool uncompressed = format == "plain" || format == "tar";
+  // pgbackrest: the size is the database's (what the restore writes), not the repository's.
+  const bool uncompressed = format == "plain" || format == "tar" || format == "pgbackrest";
   const std::uint64_t factor = uncompressed ? 2 : 4;
   n.bytes = factor * backup_bytes + kClusterBase;
   n.basis = std::to_string(factor) + " x the backup's size of " + FormatSize(backup_bytes) +

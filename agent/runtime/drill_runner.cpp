@@ -413,8 +413,10 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
             }
             throw;
           }
-          // What the source ran before and after the restore proper are stages of their own.
-          if (has_sub("fetch"))
+          // What the source ran before and after the restore proper are stages of their own
+          // (a fetch that found the backup unusable is reported once, as failed, below).
+          const bool unusable_in_fetch = !copy->usable && current == "fetch";
+          if (has_sub("fetch") && !unusable_in_fetch)
             append(StageResult{"fetch", Outcome::kPass, sub_message("fetch"),
                                copy->SecondsIn("fetch")});
           st.duration_seconds = std::max(
@@ -423,6 +425,9 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
             found_unusable_in = current;
             if (current != "recovery") {
               st.name = current == "fetch" ? "fetch" : "restore";
+              if (unusable_in_fetch)
+                st.duration_seconds =
+                    std::max(1e-6, Since(t_restore) - copy->SecondsIn("recovery"));
               unusable(st);
               return;
             }

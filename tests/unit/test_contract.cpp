@@ -252,6 +252,18 @@ TEST_CASE("contract: an unusable copy is a failure finding in the stage that fou
     CHECK(Stage(r2, "restore")->outcome == Outcome::kFail);
     CHECK(Names(r2.stages) == std::vector<std::string>{"discover", "restore", "cleanup", "total"});
   }
+  SECTION("found during fetch: one fetch stage, failed, never also passed") {
+    Script s3;
+    s3.stages = {{"fetch", 0.01}};
+    s3.copy.usable = false;
+    s3.copy.reason = "pgbackrest verify: file missing 'B/pg_data/base/5/3456.gz'";
+    DrillReport r3 = h.Run(s3);
+    CHECK(r3.result == DrillResult::kFailure);
+    CHECK(r3.reason == "fetch: pgbackrest verify: file missing 'B/pg_data/base/5/3456.gz'");
+    CHECK(Names(r3.stages) == std::vector<std::string>{"discover", "fetch", "cleanup", "total"});
+    CHECK(Stage(r3, "fetch")->outcome == Outcome::kFail);
+    CHECK(Stage(r3, "fetch")->duration_seconds >= 0.01);
+  }
 }
 
 TEST_CASE("contract: an error is named by the stage the source was in", "[unit][contract]") {
