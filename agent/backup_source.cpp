@@ -1,6 +1,7 @@
 #include "agent/backup_source.h"
 
 #include "agent/errors.h"
+#include "agent/sources/barman_source.h"
 #include "agent/sources/basebackup_source.h"
 #include "agent/sources/pg_dump_options.h"
 #include "agent/sources/pg_dump_source.h"
@@ -21,12 +22,15 @@ void ReadPgDumpDrill(config::Reader& r, DrillConfig* out) { ReadPgDumpDrillOptio
 void ReadBasebackupDrill(config::Reader& r, DrillConfig* out) {
   ReadBasebackupDrillOptions(r, out);
 }
+void ReadBarmanBackup(config::Reader& r, BackupConfig* out) { ReadBarmanBackupOptions(r, out); }
+void ReadBarmanDrill(config::Reader& r, DrillConfig* out) { ReadBarmanDrillOptions(r, out); }
 
 // The one table of backup sources: type = "..." in [target.backup] selects a row: the factory and
 // the readers of the source's own config keys.
 const SourceEntry kSources[] = {
     {"pg_dump", &MakePgDumpSource, {&ReadPgDumpBackup, &ReadPgDumpDrill}},
     {"basebackup", &MakeBasebackupSource, {nullptr, &ReadBasebackupDrill}},
+    {"barman", &MakeBarmanSource, {&ReadBarmanBackup, &ReadBarmanDrill}},
 };
 
 }  // namespace
