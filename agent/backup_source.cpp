@@ -3,6 +3,7 @@
 #include "agent/errors.h"
 #include "agent/sources/barman_source.h"
 #include "agent/sources/basebackup_source.h"
+#include "agent/sources/command_source.h"
 #include "agent/sources/pg_dump_options.h"
 #include "agent/sources/pg_dump_source.h"
 
@@ -24,6 +25,12 @@ void ReadBasebackupDrill(config::Reader& r, DrillConfig* out) {
 }
 void ReadBarmanBackup(config::Reader& r, BackupConfig* out) { ReadBarmanBackupOptions(r, out); }
 void ReadBarmanDrill(config::Reader& r, DrillConfig* out) { ReadBarmanDrillOptions(r, out); }
+void ReadCommandBackup(config::Reader& r, BackupConfig* out) { ReadCommandBackupOptions(r, out); }
+// What fetch leaves is restored by the pg_dump or basebackup source: their drill keys apply.
+void ReadCommandDrill(config::Reader& r, DrillConfig* out) {
+  ReadPgDumpDrillOptions(r, out);
+  ReadBasebackupDrillOptions(r, out);
+}
 
 // The one table of backup sources: type = "..." in [target.backup] selects a row: the factory and
 // the readers of the source's own config keys.
@@ -31,6 +38,7 @@ const SourceEntry kSources[] = {
     {"pg_dump", &MakePgDumpSource, {&ReadPgDumpBackup, &ReadPgDumpDrill}},
     {"basebackup", &MakeBasebackupSource, {nullptr, &ReadBasebackupDrill}},
     {"barman", &MakeBarmanSource, {&ReadBarmanBackup, &ReadBarmanDrill}},
+    {"command", &MakeCommandSource, {&ReadCommandBackup, &ReadCommandDrill}},
 };
 
 }  // namespace
