@@ -127,3 +127,70 @@ TEST_CASE("command source: list and fetch of a pg_dump file, failures quoted",
     CHECK(test::ListDir(dir / "work").empty());
   }
 }
+
+TEST_CASE("command source: a pg_basebackup output fetched by a script recovers from wal_archive",
+          "[integration][command_source]") {
+  test::TestDir dir("rwcmdbb-");
+  const std::string archive = dir / "archive";
+  MakeDirs(archive, 0700, test::ServerUser());
+  test::ClusterSpec ps;
+  ps.settings = {{"wal_level", "'replica'"},
+                 {"archive_mode", "'on'"},
+                 {"archive_command", "'test ! -f " + archive + "/%f && cp %p " + archive + "/%f'"}};
+  auto primary = test::StartCluster(dir, ps);
+  primary->Psql("create database app");
+  primary->Psql(
+      "create table items (id int primary key, name text);"
+      "insert into items select g, 'item ' || g from generate_series(1, 5000) g;",
+      "app");
+  const std::string store = dir / "store";
+  MakeDirs(store, 0755, test::ServerUser());
+  const double taken = NowUnix();
+  ProcessSpec bb;
+  bb.argv = {test::Tools().Path("pg_basebackup"),
+             "-h",
+             primary->socket_dir(),
+             "-p",
+             std::to_string(primary->port()),
+             "-U",
+             "postgres",
+             "-D",
+             store + "/base-1",
+             "-c",
+             "fast",
+             "-Fp"};
+  bb.run_as = test::ServerUser();
+  bb.timeout = 3min;
+  ProcessResult br = RunProcess(bb);
+  INFO(br.err);
+  REQUIRE(br.ok());
+  // Written after the backup and archived: recovery to latest must bring it.
+  primary->Psql("insert into items select g, 'late ' || g from generate_series(5001, 6000) g;",
+                "app");
+  const std::string seg = primary->Psql("select pg_walfile_name(pg_switch_wal())");
+  REQUIRE(test::Eventually(
+      [&] {
+        struct stat st {};
+        return ::stat((archive + "/" + seg.substr(0, 24)).c_str(), &st) == 0 &&
+               st.st_size == 16 * 1024 * 1024;
+      },
+      30));
+
+  Script(dir / "list.sh", "echo '[{\"id\": \"base-1\", \"time\": \"" + FormatTimestamp(taken) +
+                              "\", \"kind\": \"full\"}]'\n");
+  Script(dir / "fetch.sh", "cp -a \"" + store + "/$1\" \"$2/\"\n");
+  std::string c = Config(dir, primary->ConnInfo("app"), dir / "list.sh", dir / "fetch.sh", "1m");
+  const std::string from = "format = \"pg_dump\"\n";
+  c.replace(c.find(from), from.size(),
+            "format = \"basebackup\"\nwal_archive = \"" + archive + "\"\n");
+  const std::string cfg = dir / "agent.toml";
+  test::WriteFile(cfg, c);
+  auto r = test::RunAgent({"verify", "-c", cfg}, 5min);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("fetch command") != std::string::npos);
+  CHECK(r.out.find("pg_verifybackup") != std::string::npos);
+  CHECK(r.out.find("bytes of WAL replayed") != std::string::npos);
+  CHECK(r.out.find("6000 of 6000 source rows verified") != std::string::npos);
+  CHECK(test::ListDir(dir / "work").empty());
+}
