@@ -1,11 +1,16 @@
 // agent/sources/barman_catalogue.h on output saved from barman 3.4 (`barman -f json
 // list-backups` / `show-backup` of a real PostgreSQL 15 server, and its error document): which
-// backups are complete, their times, sizes, WAL and LSN bounds, and the errors barman reports.
-// The real thing is in tests/integration/test_barman.cpp.
+// backups are complete, their times, sizes, WAL and LSN bounds, and the errors barman reports;
+// the barman keys of a target; barman missing from PATH. The real thing is in
+// tests/integration/test_barman.cpp.
 #include <catch2/catch.hpp>
+#include <cstdlib>
 
 #include "agent/config.h"
+#include "agent/environment.h"
+#include "agent/errors.h"
 #include "agent/sources/barman_catalogue.h"
+#include "agent/sources/barman_source.h"
 #include "agent/units.h"
 
 using namespace rw;
@@ -183,4 +188,26 @@ TEST_CASE("barman config: keys, required ones, root and unsupported targets refu
   // The keys belong to the barman type only.
   e = Errors(std::string(kTarget) + "[target.backup]\npath = \"/b\"\nserver = \"pg\"\n");
   CHECK(e.find("backup.server: unknown key") != std::string::npos);
+}
+
+TEST_CASE("barman source: barman missing from PATH is an error naming it", "[unit][barman]") {
+  Environment env;  // not root-resolved: barman would run as the test's own user
+  TargetConfig target;
+  target.name = "bar";
+  target.backup.type = "barman";
+  target.backup.barman.server = "pg";
+  target.backup.barman.config = "/etc/barman.conf";
+  auto source = MakeBarmanSource(env, target);
+  const char* old = std::getenv("PATH");
+  const std::string saved = old ? old : "";
+  ::setenv("PATH", "/nonexistent-rw-path", 1);
+  CancelToken cancel;
+  std::string what;
+  try {
+    source->Latest(cancel);
+  } catch (const Error& e) {
+    what = e.what();
+  }
+  ::setenv("PATH", saved.c_str(), 1);
+  CHECK(what == "barman is not installed (no barman in PATH)");
 }
