@@ -2,16 +2,19 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <fstream>
 #include <set>
 #include <sstream>
 
 #include "agent/errors.h"
 #include "agent/json.h"
 #include "agent/log.h"
+#include "agent/orphans.h"
 #include "agent/process.h"
 #include "agent/sources/basebackup_source.h"
 #include "agent/sources/pg_dump_source.h"
@@ -80,18 +83,41 @@ bool IsDir(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-// Removes the fetch directory when the restore ends, however it ends.
+// The directory fetch writes into: `backup/` inside a work_dir directory carrying the agent's
+// marker (.restorewatch, as sandboxes do), so that one left by a crash or a kill -9 is swept at
+// the next start (agent/orphans.h). Removed, with everything in it, when the restore ends.
 class FetchDir {
  public:
-  explicit FetchDir(std::string path) : path_(std::move(path)) {}
+  FetchDir(const std::string& work_dir, const std::string& target,
+           const std::optional<RunAs>& owner)
+      : outer_(MakeTempDir(work_dir, "fetch-", owner)) {
+    std::ofstream m(outer_ + "/.restorewatch");
+    m << "owner=restorewatch pid=" << getpid() << " created=" << FormatTimestamp(NowUnix())
+      << "\nkind=command-fetch " << FormatIdentity(SelfIdentity()) << " target=" << target << "\n";
+    m.close();
+    if (!m) {
+      RemoveTree(outer_);
+      throw Error(ErrorKind::kIo, "cannot write the marker file in " + outer_);
+    }
+    path_ = outer_ + "/backup";
+    try {
+      MakeDirs(path_, 0700, owner);
+    } catch (...) {
+      RemoveTree(outer_);
+      throw;
+    }
+  }
   ~FetchDir() {
     std::string err;
-    if (!RemoveTree(path_, &err))
-      LogWarn("cannot remove the fetch directory", {{"dir", path_}, {"error", err}});
+    if (!RemoveTree(outer_, &err))
+      LogWarn("cannot remove the fetch directory", {{"dir", outer_}, {"error", err}});
   }
+  FetchDir(const FetchDir&) = delete;
+  FetchDir& operator=(const FetchDir&) = delete;
   const std::string& path() const { return path_; }
 
  private:
+  std::string outer_;
   std::string path_;
 };
 
@@ -192,7 +218,7 @@ RestoredCopy CommandSource::Restore(const BackupInfo& backup, SandboxHost& host,
                 "backup.wal_archive is required with format = \"basebackup\" (recovery reads it)");
   if (!ValidId(backup.id)) throw Error(ErrorKind::kBadInput, "bad backup id '" + backup.id + "'");
   if (options.begin_stage) options.begin_stage("fetch");
-  FetchDir dir(MakeTempDir(env_.work_dir, "fetch-", env_.run_as));
+  FetchDir dir(env_.work_dir, target_.name, env_.run_as);
   std::vector<std::string> argv;
   for (const auto& a : opt_.fetch)
     argv.push_back(Replace(Replace(a, "{id}", backup.id), "{dir}", dir.path()));

@@ -78,7 +78,11 @@ TEST_CASE("command source: list and fetch of a pg_dump file, failures quoted",
 
   Script(dir / "list.sh", "echo '[{\"id\": \"nightly-1\", \"time\": \"" + FormatTimestamp(taken) +
                               "\", \"size\": 1000, \"kind\": \"logical\"}]'\n");
-  Script(dir / "fetch.sh", "cp \"" + store + "/$1.dump\" \"$2/\"\n");
+  // Also says where it was asked to fetch into (checked below: inside work_dir), in a directory
+  // the commands' user (agent.run_as) may write.
+  MakeDirs(dir / "notes", 0755, test::ServerUser());
+  Script(dir / "fetch.sh", "cp \"" + store + "/$1.dump\" \"$2/\"\necho \"$2\" > \"" +
+                               (dir / "notes/fetched-into") + "\"\n");
   const std::string cfg = dir / "agent.toml";
   const std::string source = primary->ConnInfo("app");
 
@@ -89,6 +93,9 @@ TEST_CASE("command source: list and fetch of a pg_dump file, failures quoted",
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("fetch command") != std::string::npos);
     CHECK(r.out.find("nightly-1") != std::string::npos);
+    const std::string into = test::ReadFile(dir / "notes/fetched-into");
+    CHECK(into.rfind(dir / "work/fetch-", 0) == 0);
+    CHECK(into.find("/backup\n") != std::string::npos);
     CHECK(test::ListDir(dir / "work").empty());
   }
   SECTION("a fetch that fails: the drill fails quoting its stderr") {
