@@ -1,7 +1,9 @@
 #include "agent/backup_source.h"
 
 #include "agent/errors.h"
+#include "agent/sources/barman_source.h"
 #include "agent/sources/basebackup_source.h"
+#include "agent/sources/command_source.h"
 #include "agent/sources/pg_dump_options.h"
 #include "agent/sources/pg_dump_source.h"
 #include "agent/sources/pgbackrest_source.h"
@@ -28,6 +30,14 @@ void ReadPgbackrestBackup(config::Reader& r, BackupConfig* out) {
 void ReadPgbackrestDrill(config::Reader& r, DrillConfig* out) {
   ReadPgbackrestDrillOptions(r, out);
 }
+void ReadBarmanBackup(config::Reader& r, BackupConfig* out) { ReadBarmanBackupOptions(r, out); }
+void ReadBarmanDrill(config::Reader& r, DrillConfig* out) { ReadBarmanDrillOptions(r, out); }
+void ReadCommandBackup(config::Reader& r, BackupConfig* out) { ReadCommandBackupOptions(r, out); }
+// What fetch leaves is restored by the pg_dump or basebackup source: their drill keys apply.
+void ReadCommandDrill(config::Reader& r, DrillConfig* out) {
+  ReadPgDumpDrillOptions(r, out);
+  ReadBasebackupDrillOptions(r, out);
+}
 
 // The one table of backup sources: type = "..." in [target.backup] selects a row: the factory and
 // the readers of the source's own config keys.
@@ -35,6 +45,8 @@ const SourceEntry kSources[] = {
     {"pg_dump", &MakePgDumpSource, {&ReadPgDumpBackup, &ReadPgDumpDrill}},
     {"basebackup", &MakeBasebackupSource, {nullptr, &ReadBasebackupDrill}},
     {"pgbackrest", &MakePgbackrestSource, {&ReadPgbackrestBackup, &ReadPgbackrestDrill}},
+    {"barman", &MakeBarmanSource, {&ReadBarmanBackup, &ReadBarmanDrill}},
+    {"command", &MakeCommandSource, {&ReadCommandBackup, &ReadCommandDrill}},
 };
 
 }  // namespace

@@ -13,7 +13,9 @@
 
 #include "agent/conninfo.h"
 #include "agent/cron.h"
+#include "agent/sources/barman_options.h"
 #include "agent/sources/basebackup_options.h"
+#include "agent/sources/command_options.h"
 #include "agent/sources/pg_dump_options.h"
 #include "agent/sources/pgbackrest_options.h"
 #include "agent/units.h"
@@ -67,7 +69,8 @@ struct AgentConfig {
 
 // Generic [target.backup] keys. The source's own keys (pattern, globals_pattern for pg_dump)
 // are declared and read beside the source (agent/sources/pg_dump_options.h).
-struct BackupConfig : PgDumpBackupOptions, PgbackrestBackupOptions {
+struct BackupConfig : PgDumpBackupOptions, PgbackrestBackupOptions, BarmanBackupOptions,
+                      CommandBackupOptions {
   std::string type = "pg_dump";    // selects the BackupSource (table in agent/backup_source.cpp)
   std::vector<std::string> paths;  // directories searched ("path" accepts a string or an array)
   Duration max_age = std::chrono::hours(26);  // freshness objective; 0 disables
