@@ -117,7 +117,11 @@ class BarmanSource : public BackupSource {
         out.notes.push_back(b.id + ": status " + b.status);
         continue;
       }
-      ++out.by_kind["full"].count;
+      auto& k = out.by_kind["full"];
+      ++k.count;
+      // list-backups gives the end time: enough for the retention kept.
+      if (b.end_time > 0 && (!k.oldest || b.end_time < k.oldest->completed_at))
+        k.oldest = ToInfo(b);
     }
     if (newest != nullptr) out.by_kind["full"].newest = ToInfo(Show(*newest, cancel));
     return out;

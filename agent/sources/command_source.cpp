@@ -130,9 +130,7 @@ class CommandSource : public BackupSource {
   BackupCatalogue Catalogue(CancelToken& cancel) override {
     BackupCatalogue out;
     for (const auto& b : List(cancel)) {
-      auto& k = out.by_kind[b.kind];
-      ++k.count;
-      if (!k.newest || b.started_at >= k.newest->started_at) k.newest = b;
+      out.Add(b.kind, b);
     }
     return out;
   }

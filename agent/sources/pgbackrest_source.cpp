@@ -69,6 +69,7 @@ class PgbackrestSource : public BackupSource {
       ++k.count;
       BackupInfo bi = ToInfo(info, b);
       if (!k.newest || bi.completed_at >= k.newest->completed_at) k.newest = bi;
+      if (!k.oldest || bi.completed_at < k.oldest->completed_at) k.oldest = bi;
       if (b.error)
         out.notes.push_back(b.label + ": pgBackRest found page checksum errors while backing up");
     }
