@@ -1,6 +1,7 @@
 #include "exporters/notifier.h"
 
 #include <httplib.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -453,6 +454,7 @@ void NotificationHub::SaveLocked(const std::string& target) {
   const std::string dir = state_dir_ + "/" + target;
   const std::string path = dir + "/notifications.json", tmp = path + ".tmp";
   bool ok = false;
+  ::mkdir(dir.c_str(), 0755);  // normally there already (the target's state); EEXIST is fine
   {
     std::ofstream f(tmp, std::ios::trunc);
     f << out;

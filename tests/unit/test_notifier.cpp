@@ -13,6 +13,7 @@
 #include "agent/config.h"
 #include "agent/drill_failure.h"
 #include "agent/json.h"
+#include "agent/log.h"
 #include "agent/secrets.h"
 #include "agent/units.h"
 #include "exporters/notifier.h"
