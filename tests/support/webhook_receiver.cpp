@@ -14,7 +14,8 @@ WebhookReceiver::WebhookReceiver(Policy policy) : policy_(std::move(policy)) {
   });
   server_.set_read_timeout(5, 0);
   server_.Post(R"(/.*)", [this](const httplib::Request& req, httplib::Response& res) {
-    Request r{req.path, req.body, req.get_header_value("Authorization")};
+    Request r{req.path, req.body, req.get_header_value("Authorization"),
+              std::chrono::steady_clock::now()};
     std::size_t n;
     {
       std::lock_guard<std::mutex> lk(mu_);

@@ -4,6 +4,7 @@
 // says (status, or a hang until released). Stopped and joined by its destructor.
 #include <httplib.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -19,6 +20,7 @@ class WebhookReceiver {
     std::string path;
     std::string body;
     std::string authorization;
+    std::chrono::steady_clock::time_point at;  // when it arrived
   };
   // Decides the answer to the n-th request (0-based): an HTTP status; 0 = hang until Release().
   using Policy = std::function<int(std::size_t n, const Request&)>;
