@@ -89,7 +89,8 @@ void ReadOne(Reader& r, NotifierConfig* n) {
   SecretFile(r, "bearer_token_file", &n->bearer_token);
   const bool user = r.Name("username", &n->username);
   const bool pass = SecretFile(r, "password_file", &n->password);
-  if (user != pass) r.Error(user ? "username" : "password_file", "username and password_file go together");
+  if (user != pass)
+    r.Error(user ? "username" : "password_file", "username and password_file go together");
   if (!n->bearer_token.empty() && user)
     r.Error("bearer_token_file", "choose bearer_token_file or username/password_file, not both");
   bool key = false;

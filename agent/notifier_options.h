@@ -32,15 +32,16 @@ struct NotifierConfig {
   std::string username;      // basic auth user, with password_file
   std::string password;      // from password_file (secret)
   std::string routing_key;   // pagerduty only, required: routing_key (${ENV}) or routing_key_file
-  Duration timeout = std::chrono::seconds(10);  // per attempt: connect, write and read each
-  std::vector<std::string> targets;             // only these targets; empty = every target
-  int max_attempts = 5;                          // attempts per notification (1..20)
+  Duration timeout = std::chrono::seconds(10);       // per attempt: connect, write and read each
+  std::vector<std::string> targets;                  // only these targets; empty = every target
+  int max_attempts = 5;                              // attempts per notification (1..20)
   Duration retry_backoff = std::chrono::seconds(1);  // wait after the first failed attempt;
                                                      // doubles after each one (at most 5 min)
   // alertmanager: a firing alert is re-sent this often (Alertmanager resolves an alert it has not
   // heard of for resolve_timeout, 5m by default, so keep this well below it).
   Duration repeat_interval = std::chrono::minutes(1);
-  int queue_size = 100;  // notifications waiting at most (1..10000); when full the oldest is dropped
+  int queue_size =
+      100;  // notifications waiting at most (1..10000); when full the oldest is dropped
 
   bool operator==(const NotifierConfig& o) const;
   bool operator!=(const NotifierConfig& o) const { return !(*this == o); }

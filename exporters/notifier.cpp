@@ -37,8 +37,8 @@ std::string Origin(const std::string& url) {
 // secret) on a transport error, a timeout or a non-2xx answer.
 bool SendOnce(const NotifierConfig& cfg, const Notification& n, std::string* error) {
   const NotifierRequest req = BuildNotifierRequest(cfg, n);
-  const std::string origin = cfg.url.substr(
-      0, std::min(cfg.url.size(), cfg.url.find('/', cfg.url.find("://") + 3)));
+  const std::string origin =
+      cfg.url.substr(0, std::min(cfg.url.size(), cfg.url.find('/', cfg.url.find("://") + 3)));
   std::string path = origin.size() < cfg.url.size() ? cfg.url.substr(origin.size()) : "";
   if (!req.path.empty() && !path.empty() && path.back() == '/') path.pop_back();
   path += req.path;
@@ -258,11 +258,11 @@ class NotifierChannel {
   std::condition_variable cv_;
   NotifierConfig cfg_;  // guarded by mu_ (name never changes)
   std::function<void()> changed_;
-  std::deque<Notification> queue_;               // guarded by mu_
-  std::map<std::string, Notification> firing_;   // alertmanager: dedup key -> alert; mu_
-  SteadyClock::time_point next_resend_;          // guarded by mu_
-  bool stopping_ = false;                        // guarded by mu_
-  SteadyClock::time_point drain_until_;          // guarded by mu_
+  std::deque<Notification> queue_;                    // guarded by mu_
+  std::map<std::string, Notification> firing_;        // alertmanager: dedup key -> alert; mu_
+  SteadyClock::time_point next_resend_;               // guarded by mu_
+  bool stopping_ = false;                             // guarded by mu_
+  SteadyClock::time_point drain_until_;               // guarded by mu_
   std::int64_t sent_ = 0, failed_ = 0, dropped_ = 0;  // guarded by mu_
   std::thread thread_;
 };
@@ -360,8 +360,8 @@ void NotificationHub::OnFreshness(const std::string& target, const Freshness& f,
   Transition(target, kConditionFreshness, f.missed, n);
 }
 
-void NotificationHub::Transition(const std::string& target, const std::string& condition,
-                                 bool bad, const Notification& event) {
+void NotificationHub::Transition(const std::string& target, const std::string& condition, bool bad,
+                                 const Notification& event) {
   Notification n = event;
   std::vector<std::shared_ptr<NotifierChannel>> channels;
   bool refresh_only = false;

@@ -52,8 +52,9 @@ class TargetState {
     });
     // Notifications (exporters/notifier.h): only updates a small state file and enqueues.
     if (notify_ != nullptr)
-      recorder_.OnRecorded(
-          [notify = notify_](const DrillReport& r, const DrillHistorySummary&) { notify->OnDrill(r); });
+      recorder_.OnRecorded([notify = notify_](const DrillReport& r, const DrillHistorySummary&) {
+        notify->OnDrill(r);
+      });
   }
 
   const std::string& name() const { return name_; }
@@ -332,7 +333,8 @@ void Agent::Start() {
   exporter_ = std::make_unique<MetricsExporter>(board_);
   PublishAgentMetrics();
   notify_ = std::make_unique<NotificationHub>(
-      env_->state_dir, [this](std::vector<MetricFamilyData> f) { board_.Set("", "notifier", std::move(f)); });
+      env_->state_dir,
+      [this](std::vector<MetricFamilyData> f) { board_.Set("", "notifier", std::move(f)); });
   notify_->Configure(config_->notifiers, TargetNames(*config_));
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -377,11 +379,11 @@ void Agent::SyncStates(bool at_start) {
     auto it = states_.find(t.name);
     if (it == states_.end()) {
       try {
-        it = states_
-                 .emplace(t.name, std::make_shared<TargetState>(
-                                      t.name, env_->state_dir + "/" + t.name, board_,
-                                      notify_.get()))
-                 .first;
+        it =
+            states_
+                .emplace(t.name, std::make_shared<TargetState>(
+                                     t.name, env_->state_dir + "/" + t.name, board_, notify_.get()))
+                .first;
       } catch (const Error& e) {
         // At start an unusable state dir is fatal (exit 2). On reload the running agent keeps
         // going: the new target is left out (logged) and the others run.
@@ -451,7 +453,8 @@ void Agent::Reload(Config config) {
     SyncStates(/*at_start=*/false);
   }
   max_concurrent_drills_ = next->agent.max_concurrent_drills;
-  if (notify_) notify_->Configure(next->notifiers, TargetNames(*next));  // queues of kept notifiers survive
+  if (notify_)
+    notify_->Configure(next->notifiers, TargetNames(*next));  // queues of kept notifiers survive
   InitLogging(next->agent.log_format, next->agent.log_level);
   last_reload_ok_ = true;
   config_loaded_at_ = NowUnix();

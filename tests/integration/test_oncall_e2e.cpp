@@ -101,9 +101,10 @@ double FirstArrival(const test::WebhookReceiver& rx, Clock::time_point since,
 
 }  // namespace
 
-TEST_CASE("on-call: a corrupt backup pages through Prometheus+Alertmanager and the agent itself, "
-          "a good one resolves both",
-          "[integration][oncall_e2e]") {
+TEST_CASE(
+    "on-call: a corrupt backup pages through Prometheus+Alertmanager and the agent itself, "
+    "a good one resolves both",
+    "[integration][oncall_e2e]") {
   auto prometheus = FindProgram("prometheus");
   auto alertmanager = FindProgram("prometheus-alertmanager");
   if (!prometheus || !alertmanager) {
@@ -120,8 +121,8 @@ TEST_CASE("on-call: a corrupt backup pages through Prometheus+Alertmanager and t
       "app");
   const std::string backups = dir / "backups";
   MakeDirs(backups);
-  REQUIRE(test::RunPgTool("pg_dump", {"-Fc", "-Z0", "-d", cluster->ConnInfo("app"), "-f",
-                                      dir / "good.dump"})
+  REQUIRE(test::RunPgTool("pg_dump",
+                          {"-Fc", "-Z0", "-d", cluster->ConnInfo("app"), "-f", dir / "good.dump"})
               .ok());
   const std::string good = test::ReadFile(dir / "good.dump");
   REQUIRE(good.size() > 100000);
@@ -142,10 +143,9 @@ TEST_CASE("on-call: a corrupt backup pages through Prometheus+Alertmanager and t
             "receivers:\n  - name: rx\n    webhook_configs:\n      - url: " +
                 rx.url("/am") + "\n        send_resolved: true\n");
   ProcessSpec am_spec;
-  am_spec.argv = {*alertmanager, "--config.file=" + (dir / "am.yml"),
-                  "--storage.path=" + (dir / "am-data"),
-                  "--web.listen-address=127.0.0.1:" + std::to_string(am_port),
-                  "--cluster.listen-address="};
+  am_spec.argv = {
+      *alertmanager, "--config.file=" + (dir / "am.yml"), "--storage.path=" + (dir / "am-data"),
+      "--web.listen-address=127.0.0.1:" + std::to_string(am_port), "--cluster.listen-address="};
   ChildProcess am(am_spec, dir / "alertmanager.log");
 
   // The agent, with the drill API (basic auth) and its own notifiers.
@@ -263,20 +263,22 @@ TEST_CASE("on-call: a corrupt backup pages through Prometheus+Alertmanager and t
   const auto drill3 = Clock::now();
   REQUIRE(Eventually(
       [&] {
-        return Received(rx, "/agent", {"\"status\":\"resolved\"", "\"condition\":\"drill_failed\""}) ==
-               1;
+        return Received(rx, "/agent",
+                        {"\"status\":\"resolved\"", "\"condition\":\"drill_failed\""}) == 1;
       },
       90));
   REQUIRE(Eventually(
       [&] {
         return Received(rx, "/am",
-                        {"\"alertname\":\"RestorewatchDrillFailing\"", "\"status\":\"resolved\""}) > 0;
+                        {"\"alertname\":\"RestorewatchDrillFailing\"", "\"status\":\"resolved\""}) >
+               0;
       },
       60));
   CHECK(Eventually(
       [&] {
-        return Received(rx, "/am", {"\"alertname\":\"RestorewatchAgentDrillFailed\"",
-                                    "\"status\":\"resolved\""}) > 0;
+        return Received(rx, "/am",
+                        {"\"alertname\":\"RestorewatchAgentDrillFailed\"",
+                         "\"status\":\"resolved\""}) > 0;
       },
       30));
   // The alert is gone from Prometheus, and the agent's alert from Alertmanager.
@@ -298,9 +300,12 @@ TEST_CASE("on-call: a corrupt backup pages through Prometheus+Alertmanager and t
   CHECK(Received(rx, "/agent", {"\"status\":\"firing\""}) == 2);  // the refused one and its retry
   CHECK(Received(rx, "/agent", {"\"status\":\"resolved\""}) == 1);
   const std::string metrics = Get(agent_port, "/metrics", {}, true);
-  CHECK(test::MetricValue(metrics, "restorewatch_notifier_sent_total", {"notifier=\"hook\""}) == 2.0);
-  CHECK(test::MetricValue(metrics, "restorewatch_notifier_failed_total", {"notifier=\"hook\""}) == 0.0);
-  CHECK(test::MetricValue(metrics, "restorewatch_notifier_queue_length", {"notifier=\"hook\""}) == 0.0);
+  CHECK(test::MetricValue(metrics, "restorewatch_notifier_sent_total", {"notifier=\"hook\""}) ==
+        2.0);
+  CHECK(test::MetricValue(metrics, "restorewatch_notifier_failed_total", {"notifier=\"hook\""}) ==
+        0.0);
+  CHECK(test::MetricValue(metrics, "restorewatch_notifier_queue_length", {"notifier=\"hook\""}) ==
+        0.0);
   CHECK_FALSE(test::MetricValue(metrics, "restorewatch_drill_last_failure_info"));
   const std::string log = agent.Log();
   CHECK(log.find("HTTP 401") != std::string::npos);
@@ -308,16 +313,21 @@ TEST_CASE("on-call: a corrupt backup pages through Prometheus+Alertmanager and t
 
   // Figures for the report (not asserted): from the drill request to the first notification.
   std::printf(
-      "oncall_e2e: firing after the failed drill was requested: %.1f s via Prometheus+Alertmanager, "
+      "oncall_e2e: firing after the failed drill was requested: %.1f s via "
+      "Prometheus+Alertmanager, "
       "%.1f s via the agent's webhook (first attempt), %.1f s via the agent's alertmanager "
       "notifier; resolved after the good drill was requested: %.1f s via Prometheus+Alertmanager, "
       "%.1f s via the agent's webhook, %.1f s via the agent's alertmanager notifier\n",
-      FirstArrival(rx, drill1, "/am", {"\"alertname\":\"RestorewatchDrillFailing\"", "\"status\":\"firing\""}),
+      FirstArrival(rx, drill1, "/am",
+                   {"\"alertname\":\"RestorewatchDrillFailing\"", "\"status\":\"firing\""}),
       FirstArrival(rx, drill1, "/agent", {"\"status\":\"firing\""}),
-      FirstArrival(rx, drill1, "/am", {"\"alertname\":\"RestorewatchAgentDrillFailed\"", "\"status\":\"firing\""}),
-      FirstArrival(rx, drill3, "/am", {"\"alertname\":\"RestorewatchDrillFailing\"", "\"status\":\"resolved\""}),
+      FirstArrival(rx, drill1, "/am",
+                   {"\"alertname\":\"RestorewatchAgentDrillFailed\"", "\"status\":\"firing\""}),
+      FirstArrival(rx, drill3, "/am",
+                   {"\"alertname\":\"RestorewatchDrillFailing\"", "\"status\":\"resolved\""}),
       FirstArrival(rx, drill3, "/agent", {"\"status\":\"resolved\""}),
-      FirstArrival(rx, drill3, "/am", {"\"alertname\":\"RestorewatchAgentDrillFailed\"", "\"status\":\"resolved\""}));
+      FirstArrival(rx, drill3, "/am",
+                   {"\"alertname\":\"RestorewatchAgentDrillFailed\"", "\"status\":\"resolved\""}));
   agent.Signal(SIGTERM);
   CHECK(agent.WaitExit(std::chrono::seconds(20)) == 0);
   prom.Stop(SIGTERM, std::chrono::seconds(10));

@@ -35,8 +35,8 @@ DrillReport Report(const std::string& target, DrillResult result, const std::str
   r.result = result;
   r.reason = reason;
   r.stages = std::move(stages);
-  r.stages.push_back({"total", result == DrillResult::kSuccess ? Outcome::kPass : Outcome::kFail,
-                      "", 5});
+  r.stages.push_back(
+      {"total", result == DrillResult::kSuccess ? Outcome::kPass : Outcome::kFail, "", 5});
   return r;
 }
 
@@ -126,12 +126,13 @@ TEST_CASE("a failed drill is classified by the stage that ended it and a closed 
   check.stages[0].outcome = Outcome::kError;
   CHECK(ClassifyDrillFailure(check)->kind == "unverified");
 
-  auto slow = Report("t", DrillResult::kError, "drill timed out after 2h (drill.timeout) during restore");
+  auto slow =
+      Report("t", DrillResult::kError, "drill timed out after 2h (drill.timeout) during restore");
   CHECK(ClassifyDrillFailure(slow)->kind == "timeout");
   CHECK(ClassifyDrillFailure(slow)->stage == "restore");
 
-  auto crash = Report("t", DrillResult::kError,
-                      "interrupted: the agent stopped during the drill (pid 42)");
+  auto crash =
+      Report("t", DrillResult::kError, "interrupted: the agent stopped during the drill (pid 42)");
   CHECK(ClassifyDrillFailure(crash)->kind == "cancelled");
   CHECK(ClassifyDrillFailure(crash)->stage == "unknown");
 
@@ -144,8 +145,9 @@ TEST_CASE("a failed drill is classified by the stage that ended it and a closed 
 }
 
 TEST_CASE("each notifier type gets the payload its receiver expects", "[unit][notifier]") {
-  Notification fire{"blog", kConditionDrill, true, "restore: pg_restore: error: bad input",
-                    "restore", "backup_unusable", "r1", 1700000000, 1700000000};
+  Notification fire{"blog",    kConditionDrill,   true, "restore: pg_restore: error: bad input",
+                    "restore", "backup_unusable", "r1", 1700000000,
+                    1700000000};
   Notification resolve = fire;
   resolve.firing = false;
   resolve.reason = "drill r2 passed";
@@ -174,7 +176,9 @@ TEST_CASE("each notifier type gets the payload its receiver expects", "[unit][no
   CHECK(s.Str("text") ==
         "[FIRING] blog: restore drill failed (backup_unusable in the restore stage): restore: "
         "pg_restore: error: bad input");
-  CHECK(ParseJson(BuildNotifierRequest(slack, resolve).body).Str("text").rfind("[RESOLVED] blog", 0) == 0);
+  CHECK(ParseJson(BuildNotifierRequest(slack, resolve).body)
+            .Str("text")
+            .rfind("[RESOLVED] blog", 0) == 0);
 
   NotifierConfig am;
   am.type = NotifierType::kAlertmanager;
@@ -208,10 +212,10 @@ TEST_CASE("[[notifier]] tables load, and mistakes name the key", "[unit][notifie
   test::TestDir dir;
   test::WriteFile(dir / "token", "tok-SECRET-4711\n");
   test::WriteFile(dir / "pw", "pw-SECRET-0815\n");
-  const std::string base =
-      "[agent]\nstate_dir = \"" + (dir / "s") + "\"\nwork_dir = \"" + (dir / "w") +
-      "\"\n[[target]]\nname = \"blog\"\nsource = \"host=/tmp dbname=blog\"\n"
-      "[target.backup]\npath = \"/tmp\"\n";
+  const std::string base = "[agent]\nstate_dir = \"" + (dir / "s") + "\"\nwork_dir = \"" +
+                           (dir / "w") +
+                           "\"\n[[target]]\nname = \"blog\"\nsource = \"host=/tmp dbname=blog\"\n"
+                           "[target.backup]\npath = \"/tmp\"\n";
   auto ok = LoadConfigText(base +
                                "[[notifier]]\nname = \"ops\"\ntype = \"alertmanager\"\n"
                                "url = \"http://127.0.0.1:9093\"\nbearer_token_file = \"token\"\n"
@@ -261,7 +265,8 @@ TEST_CASE("one ongoing failure notifies once, its end resolves, also across a re
     hub.Configure({Webhook("hook", rx.url("/hook"))}, {"blog"});
     hub.OnDrill(Corrupt("blog"));
     hub.OnDrill(Corrupt("blog"));  // the same failure again: no second notification
-    REQUIRE(Eventually([&] { return board.Value("restorewatch_notifier_sent_total", "hook") == 1; }, 10));
+    REQUIRE(Eventually([&] { return board.Value("restorewatch_notifier_sent_total", "hook") == 1; },
+                       10));
     CHECK(rx.count() == 1);
     auto first = ParseJson(rx.requests()[0].body);
     CHECK(first.Str("status") == "firing");
@@ -277,7 +282,8 @@ TEST_CASE("one ongoing failure notifies once, its end resolves, also across a re
     hub.OnDrill(Corrupt("blog"));
     hub.OnDrill(Pass("blog"));
     hub.OnDrill(Pass("blog"));  // nothing to resolve any more
-    REQUIRE(Eventually([&] { return board.Value("restorewatch_notifier_sent_total", "hook") == 1; }, 10));
+    REQUIRE(Eventually([&] { return board.Value("restorewatch_notifier_sent_total", "hook") == 1; },
+                       10));
     hub.Stop(std::chrono::seconds(5));
   }
   REQUIRE(rx.count() == 2);
@@ -291,9 +297,11 @@ TEST_CASE("one ongoing failure notifies once, its end resolves, also across a re
   auto only_blog = Webhook("fresh", rx2.url());
   only_blog.targets = {"blog"};
   hub.Configure({only_blog}, {"blog", "shop"});
-  const auto fams = std::vector<MetricFamilyData>{
-      {"restorewatch_backup_last_completion_timestamp_seconds", "", MetricType::kGauge,
-       {{{{"kind", "logical"}}, NowUnix() - 3 * 3600}}}};
+  const auto fams =
+      std::vector<MetricFamilyData>{{"restorewatch_backup_last_completion_timestamp_seconds",
+                                     "",
+                                     MetricType::kGauge,
+                                     {{{{"kind", "logical"}}, NowUnix() - 3 * 3600}}}};
   auto stale = FreshnessFromCatalogue(fams, std::chrono::hours(1), NowUnix());
   REQUIRE(stale);
   CHECK(stale->missed);
@@ -318,26 +326,28 @@ TEST_CASE("a receiver that fails then recovers gets the notification after retri
           "[unit][notifier]") {
   test::TestDir dir;
   MakeDirs(dir / "blog");
-  test::WebhookReceiver rx([](std::size_t n, const test::WebhookReceiver::Request&) {
-    return n < 2 ? 503 : 200;
-  });
+  test::WebhookReceiver rx(
+      [](std::size_t n, const test::WebhookReceiver::Request&) { return n < 2 ? 503 : 200; });
   Board board;
   NotificationHub hub(dir.path(), board.publish());
   auto cfg = Webhook("flaky", rx.url());
   cfg.max_attempts = 4;
   hub.Configure({cfg}, {"blog"});
   hub.OnDrill(Corrupt("blog"));
-  REQUIRE(Eventually([&] { return board.Value("restorewatch_notifier_sent_total", "flaky") == 1; }, 20));
+  REQUIRE(Eventually([&] { return board.Value("restorewatch_notifier_sent_total", "flaky") == 1; },
+                     20));
   CHECK(rx.count() == 3);  // two refusals, then delivered
   CHECK(board.Value("restorewatch_notifier_failed_total", "flaky") == 0);
 
   // A receiver that never recovers: given up after max_attempts, counted as failed.
-  test::WebhookReceiver down([](std::size_t, const test::WebhookReceiver::Request&) { return 500; });
+  test::WebhookReceiver down(
+      [](std::size_t, const test::WebhookReceiver::Request&) { return 500; });
   auto cfg2 = Webhook("down", down.url());
   cfg2.max_attempts = 2;
   hub.Configure({cfg, cfg2}, {"blog"});
   hub.OnDrill(Pass("blog"));
-  REQUIRE(Eventually([&] { return board.Value("restorewatch_notifier_failed_total", "down") == 1; }, 20));
+  REQUIRE(Eventually([&] { return board.Value("restorewatch_notifier_failed_total", "down") == 1; },
+                     20));
   CHECK(down.count() == 2);
   hub.Stop(std::chrono::seconds(5));
 }
@@ -366,7 +376,8 @@ TEST_CASE("a hanging receiver blocks no drill and its queue stays bounded", "[un
   CHECK(board.Value("restorewatch_notifier_queue_length", "stuck") == 2);
   CHECK(board.Value("restorewatch_notifier_dropped_total", "stuck") == 3);
   rx.Release();
-  REQUIRE(Eventually([&] { return board.Value("restorewatch_notifier_sent_total", "stuck") == 3; }, 20));
+  REQUIRE(Eventually([&] { return board.Value("restorewatch_notifier_sent_total", "stuck") == 3; },
+                     20));
   hub.Stop(std::chrono::seconds(5));
 }
 
@@ -374,9 +385,10 @@ TEST_CASE("notifier credentials never reach the log", "[unit][notifier]") {
   test::TestDir dir;
   MakeDirs(dir / "blog");
   test::WriteFile(dir / "token", "tok-NEVER-LOGGED-9931\n");
-  auto load = LoadConfigText("[[notifier]]\nname = \"x\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\n"
-                             "bearer_token_file = \"token\"\n",
-                             dir / "agent.toml");
+  auto load = LoadConfigText(
+      "[[notifier]]\nname = \"x\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\n"
+      "bearer_token_file = \"token\"\n",
+      dir / "agent.toml");
   REQUIRE(load.config);
   // The receiver refuses and echoes the Authorization header in its answer, which the agent logs.
   test::WebhookReceiver rx([](std::size_t, const test::WebhookReceiver::Request&) { return 401; });
@@ -396,7 +408,8 @@ TEST_CASE("notifier credentials never reach the log", "[unit][notifier]") {
     NotificationHub hub(dir.path(), board.publish());
     hub.Configure({cfg}, {"blog"});
     hub.OnDrill(Corrupt("blog"));
-    REQUIRE(Eventually([&] { return board.Value("restorewatch_notifier_failed_total", "x") == 1; }, 10));
+    REQUIRE(Eventually([&] { return board.Value("restorewatch_notifier_failed_total", "x") == 1; },
+                       10));
     hub.Stop(std::chrono::seconds(1));
   }
   logger->sinks().pop_back();
@@ -407,4 +420,33 @@ TEST_CASE("notifier credentials never reach the log", "[unit][notifier]") {
   CHECK(log.find("HTTP 401") != std::string::npos);
   CHECK(log.find("tok-NEVER-LOGGED-9931") == std::string::npos);
   CHECK(log.find("***") != std::string::npos);
+}
+
+TEST_CASE("a reload keeps a notifier's queue and applies its new settings", "[unit][notifier]") {
+  test::TestDir dir;
+  test::WebhookReceiver old_rx(
+      [](std::size_t, const test::WebhookReceiver::Request&) { return 0; });
+  test::WebhookReceiver new_rx;
+  Board board;
+  NotificationHub hub(dir.path(), board.publish());
+  auto cfg = Webhook("hook", old_rx.url());
+  cfg.max_attempts = 1;
+  hub.Configure({cfg}, {"t0", "t1"});
+  hub.OnDrill(Corrupt("t0"));  // in flight, held by the old receiver
+  REQUIRE(Eventually([&] { return old_rx.hanging(); }, 10));
+  hub.OnDrill(Corrupt("t1"));  // queued behind it
+  CHECK(board.Value("restorewatch_notifier_queue_length", "hook") == 1);
+  // SIGHUP: the same notifier now points elsewhere; what waits goes there.
+  cfg.url = new_rx.url("/moved");
+  hub.Configure({cfg}, {"t0", "t1"});
+  old_rx.Release();
+  REQUIRE(Eventually([&] { return new_rx.count() == 1; }, 10));
+  CHECK(new_rx.requests()[0].path == "/moved");
+  CHECK(ParseJson(new_rx.requests()[0].body).Str("target") == "t1");
+  REQUIRE(
+      Eventually([&] { return board.Value("restorewatch_notifier_sent_total", "hook") == 2; }, 10));
+  // A notifier removed by a reload goes, with its series.
+  hub.Configure({}, {"t0", "t1"});
+  CHECK(board.Value("restorewatch_notifier_sent_total", "hook") == -1);
+  hub.Stop(std::chrono::seconds(1));
 }
