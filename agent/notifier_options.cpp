@@ -1,6 +1,10 @@
 #include "agent/notifier_options.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <set>
 
 #include "agent/config_reader.h"
@@ -23,10 +27,10 @@ const char* NotifierTypeName(NotifierType t) {
 
 bool NotifierConfig::operator==(const NotifierConfig& o) const {
   return name == o.name && type == o.type && url == o.url && bearer_token == o.bearer_token &&
-         username == o.username && password == o.password && routing_key == o.routing_key &&
-         timeout == o.timeout && targets == o.targets && max_attempts == o.max_attempts &&
-         retry_backoff == o.retry_backoff && repeat_interval == o.repeat_interval &&
-         queue_size == o.queue_size;
+         username == o.username && password == o.password && ca_file == o.ca_file &&
+         routing_key == o.routing_key && timeout == o.timeout && targets == o.targets &&
+         max_attempts == o.max_attempts && retry_backoff == o.retry_backoff &&
+         repeat_interval == o.repeat_interval && queue_size == o.queue_size;
 }
 
 namespace {
@@ -86,6 +90,14 @@ void ReadOne(Reader& r, NotifierConfig* n) {
   std::string why;
   if (has_url && !ValidUrl(n->url, &why)) r.Error("url", why);
   if (!has_url && n->type != NotifierType::kPagerDuty) r.Require("url");
+  if (r.Name("ca_file", &n->ca_file)) {
+    const std::string& dir = r.loader().dir();
+    if (n->ca_file[0] != '/' && !dir.empty()) n->ca_file = dir + "/" + n->ca_file;
+    if (access(n->ca_file.c_str(), R_OK) != 0)
+      r.Error("ca_file", "cannot read " + n->ca_file + ": " + std::strerror(errno));
+    else if (n->url.rfind("https://", 0) != 0)
+      r.Error("ca_file", "is only used with an https:// url");
+  }
   SecretFile(r, "bearer_token_file", &n->bearer_token);
   const bool user = r.Name("username", &n->username);
   const bool pass = SecretFile(r, "password_file", &n->password);

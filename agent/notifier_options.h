@@ -31,7 +31,10 @@ struct NotifierConfig {
   std::string bearer_token;  // from bearer_token_file: "Authorization: Bearer ..." (secret)
   std::string username;      // basic auth user, with password_file
   std::string password;      // from password_file (secret)
-  std::string routing_key;   // pagerduty only, required: routing_key (${ENV}) or routing_key_file
+  // https: a PEM file of the CA(s) the receiver's certificate must chain to; empty = the
+  // system's trust store. A relative path is relative to the config file's directory.
+  std::string ca_file;
+  std::string routing_key;  // pagerduty only, required: routing_key (${ENV}) or routing_key_file
   Duration timeout = std::chrono::seconds(10);       // per attempt: connect, write and read each
   std::vector<std::string> targets;                  // only these targets; empty = every target
   int max_attempts = 5;                              // attempts per notification (1..20)

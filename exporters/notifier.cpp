@@ -54,6 +54,8 @@ bool SendOnce(const NotifierConfig& cfg, const Notification& n, std::string* err
   cli.set_read_timeout(secs.count(), usecs.count());
   cli.set_write_timeout(secs.count(), usecs.count());
   cli.set_keep_alive(false);
+  if (!cfg.ca_file.empty()) cli.set_ca_cert_path(cfg.ca_file.c_str());
+  cli.enable_server_certificate_verification(true);
   if (!cfg.bearer_token.empty()) cli.set_bearer_token_auth(cfg.bearer_token.c_str());
   if (!cfg.username.empty()) cli.set_basic_auth(cfg.username.c_str(), cfg.password.c_str());
   httplib::Headers headers{{"User-Agent", std::string("restorewatch/") + kVersion}};

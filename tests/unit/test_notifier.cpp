@@ -3,6 +3,7 @@
 // loopback: one notification per ongoing failure, a resolve when it clears (also after a restart),
 // retries with backoff, a receiver that hangs blocks nothing and the queue bound holds, and no
 // secret reaches the log.
+#include <httplib.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -14,6 +15,7 @@
 #include "agent/drill_failure.h"
 #include "agent/json.h"
 #include "agent/log.h"
+#include "agent/process.h"
 #include "agent/secrets.h"
 #include "agent/units.h"
 #include "exporters/notifier.h"
@@ -449,4 +451,59 @@ TEST_CASE("a reload keeps a notifier's queue and applies its new settings", "[un
   hub.Configure({}, {"t0", "t1"});
   CHECK(board.Value("restorewatch_notifier_sent_total", "hook") == -1);
   hub.Stop(std::chrono::seconds(1));
+}
+
+TEST_CASE("https receivers: the certificate is verified, against ca_file when given",
+          "[unit][notifier]") {
+  test::TestDir dir;
+  ProcessSpec spec;
+  spec.argv = {"openssl",  "req",           "-x509",   "-newkey",
+               "rsa:2048", "-nodes",        "-keyout", dir / "tls.key",
+               "-out",     dir / "tls.crt", "-days",   "2",
+               "-subj",    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"};
+  auto made = RunProcess(spec);
+  INFO(made.err);
+  REQUIRE(made.ok());
+  httplib::SSLServer server((dir / "tls.crt").c_str(), (dir / "tls.key").c_str());
+  REQUIRE(server.is_valid());
+  std::atomic<int> got{0};
+  server.Post("/hook", [&](const httplib::Request&, httplib::Response& res) {
+    ++got;
+    res.status = 200;
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread listener([&] { server.listen_after_bind(); });
+  const std::string url = "https://127.0.0.1:" + std::to_string(port) + "/hook";
+
+  test::WriteFile(dir / "agent.toml", "");
+  auto load = LoadConfigText("[[notifier]]\nname = \"tls\"\ntype = \"webhook\"\nurl = \"" + url +
+                                 "\"\nca_file = \"tls.crt\"\nmax_attempts = 1\n"
+                                 "[[notifier]]\nname = \"untrusted\"\ntype = \"webhook\"\n"
+                                 "url = \"" +
+                                 url + "\"\nmax_attempts = 1\n",
+                             dir / "agent.toml");
+  INFO((load.errors.empty() ? "" : load.errors[0].ToString()));
+  REQUIRE(load.config);
+  CHECK(load.config->notifiers[0].ca_file == dir / "tls.crt");
+  Board board;
+  NotificationHub hub(dir.path(), board.publish());
+  hub.Configure(load.config->notifiers, {"blog"});
+  hub.OnDrill(Corrupt("blog"));
+  REQUIRE(Eventually(
+      [&] {
+        return board.Value("restorewatch_notifier_sent_total", "tls") == 1 &&
+               board.Value("restorewatch_notifier_failed_total", "untrusted") == 1;
+      },
+      20));
+  CHECK(got == 1);  // the self-signed certificate is not in the system's store
+  hub.Stop(std::chrono::seconds(1));
+  server.stop();
+  listener.join();
+
+  auto bad = LoadConfigText(
+      "[[notifier]]\nname = \"x\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\n"
+      "ca_file = \"missing.pem\"\n",
+      dir / "agent.toml");
+  REQUIRE(bad.errors.size() == 1);
+  CHECK(bad.errors[0].ToString().find("notifier[0].ca_file: cannot read") != std::string::npos);
 }
