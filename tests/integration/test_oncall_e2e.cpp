@@ -259,6 +259,13 @@ TEST_CASE(
 
   // 2. A good backup, and a drill of it, resolve both.
   WriteFile(backups + "/db-2.dump", good);
+  // Once the catalogue lists it (past backup.settle), a drill picks it.
+  REQUIRE(Eventually(
+      [&] {
+        return test::MetricValue(Get(agent_port, "/metrics", {}, true),
+                                 "restorewatch_backups_available") == 2.0;
+      },
+      30));
   REQUIRE(Eventually([&] { return PostDrill(agent_port) == 202; }, 30));
   const auto drill3 = Clock::now();
   REQUIRE(Eventually(
