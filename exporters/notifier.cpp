@@ -365,6 +365,9 @@ void NotificationHub::OnFreshness(const std::string& target, const Freshness& f,
 void NotificationHub::Transition(const std::string& target, const std::string& condition, bool bad,
                                  const Notification& event) {
   Notification n = event;
+  // One line, whatever a tool's output put in it (Slack and PagerDuty summaries are lines too).
+  for (char& ch : n.reason)
+    if (ch == '\n' || ch == '\r') ch = ' ';
   std::vector<std::shared_ptr<NotifierChannel>> channels;
   bool refresh_only = false;
   {
@@ -374,7 +377,7 @@ void NotificationHub::Transition(const std::string& target, const std::string& c
       refresh_only = c.firing;  // an ongoing condition: never a second notification
       if (!c.firing) c.since = event.at;
       c.firing = true;
-      c.reason = event.reason;
+      c.reason = n.reason;
       c.stage = event.stage;
       c.kind = event.kind;
       c.run_id = event.run_id;
