@@ -472,6 +472,9 @@ ConfigLoad LoadConfigText(const std::string& text, const std::string& file) {
         config.targets.push_back(std::move(target));
       });
     }
+    std::vector<std::string> target_names;
+    for (const auto& t : config.targets) target_names.push_back(t.name);
+    ReadNotifiers(r, target_names, &config.notifiers);
   }
   result.errors = loader.Finish();
   if (result.errors.empty()) result.config = std::move(config);

@@ -13,6 +13,7 @@
 
 #include "agent/conninfo.h"
 #include "agent/cron.h"
+#include "agent/notifier_options.h"
 #include "agent/sources/barman_options.h"
 #include "agent/sources/basebackup_options.h"
 #include "agent/sources/command_options.h"
@@ -162,6 +163,7 @@ struct Config {
   std::string path;  // file it came from
   AgentConfig agent;
   std::vector<TargetConfig> targets;
+  std::vector<NotifierConfig> notifiers;  // [[notifier]] (agent/notifier_options.h)
   const TargetConfig* FindTarget(const std::string& name) const;
 };
 

@@ -177,6 +177,8 @@ class Loader {
   }
 
   bool ok() const { return errors_.empty(); }
+  // The config file's directory ("" when the file name has none): relative paths start there.
+  const std::string& dir() const { return dir_; }
 
  private:
   std::string file_;

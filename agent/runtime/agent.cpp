@@ -19,6 +19,7 @@
 #include "checks/registry.h"
 #include "exporters/http_server.h"
 #include "exporters/metrics_exporter.h"
+#include "exporters/notifier.h"
 #include "exporters/report.h"
 #include "exporters/web_config.h"
 #include "version.h"
@@ -33,8 +34,14 @@ using SteadyClock = std::chrono::steady_clock;
 // agent; a drill keeps it alive even when a reload removed the target. Thread-safe.
 class TargetState {
  public:
-  TargetState(std::string name, const std::string& dir, MetricsBoard& board)
-      : name_(std::move(name)), dir_(dir), board_(board), activity_(dir), recorder_(dir) {
+  TargetState(std::string name, const std::string& dir, MetricsBoard& board,
+              NotificationHub* notify)
+      : name_(std::move(name)),
+        dir_(dir),
+        board_(board),
+        notify_(notify),
+        activity_(dir),
+        recorder_(dir) {
     cache_ = recorder_.history().Load();
     // What hangs off a recorded drill here: the status cache and the drill metrics.
     recorder_.OnRecorded([this](const DrillReport&, const DrillHistorySummary& h) {
@@ -43,9 +50,15 @@ class TargetState {
       running_ = false;
       PublishLocked();
     });
+    // Notifications (exporters/notifier.h): only updates a small state file and enqueues.
+    if (notify_ != nullptr)
+      recorder_.OnRecorded([notify = notify_](const DrillReport& r, const DrillHistorySummary&) {
+        notify->OnDrill(r);
+      });
   }
 
   const std::string& name() const { return name_; }
+  NotificationHub* notify() const { return notify_; }
   const std::string& dir() const { return dir_; }
   ActivityStore& activity() { return activity_; }
 
@@ -110,6 +123,7 @@ class TargetState {
   const std::string name_;
   const std::string dir_;
   MetricsBoard& board_;
+  NotificationHub* const notify_;  // owned by the agent, outlives every state
   ActivityStore activity_;
   DrillRecorder recorder_;
   mutable std::mutex mu_;
@@ -240,6 +254,10 @@ class TargetRuntime {
           LogWarn("collector failed",
                   {{"target", target_.name}, {"collector", name}, {"error", st.error}});
       }
+      // The backup freshness objective, for notifications (the catalogue is what it reads).
+      if (st.success && name == "backup_catalogue" && state_->notify() != nullptr)
+        if (auto f = FreshnessFromCatalogue(fams, target_.backup.max_age, NowUnix()))
+          state_->notify()->OnFreshness(target_.name, *f, NowUnix());
       board_.Set(target_.name, "c/" + name, std::move(fams));
       board_.Set(
           target_.name, "s/" + name,
@@ -285,6 +303,16 @@ struct Agent::ScheduledTarget {
   std::time_t handled = 0;  // newest slot dealt with (persisted in schedule.toml)
 };
 
+namespace {
+
+std::vector<std::string> TargetNames(const Config& c) {
+  std::vector<std::string> names;
+  for (const auto& t : c.targets) names.push_back(t.name);
+  return names;
+}
+
+}  // namespace
+
 Agent::Agent(Config config, AgentOptions options)
     : options_(options), config_(std::make_shared<const Config>(std::move(config))) {}
 
@@ -304,6 +332,10 @@ void Agent::Start() {
   RemoveOrphanedWorkDirs(env_->work_dir);
   exporter_ = std::make_unique<MetricsExporter>(board_);
   PublishAgentMetrics();
+  notify_ = std::make_unique<NotificationHub>(
+      env_->state_dir,
+      [this](std::vector<MetricFamilyData> f) { board_.Set("", "notifier", std::move(f)); });
+  notify_->Configure(config_->notifiers, TargetNames(*config_));
   {
     std::lock_guard<std::mutex> lk(mu_);
     SyncStates(/*at_start=*/true);
@@ -347,10 +379,11 @@ void Agent::SyncStates(bool at_start) {
     auto it = states_.find(t.name);
     if (it == states_.end()) {
       try {
-        it = states_
-                 .emplace(t.name, std::make_shared<TargetState>(
-                                      t.name, env_->state_dir + "/" + t.name, board_))
-                 .first;
+        it =
+            states_
+                .emplace(t.name, std::make_shared<TargetState>(
+                                     t.name, env_->state_dir + "/" + t.name, board_, notify_.get()))
+                .first;
       } catch (const Error& e) {
         // At start an unusable state dir is fatal (exit 2). On reload the running agent keeps
         // going: the new target is left out (logged) and the others run.
@@ -420,6 +453,8 @@ void Agent::Reload(Config config) {
     SyncStates(/*at_start=*/false);
   }
   max_concurrent_drills_ = next->agent.max_concurrent_drills;
+  if (notify_)
+    notify_->Configure(next->notifiers, TargetNames(*next));  // queues of kept notifiers survive
   InitLogging(next->agent.log_format, next->agent.log_level);
   last_reload_ok_ = true;
   config_loaded_at_ = NowUnix();
@@ -723,6 +758,10 @@ bool Agent::Stop() {
     clean = false;
   }
   runtimes.clear();
+  // What the drills just recorded (a resolve, say) gets the rest of the bound to go out.
+  if (notify_)
+    notify_->Stop(std::max<Duration>(
+        Duration::zero(), std::chrono::duration_cast<Duration>(deadline - SteadyClock::now())));
   if (!clean)
     LogWarn("a drill or collector did not stop within agent.shutdown_timeout",
             {{"shutdown_timeout", FormatDuration(config_->agent.shutdown_timeout)}});

@@ -37,6 +37,7 @@ namespace rw {
 class HttpServer;
 struct HttpAnswer;
 class MetricsExporter;
+class NotificationHub;
 class TargetRuntime;
 class TargetState;
 
@@ -113,6 +114,9 @@ class Agent {
   std::vector<std::unique_ptr<TargetRuntime>> unjoined_;           // stuck collectors
   std::unique_ptr<Environment> env_;
   MetricsBoard board_;
+  // The agent's own notifications ([[notifier]], exporters/notifier.h); after board_, which it
+  // publishes into. Created in Start(), reconfigured by Reload(), drained and stopped by Stop().
+  std::unique_ptr<NotificationHub> notify_;
   std::unique_ptr<MetricsExporter> exporter_;
   std::unique_ptr<HttpServer> http_;
 

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "agent/drill_failure.h"
 #include "agent/runtime/schedule.h"
 #include "checks/registry.h"
 
@@ -39,6 +40,12 @@ std::vector<MetricFamilyData> DrillFamilies(const TargetConfig& target,
   const DrillReport& r = *h.last_report;
   f.push_back(Gauge("restorewatch_drill_success", "1 if the last drill passed every check.",
                     r.result == DrillResult::kSuccess ? 1 : 0));
+  // Why the last drill did not pass, as bounded labels for the alert; absent when it passed.
+  if (auto why = ClassifyDrillFailure(r))
+    f.push_back(Gauge("restorewatch_drill_last_failure_info",
+                      "1 when the last drill did not pass: the stage that ended it and the kind "
+                      "of failure; absent when it passed.",
+                      1, {{"stage", why->stage}, {"kind", why->kind}}));
   MetricFamilyData stages{"restorewatch_drill_stage_duration_seconds",
                           "Duration of each stage of the last drill; total is the measured RTO.",
                           MetricType::kGauge,

@@ -23,6 +23,7 @@
 #include "agent/units.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"
+#include "tests/support/webhook_receiver.h"
 
 using namespace rw;
 using namespace std::chrono_literals;
@@ -267,6 +268,7 @@ TEST_CASE(
               .ok());
   WriteFile(broken + "/db-1.dump", "this is not a pg_dump archive\n");
 
+  test::WebhookReceiver receiver;
   WriteFile(dir / "web.yml", "basic_auth_users:\n  ops: '" + BcryptHash("contract-pass") + "'\n");
   const int port = PickFreePort();
   const std::string cfg = dir / "agent.toml";
@@ -284,6 +286,9 @@ TEST_CASE(
                 (dir / "state") + "\"\nwork_dir = \"" + (dir / "work") +
                 "\"\nlog_format = \"json\"\nweb_config_file = \"web.yml\"\n"
                 "enable_drill_api = true\n" +
+                // A notifier, so its families are in the scrape (t2's failing drill notifies).
+                "\n[[notifier]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"" +
+                receiver.url("/hook") + "\"\n" +
                 target("t1", backups,
                        "standbys = [\"" + standby->ConnInfo("app") + " application_name=s1\"]\n",
                        "wal_archive = \"" + archive +
