@@ -20,6 +20,7 @@
 
 #include "agent/cancel.h"
 #include "agent/config.h"
+#include "agent/drill_progress.h"
 #include "agent/environment.h"
 #include "agent/model.h"
 #include "agent/restored_copy.h"
@@ -36,6 +37,9 @@ struct RestoreOptions {
   // or "recovery", so the stage's own limit (drill.stage_timeouts) and an error name the right
   // stage. May be empty; a source that never calls it runs wholly in "restore".
   std::function<void(const std::string& stage)> begin_stage;
+  // Where the source says what it is doing and what is done (may be null): steps, bytes, and a
+  // probe the progress ticker calls (agent/drill_progress.h).
+  DrillProgress* progress = nullptr;
 };
 
 struct RestoreOutcome {

@@ -167,12 +167,12 @@ std::string NewRunId() {
 }
 
 DrillReport RunDrill(const Environment& env, const TargetConfig& target, ActivityStore* activity,
-                     CancelToken& cancel, const DrillProgress& progress) {
+                     CancelToken& cancel, DrillProgress* progress) {
   return RunDrill(env, target, activity, cancel, progress, DrillParts{});
 }
 
 DrillReport RunDrill(const Environment& env, const TargetConfig& target, ActivityStore* activity,
-                     CancelToken& cancel, const DrillProgress& progress, const DrillParts& parts) {
+                     CancelToken& cancel, DrillProgress* progress, const DrillParts& parts) {
   DrillReport r;
   r.target = target.name;
   r.run_id = NewRunId();
@@ -182,9 +182,13 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
   auto t_total = Clock::now();
   CancelToken drill_cancel;
   Watchdog watchdog(cancel, drill_cancel, target.drill.timeout);
-  auto notify = [&] {
-    if (progress) progress(r);
-  };
+  DrillProgress own_progress;  // when the caller watches none, sources still have one to update
+  DrillProgress& live = progress ? *progress : own_progress;
+  live.Begin(target.name, r.run_id);
+  struct EndProgress {
+    DrillProgress& p;
+    ~EndProgress() { p.End(); }
+  } end_progress{live};
   auto fail = [&](DrillResult res, const std::string& reason) {
     if (r.result == DrillResult::kSuccess ||
         (res == DrillResult::kError && r.result == DrillResult::kFailure && r.reason.empty())) {
@@ -240,6 +244,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
     StageResult st{name, Outcome::kPass, "", 0};
     auto t0 = Clock::now();
     watchdog.BeginStage(name, stage_limit(name));
+    live.Stage(name);
     try {
       body(st);
     } catch (const Error& e) {
@@ -256,7 +261,6 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
     }
     if (st.duration_seconds == 0) st.duration_seconds = Since(t0);
     append(st);
-    notify();
   };
   LogInfo("drill started", {{"target", target.name}, {"run_id", r.run_id}});
 
@@ -291,6 +295,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
   std::vector<std::pair<std::string, std::string>> not_run_reasons;  // RestoredCopy::not_run
   auto checks = parts.checks ? parts.checks(target.checks) : MakeDrillChecks(target.checks);
   CheckContext ctx{target, backup, "", activity, drill_cancel, {}, {}};
+  ctx.progress = &live;
   std::future<std::map<Check*, std::exception_ptr>> before;
 
   // fetch, restore, recovery: one call of the source's Restore(), which asks the sandbox host for
@@ -367,10 +372,12 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
                               ? (facts.database.empty() ? backup.database : facts.database)
                               : target.drill.database;
           opts.timeout = target.drill.timeout;
+          opts.progress = &live;
           opts.begin_stage = [&](const std::string& stage) {
             begun.emplace_back(stage, Clock::now());
             current = stage;
             watchdog.BeginStage(stage, stage_limit(stage));
+            live.Stage(stage);
           };
           SandboxHost& host = *sandbox;
           try {
@@ -413,9 +420,17 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
                      copy->SecondsIn("recovery")};
       if (found_unusable_in == "recovery") unusable(st);
       append(st);
-      notify();
     }
-    if (copy) not_run_reasons = copy->not_run;
+    if (copy) {
+      // What the source ran, step by step, for the runbook (also when the copy proved unusable).
+      not_run_reasons = copy->not_run;
+      r.steps = copy->stages;
+      r.roles_created = copy->roles_created;
+      try {
+        if (sandbox) r.sandbox_major = sandbox->ServerMajor();
+      } catch (const std::exception&) {
+      }
+    }
     if (copy && (!copy->usable || r.result != DrillResult::kSuccess)) copy.reset();
     if (copy) {
       r.copy_consistent_at = copy->consistent_at;
@@ -448,6 +463,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
       int passed = 0, failed = 0, errors = 0, skipped = 0;
       for (auto& c : checks) {
         auto tc = Clock::now();
+        live.Step(c->name());
         CheckResult res;
         res.name = c->name();
         try {
@@ -491,7 +507,6 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
                                    {"outcome", OutcomeName(res.outcome)},
                                    {"message", res.message}});
         r.checks.push_back(std::move(res));
-        notify();
         if (drill_cancel.cancelled()) break;
       }
       st.message = std::to_string(passed) + " passed, " + std::to_string(failed) + " failed, " +
@@ -518,6 +533,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
     StageResult st{"cleanup", Outcome::kPass, "", 0};
     auto t0 = Clock::now();
     watchdog.BeginStage("cleanup", Duration::zero());
+    live.Stage("cleanup");
     if (sandbox) {
       std::string problem = sandbox->Cleanup();
       if (!problem.empty()) {
@@ -571,7 +587,6 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
                              {"duration_seconds", r.total_seconds()},
                              {"outcome", DrillResultName(r.result)},
                              {"reason", r.reason}});
-  notify();
   return r;
 }
 

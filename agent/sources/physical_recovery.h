@@ -8,6 +8,7 @@
 #include <string>
 
 #include "agent/cancel.h"
+#include "agent/drill_progress.h"
 #include "agent/restored_copy.h"
 #include "agent/sandbox.h"
 
@@ -22,6 +23,8 @@ struct RecoveryFollowOptions {
   // The copy's point when recovery replayed no transaction (the backup's own end), Unix seconds.
   double fallback_consistent_at = 0;
   std::chrono::steady_clock::time_point deadline;
+  // Told the step and the WAL bytes replayed so far while recovery runs (may be null).
+  DrillProgress* progress = nullptr;
 };
 
 // Starts `data_dir` with `how` and waits until the copy has promoted. Appends the sub-stages
