@@ -66,8 +66,9 @@ const char* kVerifyHelp =
     "\"drills\": [...]}\n"
     "(docs/verify-json.md). Progress goes to stderr, never stdout: a line as each stage starts "
     "and,\n"
-    "when stderr is a terminal, the running stage with its elapsed time and what is done every "
-    "10 s.\n"
+    "every 10 s, the running stage with its elapsed time and what is done (on a terminal a plain "
+    "line,\n"
+    "otherwise the \"drill progress\" log line, which --json leaves out).\n"
     "exit codes: 0 every drill passed, 1 a check failed or the backup is unusable, 2 could not "
     "run\n";
 

@@ -179,6 +179,8 @@ int RunVerify(const std::string& path, const std::string& target_name, bool json
     std::fprintf(stderr, "restorewatch verify: %s: %s started (drill %s)\n", p.target.c_str(),
                  p.stage.c_str(), FormatSeconds(p.drill_elapsed_seconds).c_str());
   });
+  // Not on a terminal, the periodic line is the daemon's "drill progress" log line (at info, so
+  // --json, which logs warnings only, keeps stderr to the stage lines).
   std::unique_ptr<ProgressTicker> ticker;
   if (isatty(STDERR_FILENO))
     ticker = std::make_unique<ProgressTicker>(
@@ -186,6 +188,8 @@ int RunVerify(const std::string& path, const std::string& target_name, bool json
           std::fprintf(stderr, "restorewatch verify: %s: %s\n", p.target.c_str(),
                        ProgressLine(p).c_str());
         });
+  else
+    ticker = std::make_unique<ProgressTicker>(progress, ProgressInterval(), LogProgress);
   for (size_t i = 0; i < targets.size(); ++i) {
     const TargetConfig& t = *targets[i];
     ActivityStore activity(env->state_dir + "/" + t.name);

@@ -365,11 +365,20 @@ TEST_CASE("the runbook of a physical drill holds its restore_command and recover
                      "\nwal_archive = " + Toml(archive) +
                      "\n\n[target.drill]\nrecovery_target = \"immediate\"\ntimeout = \"5m\"\n\n"
                      "[target.checks]\nstats_settle = \"1s\"\n");
-  auto v = test::RunAgent({"verify", "-c", cfg}, 5min);
+  // Text mode, stderr not a terminal: the stage lines, and the periodic "drill progress" log
+  // line (every 200 ms here).
+  ProcessSpec spec;
+  spec.argv = {test::AgentBinary(), "verify", "-c", cfg};
+  spec.env = {{"RESTOREWATCH_PROGRESS_INTERVAL", "200ms"}};
+  spec.timeout = 5min;
+  ProcessResult v = RunProcess(spec);
   INFO(v.out << v.err);
   REQUIRE(v.exit_code == 0);
   CHECK(Has(v.err, "restorewatch verify: phys: fetch started"));
   CHECK(Has(v.err, "restorewatch verify: phys: recovery started"));
+  CHECK(Has(v.err, "drill progress"));
+  CHECK(Has(v.err, "stage_elapsed_seconds="));
+  CHECK_FALSE(Has(v.out, "drill progress"));
   auto rb = test::RunAgent({"runbook", "-c", cfg, "--target", "phys"});
   INFO(rb.out << rb.err);
   REQUIRE(rb.exit_code == 0);
