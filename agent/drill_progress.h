@@ -79,9 +79,9 @@ class DrillProgress {
  private:
   using Clock = std::chrono::steady_clock;
   mutable std::mutex mu_;
-  ProgressSnapshot s_;         // guarded by mu_ (elapsed fields are computed in Get())
-  Clock::time_point drill_t0_;  // guarded by mu_
-  Clock::time_point stage_t0_;  // guarded by mu_
+  ProgressSnapshot s_;            // guarded by mu_ (elapsed fields are computed in Get())
+  Clock::time_point drill_t0_;    // guarded by mu_
+  Clock::time_point stage_t0_;    // guarded by mu_
   std::shared_ptr<Probe> probe_;  // guarded by mu_
   std::string probe_what_;        // guarded by mu_
   std::function<void(const ProgressSnapshot&)> on_stage_;

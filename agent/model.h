@@ -100,7 +100,7 @@ struct SubStage {
   std::string stage;  // fetch, restore or recovery
   std::string name;   // e.g. "sandbox start", "pg_restore"
   double duration_seconds = 0;
-  std::string message;                           // optional one line
+  std::string message;                                  // optional one line
   std::vector<std::vector<std::string>> commands = {};  // in the order they ran
   // postgresql.conf settings of a server start (values as written in the file), then its signal
   // files as {"recovery.signal", ""} (a key ending in ".signal" with an empty value).

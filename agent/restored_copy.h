@@ -37,7 +37,7 @@ struct RestoredCopy {
   // reported as skipped with a generic reason.
   std::vector<std::pair<std::string, std::string>> not_run;
 
-  std::string summary;                       // e.g. "pg_restore -j 2 (custom format)"
+  std::string summary;  // e.g. "pg_restore -j 2 (custom format)"
   // Roles the source created in the sandbox before loading (a plain dump's owners, NOLOGIN), so
   // the runbook can list them as prerequisites.
   std::vector<std::string> roles_created;

@@ -76,7 +76,8 @@ void Prerequisites(const RunbookInput& in, std::string& o) {
   const bool physical = b && b->tool == "pg_basebackup";
   o += "## Prerequisites\n\n";
   std::string pg = "- **PostgreSQL**: ";
-  if (b && b->server_major) pg += "the backup is of a PostgreSQL " + std::to_string(b->server_major) + " server";
+  if (b && b->server_major)
+    pg += "the backup is of a PostgreSQL " + std::to_string(b->server_major) + " server";
   if (b && b->dump_tool_major)
     pg += std::string(b->server_major ? ", " : "") + "written by pg_dump " +
           std::to_string(b->dump_tool_major);
@@ -87,10 +88,11 @@ void Prerequisites(const RunbookInput& in, std::string& o) {
                     : " (pg_restore/psql of that major or newer)");
   if (pg == "- **PostgreSQL**: ") pg += "not recorded";
   o += pg + "\n";
-  o += "- **Disk**: the restored copy took " +
-       (r.restored_size_bytes ? FormatSize(r.restored_size_bytes) : std::string("an unknown size")) +
-       (b && b->size_bytes ? " (the backup itself is " + FormatSize(b->size_bytes) + ")" : "") +
-       "; have at least that free on the server you restore to\n";
+  o +=
+      "- **Disk**: the restored copy took " +
+      (r.restored_size_bytes ? FormatSize(r.restored_size_bytes) : std::string("an unknown size")) +
+      (b && b->size_bytes ? " (the backup itself is " + FormatSize(b->size_bytes) + ")" : "") +
+      "; have at least that free on the server you restore to\n";
   bool no_owner = false, globals = b && !b->globals_path.empty();
   for (const auto& st : r.steps)
     for (const auto& argv : st.commands)
@@ -105,8 +107,9 @@ void Prerequisites(const RunbookInput& in, std::string& o) {
   } else if (globals) {
     roles += "restored first from the globals file `" + b->globals_path + "` (pg_dumpall -g)";
   } else if (no_owner) {
-    roles += "none needed: restored with `--no-owner --no-privileges` (objects belong to the "
-             "restoring user; grant what your applications need afterwards)";
+    roles +=
+        "none needed: restored with `--no-owner --no-privileges` (objects belong to the "
+        "restoring user; grant what your applications need afterwards)";
   } else {
     roles += "none were created by the drill";
   }
@@ -140,7 +143,8 @@ void Steps(const RunbookInput& in, std::string& o) {
     if (st.name == "sandbox start" && st.commands.empty())
       o += "A fresh, empty PostgreSQL " +
            (r.sandbox_major ? std::to_string(r.sandbox_major) + " " : std::string()) + "server (" +
-           r.sandbox + " sandbox); the database was created empty from template0 before loading.\n\n";
+           r.sandbox +
+           " sandbox); the database was created empty from template0 before loading.\n\n";
     if (!st.commands.empty()) {
       o += "```sh\n";
       for (std::size_t i = 0; i < st.commands.size(); ++i) {
@@ -181,20 +185,20 @@ void Rpo(const RunbookInput& in, std::string& o) {
                        (r.copy_timeline ? ", timeline " + std::to_string(r.copy_timeline) : "")
                  : std::string("the dump's snapshot")) +
        ").\n";
-  o += "- When the drill started (" + FormatTimestamp(r.started_at) +
-       ") the source was ahead by **" + Span(r.started_at - r.copy_consistent_at) +
-       "**: what a restore of this backup would have lost then.\n";
+  o += "- When the drill started (" + FormatTimestamp(r.started_at) + ") that point was **" +
+       Span(r.started_at - r.copy_consistent_at) +
+       "** old: the window of writes a restore of this backup would have lost then.\n";
   if (const CheckResult* f = FindCheck(r, "freshness"); f && f->recovered_timestamp)
-    o += "- The newest row found in the copy (freshness check) is from " +
-         FormatTimestamp(*f->recovered_timestamp) + ".\n";
+    o += "- Freshness check: the newest row in the copy is from " +
+         FormatTimestamp(*f->recovered_timestamp) + " (" + f->message + ").\n";
   o += "\n";
 }
 
 void Timings(const DrillReport& r, std::string& o) {
   o += "## Stage timings\n\n| stage | outcome | duration | what |\n|---|---|---|---|\n";
   for (const auto& s : r.stages)
-    o += "| " + s.name + " | " + OutcomeName(s.outcome) + " | " + Span(s.duration_seconds) +
-         " | " + Cell(s.message) + " |\n";
+    o += "| " + s.name + " | " + OutcomeName(s.outcome) + " | " + Span(s.duration_seconds) + " | " +
+         Cell(s.message) + " |\n";
   o += "\n";
 }
 
@@ -225,8 +229,10 @@ void Record(const RunbookInput& in, std::string& o) {
        " drills passed";
   if (!rto.empty()) {
     std::sort(rto.begin(), rto.end());
+    const std::size_t n = rto.size();
+    const double median = n % 2 ? rto[n / 2] : (rto[n / 2 - 1] + rto[n / 2]) / 2;
     o += "; their duration (RTO) ranged " + Span(rto.front()) + " to " + Span(rto.back()) +
-         ", median " + Span(rto[rto.size() / 2]);
+         ", median " + Span(median);
   }
   o += ".\n\n";
 }
@@ -237,9 +243,9 @@ std::string ShellCommand(const std::vector<std::string>& argv) {
   std::string out;
   for (const auto& w : argv) {
     if (!out.empty()) out += ' ';
-    const bool plain =
-        !w.empty() && w.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                          "0123456789_-./=:,+%@") == std::string::npos;
+    const bool plain = !w.empty() && w.find_first_not_of(
+                                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789_-./=:,+%@") == std::string::npos;
     if (plain) {
       out += w;
       continue;
@@ -264,8 +270,8 @@ std::string RenderRunbook(const RunbookInput& in) {
       in.recent.back().finished_at > r.finished_at && in.recent.back().result != "success") {
     const auto& last = in.recent.back();
     o += "> **Warning:** the newest drill (`" + last.run_id + "`, " +
-         FormatTimestamp(last.finished_at) + ") did not pass: " + last.result + ": " +
-         last.reason + "\n\n";
+         FormatTimestamp(last.finished_at) + ") did not pass: " + last.result + ": " + last.reason +
+         "\n\n";
   }
   o += "## Last proven\n\n";
   o += "- **Proven**: " + FormatTimestamp(r.finished_at) + " (drill started " +
@@ -273,7 +279,8 @@ std::string RenderRunbook(const RunbookInput& in) {
   o += "- **Restore time (RTO)**: " + Span(r.total_seconds()) + " for the whole drill";
   double to_copy = 0;
   for (const auto& s : r.stages)
-    if (s.name == "fetch" || s.name == "restore" || s.name == "recovery") to_copy += s.duration_seconds;
+    if (s.name == "fetch" || s.name == "restore" || s.name == "recovery")
+      to_copy += s.duration_seconds;
   if (to_copy > 0) o += ", " + Span(to_copy) + " until the copy was usable";
   o += "\n";
   if (r.backup) {
@@ -285,7 +292,8 @@ std::string RenderRunbook(const RunbookInput& in) {
   o += "- **Target**: " + in.target + " (backup type " + in.backup_type + ")" +
        (in.source.empty() ? "" : ", source `" + in.source + "`") + "\n";
   o += "- **Sandbox**: " + r.sandbox +
-       (r.sandbox_major ? ", PostgreSQL " + std::to_string(r.sandbox_major) : std::string()) + "\n\n";
+       (r.sandbox_major ? ", PostgreSQL " + std::to_string(r.sandbox_major) : std::string()) +
+       "\n\n";
   Prerequisites(in, o);
   Steps(in, o);
   Rpo(in, o);

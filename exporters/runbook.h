@@ -18,12 +18,12 @@ namespace rw {
 
 struct RunbookInput {
   std::string target;
-  std::string backup_type;             // from the config: pg_dump, basebackup
-  std::string source;                  // the source, redacted conninfo
-  DrillReport proven;                  // the last drill that passed
-  std::vector<DrillLogEntry> recent;   // the newest drills (oldest first), may be empty
-  double now = 0;                      // Unix seconds, for "N ago"
-  std::string version;                 // restorewatch's version
+  std::string backup_type;            // from the config: pg_dump, basebackup
+  std::string source;                 // the source, redacted conninfo
+  DrillReport proven;                 // the last drill that passed
+  std::vector<DrillLogEntry> recent;  // the newest drills (oldest first), may be empty
+  double now = 0;                     // Unix seconds, for "N ago"
+  std::string version;                // restorewatch's version
 };
 
 // The Markdown text. Everything is passed through Redact() (agent/secrets.h) as a safety net.

@@ -12,8 +12,8 @@
 #include "agent/runtime/agent.h"
 #include "agent/state_lock.h"
 #include "exporters/history_report.h"
-#include "exporters/runbook.h"
 #include "exporters/http_server.h"
+#include "exporters/runbook.h"
 
 namespace rw {
 

@@ -231,8 +231,7 @@ int RunVerify(const std::string& path, const std::string& target_name, bool json
   return worst;
 }
 
-int RunRunbook(const std::string& path, const std::string& target_name,
-               const std::string& output) {
+int RunRunbook(const std::string& path, const std::string& target_name, const std::string& output) {
   ConfigLoad load = LoadConfig(path);
   if (!PrintConfigErrors(load)) return 2;
   const Config& cfg = *load.config;

@@ -47,8 +47,15 @@ struct Commit {
 };
 std::vector<std::string> CommitsCommand(const PgTools& pg, const std::string& archive,
                                         wal::Lsn start, std::uint32_t timeline) {
-  return {pg.Path("pg_waldump"), "-p",          archive, "-r", "Transaction",
-          "-s",                  wal::FormatLsn(start), "-t", std::to_string(timeline)};
+  return {pg.Path("pg_waldump"),
+          "-p",
+          archive,
+          "-r",
+          "Transaction",
+          "-s",
+          wal::FormatLsn(start),
+          "-t",
+          std::to_string(timeline)};
 }
 std::vector<Commit> Commits(const PgTools& pg, const std::string& archive, wal::Lsn start,
                             std::uint32_t timeline, CancelToken& cancel) {
@@ -192,7 +199,9 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
   basebackup::VerifyResult v = basebackup::VerifyBaseBackup(e, vo, &cancel);
   if (e.layout == basebackup::Layout::kTar)
     copy.stages.push_back({"fetch", "extract", v.extract_seconds, e.base_file, extract_commands});
-  copy.stages.push_back({"fetch", "pg_verifybackup", v.verify_seconds,
+  copy.stages.push_back({"fetch",
+                         "pg_verifybackup",
+                         v.verify_seconds,
                          v.ok ? (v.wal_parsed ? "files and WAL match the manifest"
                                               : "files match the manifest; " + v.wal_note)
                               : v.reason,
@@ -242,7 +251,9 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
         if (c.time <= limit) pick = c;
     }
     copy.stages.push_back(
-        {"recovery", "choose target", Since(tc),
+        {"recovery",
+         "choose target",
+         Since(tc),
          std::to_string(commits.size()) + " commits in the window" +
              (pick ? ", chose the commit at " + TargetTime(pick->time) + " (lsn " + pick->lsn + ")"
                    : std::string()),

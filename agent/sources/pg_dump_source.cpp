@@ -64,9 +64,9 @@ DrillProgress::Probe LoadProbe(const std::string& conninfo) {
     pqxx::nontransaction tx(*c);
     p.bytes_done = tx.exec1("select pg_database_size(current_database())")[0].as<std::uint64_t>();
     try {
-      for (const auto& row : tx.exec(
-               "select relid::regclass::text, tuples_processed from pg_stat_progress_copy"
-               " where datname = current_database() order by pid limit 3"))
+      for (const auto& row :
+           tx.exec("select relid::regclass::text, tuples_processed from pg_stat_progress_copy"
+                   " where datname = current_database() order by pid limit 3"))
         p.note += (p.note.empty() ? "COPY " : ", ") + row[0].as<std::string>("?") + " " +
                   std::to_string(row[1].as<std::int64_t>(0)) + " rows";
     } catch (const std::exception&) {
@@ -576,9 +576,8 @@ PgDumpSource::Loaded PgDumpSource::Load(const BackupInfo& backup, SandboxHost& s
     }
   } clear_probe{options.progress};
   if (globals) {
-    loaded.unusable =
-        RunGlobals(backup.globals_path, file, sandbox, options, deadline, cancel, &out,
-                   &loaded.commands);
+    loaded.unusable = RunGlobals(backup.globals_path, file, sandbox, options, deadline, cancel,
+                                 &out, &loaded.commands);
     if (!loaded.unusable.empty()) return loaded;
   }
 

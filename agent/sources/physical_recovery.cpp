@@ -21,8 +21,7 @@ std::string ConfQuote(const std::string& s) {
 }
 
 void FollowRecovery(SandboxHost& host, const std::string& data_dir, const DataDirStart& how_in,
-                    const RecoveryFollowOptions& options, CancelToken& cancel,
-                    RestoredCopy* copy) {
+                    const RecoveryFollowOptions& options, CancelToken& cancel, RestoredCopy* copy) {
   DataDirStart how = how_in;
   how.timeout = std::max<Duration>(
       Duration::zero(), std::chrono::duration_cast<Duration>(options.deadline - Clock::now()));
@@ -44,9 +43,9 @@ void FollowRecovery(SandboxHost& host, const std::string& data_dir, const DataDi
     try {
       if (!c) c = ConnectSandbox(host.LibpqConnInfo("postgres"));
       pqxx::nontransaction tx(*c);
-      pqxx::row st = tx.exec1(
-          "select pg_is_in_recovery(), pg_wal_lsn_diff(pg_last_wal_replay_lsn(), " +
-          tx.quote(from) + "::pg_lsn)::float8");
+      pqxx::row st =
+          tx.exec1("select pg_is_in_recovery(), pg_wal_lsn_diff(pg_last_wal_replay_lsn(), " +
+                   tx.quote(from) + "::pg_lsn)::float8");
       if (options.progress && !st[1].is_null() && st[1].as<double>() >= 0)
         options.progress->Bytes(static_cast<std::uint64_t>(st[1].as<double>()), std::nullopt,
                                 "of WAL replayed");

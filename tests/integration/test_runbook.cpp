@@ -64,8 +64,9 @@ struct DumpSource {
               "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n");
     pg->Psql("select pg_reload_conf()");
     pg->Psql("create database app");
-    pg->Psql("create role rw_app login password 'Runbook Tok''42q';"
-             "grant pg_monitor, pg_read_all_data to rw_app");
+    pg->Psql(
+        "create role rw_app login password 'Runbook Tok''42q';"
+        "grant pg_monitor, pg_read_all_data to rw_app");
     pg->Psql(
         "create table items(id int primary key, name text, at timestamptz default now());"
         "insert into items (id, name) select g, 'item ' || g from generate_series(1, 60000) g;"
@@ -74,9 +75,9 @@ struct DumpSource {
         "app");
     backups = dir / "backups";
     MakeDirs(backups);
-    REQUIRE(test::RunPgTool("pg_dump",
-                            {"-Fc", "-d", pg->ConnInfo("app"), "-f", backups + "/db-1.dump"})
-                .ok());
+    REQUIRE(
+        test::RunPgTool("pg_dump", {"-Fc", "-d", pg->ConnInfo("app"), "-f", backups + "/db-1.dump"})
+            .ok());
     chmod((backups + "/db-1.dump").c_str(), 0644);
     conninfo = "host=127.0.0.1 port=" + std::to_string(pg->port()) +
                " dbname=app user=rw_app password='Runbook Tok\\'42q'";
@@ -199,7 +200,7 @@ TEST_CASE("verify --json has one shape; the runbook shows the real pg_restore dr
   CHECK(Has(md, "--no-owner --no-privileges"));
   CHECK(Has(md, src.backups + "/db-1.dump"));
   CHECK(Has(md, "restore: pg_restore ("));  // the step with its duration
-  CHECK(Has(md, "| restore | pass |"));      // the stage timings
+  CHECK(Has(md, "| restore | pass |"));     // the stage timings
   CHECK(Has(md, "| checksum | pass |"));
   CHECK(Has(md, "62,000 rows verified"));
   CHECK(Has(md, "RPO measured"));
@@ -230,11 +231,12 @@ TEST_CASE("the daemon shows a running drill's stage and serves the runbook behin
       "insert into items (id, name) select g, repeat('x', 200) from generate_series(60001, "
       "400000) g;",
       "app");
-  REQUIRE(test::RunPgTool("pg_dump", {"-Fc", "-d", src.pg->ConnInfo("app"), "-f",
-                                      src.backups + "/db-2.dump"})
+  REQUIRE(test::RunPgTool("pg_dump",
+                          {"-Fc", "-d", src.pg->ConnInfo("app"), "-f", src.backups + "/db-2.dump"})
               .ok());
   chmod((src.backups + "/db-2.dump").c_str(), 0644);
-  WriteFile(src.dir / "web.yml", "basic_auth_users:\n  ops: '" + BcryptHash("runbook-pass") + "'\n");
+  WriteFile(src.dir / "web.yml",
+            "basic_auth_users:\n  ops: '" + BcryptHash("runbook-pass") + "'\n");
   const int port = PickFreePort();
   const std::string cfg = src.dir / "agent.toml";
   WriteFile(cfg, src.Agent("127.0.0.1:" + std::to_string(port),
