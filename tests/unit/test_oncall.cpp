@@ -245,3 +245,35 @@ TEST_CASE("the report's steps survive the state file; the last pass is kept apar
   CHECK_THAT(json, Catch::Contains("\"steps\""));
   CHECK_THAT(json, Catch::Contains("\"recovery.signal\""));
 }
+
+TEST_CASE("the runbook of a compressed plain dump shows the pipeline and the roles it needed",
+          "[unit][runbook_cmd]") {
+  RunbookInput in;
+  in.target = "blog";
+  in.backup_type = "pg_dump";
+  DrillReport& r = in.proven;
+  r.run_id = "r1";
+  r.started_at = 1'800'000'000;
+  r.finished_at = r.started_at + 5;
+  r.result = DrillResult::kSuccess;
+  r.sandbox = "ephemeral";
+  r.roles_created = {"app_owner", "reporting"};
+  r.steps.push_back({"restore", "sandbox start", 1.0, "ephemeral sandbox ready"});
+  r.steps.push_back({"restore",
+                     "psql",
+                     2.0,
+                     "gzip -dc | psql (plain.gz format)",
+                     {{"/usr/bin/gzip", "-dc", "/b/blog.sql.gz"},
+                      {"/usr/lib/postgresql/15/bin/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
+                       "host=/s port=1 dbname=blog", "-f", "-"}}});
+  in.now = r.finished_at + 1;
+  const std::string md = RenderRunbook(in);
+  INFO(md);
+  CHECK_THAT(md, Catch::Contains("/usr/bin/gzip -dc /b/blog.sql.gz \\\n  | "
+                                 "/usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1 -d "
+                                 "'host=/s port=1 dbname=blog' -f -\n"));
+  CHECK_THAT(md, Catch::Contains("the drill created them (NOLOGIN): `app_owner`, `reporting`"));
+  CHECK_THAT(md, Catch::Contains("### 1. restore: sandbox start (1.000s)"));
+  CHECK_THAT(md, Catch::Contains("No checks were enabled"));
+  CHECK_THAT(md, Catch::Contains("Not measured: the drill did not record the copy's point."));
+}
