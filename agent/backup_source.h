@@ -21,6 +21,7 @@
 
 #include "agent/cancel.h"
 #include "agent/config.h"
+#include "agent/drill_progress.h"
 #include "agent/environment.h"
 #include "agent/model.h"
 #include "agent/restored_copy.h"
@@ -50,6 +51,9 @@ struct RestoreOptions {
   std::function<void(const std::string& stage)> begin_stage;
   // Set when the source asked for it (WantsSourcePoint()): recover to exactly this snapshot.
   std::optional<SourcePoint> source_point;
+  // Where the source says what it is doing and what is done (may be null): steps, bytes, and a
+  // probe the progress ticker calls (agent/drill_progress.h).
+  DrillProgress* progress = nullptr;
 };
 
 struct RestoreOutcome {

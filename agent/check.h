@@ -15,6 +15,7 @@
 
 #include "agent/cancel.h"
 #include "agent/config.h"
+#include "agent/drill_progress.h"
 #include "agent/model.h"
 #include "agent/state.h"
 
@@ -39,6 +40,8 @@ struct CheckContext {
   // The copy's point when known, else the backup's snapshot time (BeforeRestore, callers that
   // build a context without a copy). Checks measure "since the backup" from here.
   double CopyPoint() const { return consistent_at ? *consistent_at : backup.started_at; }
+  // The drill's progress (may be null): a check reports what it has done ("tables hashed").
+  DrillProgress* progress = nullptr;
 };
 
 class Check {

@@ -105,6 +105,40 @@ toml::table ReportTree(const DrillReport& r) {
     if (r.copy_timeline) copy.insert_or_assign("timeline", static_cast<int64_t>(r.copy_timeline));
     t.insert_or_assign("copy", std::move(copy));
   }
+  if (!r.steps.empty()) {
+    // What the source ran, for the runbook: each step with its command lines and settings.
+    toml::array steps;
+    for (const auto& s : r.steps) {
+      toml::table st;
+      st.insert_or_assign("stage", s.stage);
+      st.insert_or_assign("name", s.name);
+      st.insert_or_assign("duration_seconds", s.duration_seconds);
+      st.insert_or_assign("message", s.message);
+      toml::array commands;
+      for (const auto& argv : s.commands) {
+        toml::array words;
+        for (const auto& w : argv) words.push_back(w);
+        commands.push_back(std::move(words));
+      }
+      st.insert_or_assign("commands", std::move(commands));
+      toml::array settings;
+      for (const auto& [k, v] : s.settings) {
+        toml::table kv;
+        kv.insert_or_assign("name", k);
+        kv.insert_or_assign("value", v);
+        settings.push_back(std::move(kv));
+      }
+      st.insert_or_assign("settings", std::move(settings));
+      steps.push_back(std::move(st));
+    }
+    t.insert_or_assign("steps", std::move(steps));
+  }
+  if (r.sandbox_major) t.insert_or_assign("sandbox_major", static_cast<int64_t>(r.sandbox_major));
+  if (!r.roles_created.empty()) {
+    toml::array roles;
+    for (const auto& x : r.roles_created) roles.push_back(x);
+    t.insert_or_assign("roles_created", std::move(roles));
+  }
   toml::array checks;
   for (const auto& c : r.checks) {
     toml::table ct;
@@ -246,6 +280,35 @@ std::optional<DrillReport> ReportFromToml(const std::string& text) {
     r.copy_lsn = Get<std::string>((*copy)["lsn"]);
     r.copy_timeline = static_cast<int>(Get<int64_t>((*copy)["timeline"]));
   }
+  if (const auto* steps = t["steps"].as_array()) {
+    for (const auto& n : *steps) {
+      const auto* st = n.as_table();
+      if (!st) continue;
+      SubStage s;
+      s.stage = Get<std::string>((*st)["stage"]);
+      s.name = Get<std::string>((*st)["name"]);
+      s.duration_seconds = Get<double>((*st)["duration_seconds"]);
+      s.message = Get<std::string>((*st)["message"]);
+      if (const auto* commands = (*st)["commands"].as_array())
+        for (const auto& c : *commands) {
+          std::vector<std::string> argv;
+          if (const auto* words = c.as_array())
+            for (const auto& w : *words)
+              if (auto v = w.value<std::string>()) argv.push_back(*v);
+          s.commands.push_back(std::move(argv));
+        }
+      if (const auto* settings = (*st)["settings"].as_array())
+        for (const auto& kv : *settings)
+          if (const auto* x = kv.as_table())
+            s.settings.emplace_back(Get<std::string>((*x)["name"]),
+                                    Get<std::string>((*x)["value"]));
+      r.steps.push_back(std::move(s));
+    }
+  }
+  r.sandbox_major = static_cast<int>(Get<int64_t>(t["sandbox_major"]));
+  if (const auto* roles = t["roles_created"].as_array())
+    for (const auto& x : *roles)
+      if (auto v = x.value<std::string>()) r.roles_created.push_back(*v);
   if (const auto* checks = t["checks"].as_array()) {
     for (const auto& n : *checks) {
       const auto* ct = n.as_table();
@@ -293,6 +356,8 @@ namespace {
 
 constexpr const char* kSummaryFile = "drills.toml";
 constexpr const char* kReportFile = "last_drill.toml";
+// The full report of the newest drill that passed (what `restorewatch runbook` describes).
+constexpr const char* kSuccessFile = "last_success.toml";
 constexpr const char* kRunningPrefix = "drill_running.";
 constexpr const char* kRunningSuffix = ".toml";
 // Files written by this version start with the header and end with the trailer, so a file cut
@@ -540,6 +605,11 @@ void DrillHistory::RecordLocked(const DrillReport& report) {
   summary_out << toml::toml_formatter{SummaryTable(s)};
   WriteAtomically(dir_ + "/" + kReportFile, Framed(report_out.str()));
   WriteAtomically(dir_ + "/" + kSummaryFile, Framed(summary_out.str()));
+  if (report.result == DrillResult::kSuccess) {
+    std::ostringstream success_out;
+    success_out << toml::toml_formatter{ReportTree(report)};
+    WriteAtomically(dir_ + "/" + kSuccessFile, Framed(success_out.str()));
+  }
 }
 
 void DrillHistory::Record(const DrillReport& report) {
@@ -615,6 +685,27 @@ void DrillHistory::RecoverInterruptedLocked() {
              {"pid", static_cast<int64_t>(owner->pid)},
              {"started_at", FormatTimestamp(r.started_at)}});
   }
+}
+
+std::optional<DrillReport> LoadLastSuccessReport(const std::string& dir) {
+  for (const char* name : {kSuccessFile, kReportFile}) {
+    const std::string path = dir + "/" + name;
+    std::optional<std::string> text;
+    try {
+      text = ReadState(path);
+    } catch (const Error& e) {
+      LogWarn("drill report unreadable", {{"file", path}, {"error", e.what()}});
+    }
+    if (!text) continue;
+    std::string problem;
+    if (!ParseState(*text, &problem)) {
+      LogWarn("drill report unreadable", {{"file", path}, {"error", problem}});
+      continue;
+    }
+    std::optional<DrillReport> r = ReportFromToml(*text);
+    if (r && r->result == DrillResult::kSuccess) return r;
+  }
+  return std::nullopt;
 }
 
 DrillHistorySummary DrillHistory::Load() {

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace rw {
@@ -99,6 +100,22 @@ struct StageResult {
   double duration_seconds = 0;
 };
 
+// One step a source ran inside a drill stage ("sandbox start", "pg_restore", "extract",
+// "wal replay"), with its wall time. `stage` is the drill stage it counts toward (fetch, restore,
+// recovery), so the runner can report it there. What it ran is kept too, for the runbook
+// (`restorewatch runbook`): the exact command lines (argv, secrets masked) and the settings a
+// server was started with (physical recovery: restore_command, recovery_target_*).
+struct SubStage {
+  std::string stage;  // fetch, restore or recovery
+  std::string name;   // e.g. "sandbox start", "pg_restore"
+  double duration_seconds = 0;
+  std::string message;                                  // optional one line
+  std::vector<std::vector<std::string>> commands = {};  // in the order they ran
+  // postgresql.conf settings of a server start (values as written in the file), then its signal
+  // files as {"recovery.signal", ""} (a key ending in ".signal" with an empty value).
+  std::vector<std::pair<std::string, std::string>> settings = {};
+};
+
 struct DrillReport {
   std::string target;
   std::string run_id;  // e.g. 20261125T031504Z-3f2a
@@ -120,6 +137,11 @@ struct DrillReport {
   int copy_timeline = 0;
   std::uint64_t restored_size_bytes = 0;
   std::string sandbox;  // ephemeral or scratch
+  // What the source ran, step by step (RestoredCopy::stages), for the runbook; empty when no
+  // restore ran. sandbox_major: the PostgreSQL major of the sandbox server (0 when unknown).
+  std::vector<SubStage> steps;
+  int sandbox_major = 0;
+  std::vector<std::string> roles_created;  // roles created in the sandbox before loading
   double total_seconds() const { return finished_at - started_at; }
 };
 

@@ -7,17 +7,9 @@
 #include <string>
 #include <vector>
 
-namespace rw {
+#include "agent/model.h"
 
-// One step a source ran inside a drill stage ("sandbox start", "pg_restore", "extract",
-// "wal replay"), with its wall time. `stage` is the drill stage it counts toward (fetch, restore,
-// recovery), so the runner can report it there.
-struct SubStage {
-  std::string stage;  // fetch, restore or recovery
-  std::string name;   // e.g. "sandbox start", "pg_restore"
-  double duration_seconds = 0;
-  std::string message;  // optional one line
-};
+namespace rw {
 
 struct RestoredCopy {
   // False when the backup itself proved unusable: a finding (the drill fails with `reason`),
@@ -51,7 +43,10 @@ struct RestoredCopy {
   // reported as skipped with a generic reason.
   std::vector<std::pair<std::string, std::string>> not_run;
 
-  std::string summary;                       // e.g. "pg_restore -j 2 (custom format)"
+  std::string summary;  // e.g. "pg_restore -j 2 (custom format)"
+  // Roles the source created in the sandbox before loading (a plain dump's owners, NOLOGIN), so
+  // the runbook can list them as prerequisites.
+  std::vector<std::string> roles_created;
   std::vector<std::string> accepted_errors;  // tool errors matched by allow_restore_errors
 
   // The seconds of all sub-stages of a drill stage.

@@ -128,6 +128,12 @@ class DrillHistory {
   std::vector<DrillReport> recovered_;
 };
 
+// The full report of the newest drill that passed, from `dir` (state_dir/<target>):
+// last_success.toml (written by DrillHistory::Record()), else last_drill.toml when that drill
+// passed; nullopt when none is kept. Read-only: a damaged file is skipped with a warning, never
+// moved aside, and nothing is created.
+std::optional<DrillReport> LoadLastSuccessReport(const std::string& dir);
+
 // Report <-> TOML/JSON, used by DrillHistory, the JSON report and the API (agent/drill_history.cpp;
 // ActivityStore lives in agent/state.cpp).
 std::string ReportToJson(const DrillReport& r);

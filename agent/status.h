@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/drill_progress.h"
 #include "agent/state.h"
 
 namespace rw {
@@ -23,6 +24,8 @@ struct TargetStatus {
   std::optional<double> next_drill;  // Unix seconds; absent when unscheduled
   std::string schedule;              // cron text or empty
   bool drill_running = false;
+  // While a drill runs: its stage, how long it has run, what is done (agent/drill_progress.h).
+  std::optional<ProgressSnapshot> drill_progress;
   DrillHistorySummary history;
   std::map<std::string, CollectorStatus> collectors;
 };

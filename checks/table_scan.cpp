@@ -234,6 +234,7 @@ void ScanState::ScanRestored(CheckContext& ctx, SideScan& side, int workers) {
   std::vector<TableScan> results(order.size());
   std::atomic<std::size_t> next{0};
   std::atomic<bool> failed{false};
+  std::atomic<std::size_t> hashed{0};  // for the drill's progress line
   auto work = [&](pqxx::connection& c) {
     CancelWatch watch(ctx.cancel, c);
     WithPgErrors("cannot scan the restored copy", [&] {
@@ -243,6 +244,9 @@ void ScanState::ScanRestored(CheckContext& ctx, SideScan& side, int workers) {
         const AppendOnlyTable* ao = FindAppendOnly(t.name, ctx.target.checks);
         if (ao && !t.Column(ao->key)) ao = nullptr;  // reported by checksum
         results[order[k]] = ScanTable(c, nullptr, t, ao, ctx.cancel);
+        if (ctx.progress)
+          ctx.progress->Items(static_cast<std::int64_t>(++hashed),
+                              static_cast<std::int64_t>(order.size()), "tables hashed in the copy");
       }
     });
   };

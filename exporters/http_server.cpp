@@ -248,6 +248,13 @@ void HttpServer::Start() {
     if (!body) return JsonError(res, 404, "no target named '" + req.matches[1].str() + "'");
     res.set_content(*body, "application/json");
   });
+  s.Get(R"(/api/v1/targets/([^/]+)/runbook)",
+        [h](const httplib::Request& req, httplib::Response& res) {
+          if (!h.runbook) return JsonError(res, 404, "no runbook here");
+          HttpAnswer a = h.runbook(req.matches[1]);
+          res.status = a.status;
+          res.set_content(a.body, a.content_type);
+        });
   s.Post(R"(/api/v1/targets/([^/]+)/drill)",
          [h](const httplib::Request& req, httplib::Response& res) {
            if (!h.drill_request)

@@ -1,6 +1,7 @@
 #pragma once
 // The agent's HTTP endpoint (cpp-httplib): /metrics, /healthz, /readyz, /api/v1/status,
-// /api/v1/targets/NAME/history and POST /api/v1/targets/NAME/drill. Handlers only copy what the
+// /api/v1/targets/NAME/history, /api/v1/targets/NAME/runbook and POST
+// /api/v1/targets/NAME/drill. Handlers only copy what the
 // runtime already collected (or, for drill, queue a request); none of them touches a database.
 //
 // Start() binds exclusively (SO_REUSEADDR only, never SO_REUSEPORT: a second agent on the same
@@ -38,7 +39,8 @@ constexpr int kListenBacklog = 1024;  // pending connections the kernel queues b
 // A JSON answer of an API handler.
 struct HttpAnswer {
   int status = 200;
-  std::string body;  // JSON
+  std::string body;  // JSON, unless content_type says otherwise
+  std::string content_type = "application/json";
 };
 
 struct HttpHandlers {
@@ -49,6 +51,8 @@ struct HttpHandlers {
   std::function<std::optional<std::string>(const std::string& target, int last)> history_json;
   // POST /api/v1/targets/NAME/drill; unset: the drill API is disabled (403).
   std::function<HttpAnswer(const std::string& target)> drill_request;
+  // GET /api/v1/targets/NAME/runbook: the Markdown runbook (exporters/runbook.h).
+  std::function<HttpAnswer(const std::string& target)> runbook;
 };
 
 class HttpServer {

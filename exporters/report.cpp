@@ -11,6 +11,30 @@
 namespace rw {
 namespace {
 
+// A running drill's progress in /api/v1/status: the stage, the step, how long each has run,
+// and what is done when known.
+toml::table ProgressTable(const ProgressSnapshot& p) {
+  toml::table t;
+  t.insert_or_assign("run_id", p.run_id);
+  t.insert_or_assign("stage", p.stage);
+  if (!p.step.empty()) t.insert_or_assign("step", p.step);
+  t.insert_or_assign("stage_elapsed_seconds", p.stage_elapsed_seconds);
+  t.insert_or_assign("drill_elapsed_seconds", p.drill_elapsed_seconds);
+  if (p.bytes_done) {
+    t.insert_or_assign("bytes_done", static_cast<int64_t>(*p.bytes_done));
+    if (p.bytes_total) t.insert_or_assign("bytes_total", static_cast<int64_t>(*p.bytes_total));
+    t.insert_or_assign("bytes_what", p.bytes_what);
+  }
+  if (p.items_done) {
+    t.insert_or_assign("items_done", *p.items_done);
+    if (p.items_total) t.insert_or_assign("items_total", *p.items_total);
+    t.insert_or_assign("items_what", p.items_what);
+  }
+  if (!p.note.empty()) t.insert_or_assign("note", p.note);
+  t.insert_or_assign("line", ProgressLine(p));
+  return t;
+}
+
 std::string Pad(const std::string& s, size_t n) {
   return s.size() >= n ? s + " " : s + std::string(n - s.size(), ' ');
 }
@@ -103,6 +127,7 @@ std::string RenderStatusJson(const AgentStatus& s) {
     if (!t.schedule.empty()) tt.insert_or_assign("schedule", t.schedule);
     if (t.next_drill) tt.insert_or_assign("next_drill", FormatTimestamp(*t.next_drill));
     tt.insert_or_assign("drill_running", t.drill_running);
+    if (t.drill_progress) tt.insert_or_assign("drill_progress", ProgressTable(*t.drill_progress));
     if (t.history.last_success)
       tt.insert_or_assign("last_success", FormatTimestamp(*t.history.last_success));
     if (t.history.last_failure)

@@ -104,7 +104,11 @@ class TargetState {
   }
 
   // Fills the drill part of a status snapshot.
+  // The running drill's progress (read by the status API, updated by the drill and its ticker).
+  DrillProgress& progress() { return progress_; }
+
   void FillStatus(TargetStatus* s) const {
+    if (ProgressSnapshot p = progress_.Get(); p.running) s->drill_progress = p;
     std::lock_guard<std::mutex> lk(mu_);
     s->drill_running = running_;
     s->history = cache_;
@@ -126,6 +130,7 @@ class TargetState {
   NotificationHub* const notify_;  // owned by the agent, outlives every state
   ActivityStore activity_;
   DrillRecorder recorder_;
+  DrillProgress progress_;
   mutable std::mutex mu_;
   std::shared_ptr<const Config> config_;         // guarded by mu_
   bool retired_ = false;                         // guarded by mu_
@@ -348,6 +353,7 @@ void Agent::Start() {
     h.status_json = [this] { return RenderStatusJson(Status()); };
     // History and drill-now API, TLS and basic auth (agent_api.cpp, exporters/web_config.h).
     h.history_json = [this](const std::string& t, int last) { return HistoryJson(t, last); };
+    h.runbook = [this](const std::string& t) { return RunbookApi(t); };
     if (config_->agent.enable_drill_api)
       h.drill_request = [this](const std::string& t) { return DrillApi(t); };
     http_ = std::make_unique<HttpServer>(config_->agent.listen, h, AgentWebConfig(*config_));
@@ -528,7 +534,12 @@ DrillReport Agent::ExecuteDrill(const std::string& name) {
   auto drill_lock = TryLockDrill(env_->state_dir, name, &busy);
   if (!drill_lock) throw Error(ErrorKind::kCancelled, busy);
   st->BeginDrill();
-  DrillReport r = RunDrill(*env_, *target, &st->activity(), stop_);
+  DrillReport r;
+  {
+    // A "drill progress" log line every interval (10 s) while the drill runs.
+    ProgressTicker ticker(st->progress(), ProgressInterval(), LogProgress);
+    r = RunDrill(*env_, *target, &st->activity(), stop_, &st->progress());
+  }
   st->FinishDrill(r);
   {
     std::lock_guard<std::mutex> lk(mu_);

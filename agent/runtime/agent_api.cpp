@@ -13,6 +13,7 @@
 #include "agent/state_lock.h"
 #include "exporters/history_report.h"
 #include "exporters/http_server.h"
+#include "exporters/runbook.h"
 
 namespace rw {
 
@@ -102,6 +103,32 @@ void Agent::JoinDrillRequests(std::chrono::steady_clock::time_point deadline) {
       r.thread.detach();
     }
   }
+}
+
+HttpAnswer Agent::RunbookApi(const std::string& name) const {
+  std::shared_ptr<const Config> cfg;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    cfg = config_;
+  }
+  HttpAnswer a;
+  a.content_type = "text/plain; charset=utf-8";
+  const TargetConfig* t = cfg->FindTarget(name);
+  if (!t || !env_) {
+    a.status = 404;
+    a.body = "no target named '" + name + "'\n";
+    return a;
+  }
+  RunbookResult rb = BuildRunbook(t->name, t->backup.type, t->source.Redacted(),
+                                  env_->state_dir + "/" + t->name, NowUnix());
+  if (!rb.found) {
+    a.status = 404;
+    a.body = rb.text + "\n";
+    return a;
+  }
+  a.content_type = "text/markdown; charset=utf-8";
+  a.body = rb.text;
+  return a;
 }
 
 std::optional<std::string> Agent::HistoryJson(const std::string& name, int last) const {

@@ -25,6 +25,8 @@ const char* kUsage =
     "error\n"
     "  restorewatch history -c FILE [--target NAME] [--json] [--last N]  the last N drills, pass "
     "rate and RTO\n"
+    "  restorewatch runbook -c FILE --target NAME [--output PATH]  the restore runbook of the last "
+    "passing drill\n"
     "  restorewatch dump -c FILE --target NAME [--format custom|directory|plain] [--output PATH]\n"
     "                                                       pg_dump with an exact reference for "
     "drills\n"
@@ -35,7 +37,7 @@ const char* kUsage =
     "\n"
     "exit codes:\n"
     "  0  success (verify: every drill passed)\n"
-    "  1  verify: a check failed or the backup is unusable\n"
+    "  1  verify: a check failed or the backup is unusable; runbook: no drill passed yet\n"
     "  2  could not run: invalid config or arguments, start-up failure, or a drill that could not "
     "run\n";
 
@@ -60,6 +62,13 @@ const char* kVerifyHelp =
     "into a sandbox, compares it with the source, removes the sandbox, prints the report (text, or "
     "JSON\n"
     "with --json) and records it in the state dir. Ctrl-C cancels and cleans up.\n"
+    "--json prints one object, whatever the number of targets: {\"schema_version\": 1, "
+    "\"drills\": [...]}\n"
+    "(docs/verify-json.md). Progress goes to stderr, never stdout: a line as each stage starts "
+    "and,\n"
+    "every 10 s, the running stage with its elapsed time and what is done (on a terminal a plain "
+    "line,\n"
+    "otherwise the \"drill progress\" log line, which --json leaves out).\n"
     "exit codes: 0 every drill passed, 1 a check failed or the backup is unusable, 2 could not "
     "run\n";
 
@@ -75,6 +84,26 @@ const char* kHistoryHelp =
     "when there are several).\n"
     "exit codes: 0 shown (also when no drill is recorded yet), 2 invalid config, arguments or "
     "target\n";
+
+const char* kRunbookHelp =
+    "usage: restorewatch runbook -c FILE --target NAME [--output PATH]\n"
+    "\n"
+    "Writes the restore runbook of NAME as Markdown, from what its LAST PASSING drill really ran\n"
+    "(state_dir/NAME/last_success.toml and drills.jsonl): the steps in order with their exact "
+    "command\n"
+    "lines (pg_restore with its -j and database, pg_verifybackup, ...) and, for base backups, the\n"
+    "recovery settings (restore_command, recovery_target_*), how long each step took, the RPO "
+    "measured\n"
+    "(the copy's point against the source's time), the prerequisites (PostgreSQL major, disk "
+    "used,\n"
+    "roles), the checks that proved it with their coverage (rows verified), and when it was last\n"
+    "proven. Passwords never appear. Commands address the drill's sandbox: point them at your "
+    "server.\n"
+    "The same text is served at GET /api/v1/targets/NAME/runbook (text/markdown).\n"
+    "--output: write PATH (replaced atomically) instead of stdout.\n"
+    "exit codes: 0 written, 1 no drill of NAME has passed yet (nothing written), 2 invalid "
+    "config,\n"
+    "arguments or target, or PATH cannot be written\n";
 
 const char* kCheckConfigHelp =
     "usage: restorewatch check-config -c FILE\n"
@@ -197,6 +226,7 @@ int RunCli(int argc, char** argv) {
   if (a.verb == "history") help = kHistoryHelp;
   if (a.verb == "demo") help = kDemoHelp;
   if (a.verb == "dump") help = kDumpHelp;
+  if (a.verb == "runbook") help = kRunbookHelp;
   if (a.help) return Usage(help, 0);
   if (!a.error.empty()) {
     std::fprintf(stderr, "restorewatch: %s\n\n", a.error.c_str());
@@ -207,7 +237,7 @@ int RunCli(int argc, char** argv) {
     return 0;
   }
   bool needs_config = a.verb == "run" || a.verb == "verify" || a.verb == "check-config" ||
-                      a.verb == "history" || a.verb == "dump";
+                      a.verb == "history" || a.verb == "dump" || a.verb == "runbook";
   if (needs_config && a.config.empty()) {
     std::fprintf(stderr, "restorewatch %s: -c FILE is required\n\n", a.verb.c_str());
     return Usage(help, 2);
@@ -217,6 +247,7 @@ int RunCli(int argc, char** argv) {
   if (a.verb == "check-config") return RunCheckConfig(a.config);
   if (a.verb == "history") return RunHistory(a.config, a.target, a.json, a.last);
   if (a.verb == "demo") return RunDemo(a.listen, a.once);
+  if (a.verb == "runbook") return RunRunbook(a.config, a.target, a.output);
   if (a.verb == "dump") return RunDump(DumpArgs{a.config, a.target, a.format, a.output});
   if (a.verb.empty()) return Usage(kUsage, 2);
   std::fprintf(stderr, "restorewatch: unknown command '%s'\n\n", a.verb.c_str());

@@ -4,7 +4,10 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -21,6 +24,7 @@
 #include "agent/units.h"
 #include "exporters/history_report.h"
 #include "exporters/report.h"
+#include "exporters/runbook.h"
 #include "exporters/web_config.h"
 
 namespace rw {
@@ -166,7 +170,26 @@ int RunVerify(const std::string& path, const std::string& target_name, bool json
     }
   });
   int worst = 0;
-  std::string out = json && targets.size() > 1 ? "[" : "";
+  // One shape whatever the number of targets (docs/verify-json.md).
+  std::string out = json ? "{\"schema_version\":1,\"drills\":[" : "";
+  // Progress on stderr (stdout is the report, or pure JSON): a line as each stage starts, and on
+  // a terminal also the running stage with what is done, every progress interval.
+  DrillProgress progress;
+  progress.OnStage([](const ProgressSnapshot& p) {
+    std::fprintf(stderr, "restorewatch verify: %s: %s started (drill %s)\n", p.target.c_str(),
+                 p.stage.c_str(), FormatSeconds(p.drill_elapsed_seconds).c_str());
+  });
+  // Not on a terminal, the periodic line is the daemon's "drill progress" log line (at info, so
+  // --json, which logs warnings only, keeps stderr to the stage lines).
+  std::unique_ptr<ProgressTicker> ticker;
+  if (isatty(STDERR_FILENO))
+    ticker = std::make_unique<ProgressTicker>(
+        progress, ProgressInterval(), [](const ProgressSnapshot& p) {
+          std::fprintf(stderr, "restorewatch verify: %s: %s\n", p.target.c_str(),
+                       ProgressLine(p).c_str());
+        });
+  else
+    ticker = std::make_unique<ProgressTicker>(progress, ProgressInterval(), LogProgress);
   for (size_t i = 0; i < targets.size(); ++i) {
     const TargetConfig& t = *targets[i];
     ActivityStore activity(env->state_dir + "/" + t.name);
@@ -188,7 +211,7 @@ int RunVerify(const std::string& path, const std::string& target_name, bool json
     } else {
       DrillRecorder recorder(env->state_dir + "/" + t.name);
       recorder.Begin(NowUnix());  // a crash now is recorded as an interrupted drill
-      r = RunDrill(*env, t, &activity, cancel);
+      r = RunDrill(*env, t, &activity, cancel, &progress);
       recorder.Finish(r);
     }
     if (json) {
@@ -200,11 +223,56 @@ int RunVerify(const std::string& path, const std::string& target_name, bool json
     worst = std::max(worst, code);
     if (cancel.cancelled()) break;
   }
-  if (json && targets.size() > 1) out += "]";
+  ticker.reset();
+  if (json) out += "]}";
   done = true;
   signals.join();
   std::cout << out << (json ? "\n" : "") << std::flush;
   return worst;
+}
+
+int RunRunbook(const std::string& path, const std::string& target_name, const std::string& output) {
+  ConfigLoad load = LoadConfig(path);
+  if (!PrintConfigErrors(load)) return 2;
+  const Config& cfg = *load.config;
+  if (target_name.empty()) {
+    std::fprintf(stderr, "runbook: --target NAME is required\n");
+    return 2;
+  }
+  const TargetConfig* t = cfg.FindTarget(target_name);
+  if (!t) {
+    std::fprintf(stderr, "runbook: no target named '%s'\n", target_name.c_str());
+    return 2;
+  }
+  RunbookResult rb = BuildRunbook(t->name, t->backup.type, t->source.Redacted(),
+                                  cfg.agent.state_dir + "/" + t->name, NowUnix());
+  if (!rb.found) {
+    std::fprintf(stderr, "runbook: %s\n", rb.text.c_str());
+    return 1;
+  }
+  if (output.empty() || output == "-") {
+    std::cout << rb.text << std::flush;
+    return 0;
+  }
+  // Written beside PATH and renamed, so a reader never sees half a runbook.
+  const std::string tmp = output + ".tmp." + std::to_string(getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << rb.text;
+    out.close();
+    if (!out) {
+      std::remove(tmp.c_str());
+      std::fprintf(stderr, "runbook: cannot write %s: %s\n", tmp.c_str(), std::strerror(errno));
+      return 2;
+    }
+  }
+  if (std::rename(tmp.c_str(), output.c_str()) != 0) {
+    const int err = errno;
+    std::remove(tmp.c_str());
+    std::fprintf(stderr, "runbook: cannot write %s: %s\n", output.c_str(), std::strerror(err));
+    return 2;
+  }
+  return 0;
 }
 
 int RunHistory(const std::string& path, const std::string& target_name, bool json, int last) {

@@ -16,6 +16,11 @@ int RunVerify(const std::string& config_path, const std::string& target, bool js
 // NAME) from state_dir/<target>/drills.jsonl, with pass rate and RTO. Exit 0, 2 bad config/target.
 int RunHistory(const std::string& config_path, const std::string& target, bool json, int last);
 
+// `runbook -c FILE --target NAME [--output PATH]`: the Markdown runbook of NAME's last passing
+// drill (exporters/runbook.h) on stdout or into PATH. Exit 0 written, 1 no drill of NAME passed
+// yet, 2 bad config, target or PATH.
+int RunRunbook(const std::string& config_path, const std::string& target,
+               const std::string& output);
 // `check-config -c FILE`: every error with file and line; exit 0 valid, 2 invalid.
 int RunCheckConfig(const std::string& config_path);
 

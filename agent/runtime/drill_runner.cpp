@@ -169,12 +169,12 @@ std::string NewRunId() {
 }
 
 DrillReport RunDrill(const Environment& env, const TargetConfig& target, ActivityStore* activity,
-                     CancelToken& cancel, const DrillProgress& progress) {
+                     CancelToken& cancel, DrillProgress* progress) {
   return RunDrill(env, target, activity, cancel, progress, DrillParts{});
 }
 
 DrillReport RunDrill(const Environment& env, const TargetConfig& target, ActivityStore* activity,
-                     CancelToken& cancel, const DrillProgress& progress, const DrillParts& parts) {
+                     CancelToken& cancel, DrillProgress* progress, const DrillParts& parts) {
   DrillReport r;
   r.target = target.name;
   r.run_id = NewRunId();
@@ -184,9 +184,13 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
   auto t_total = Clock::now();
   CancelToken drill_cancel;
   Watchdog watchdog(cancel, drill_cancel, target.drill.timeout);
-  auto notify = [&] {
-    if (progress) progress(r);
-  };
+  DrillProgress own_progress;  // when the caller watches none, sources still have one to update
+  DrillProgress& live = progress ? *progress : own_progress;
+  live.Begin(target.name, r.run_id);
+  struct EndProgress {
+    DrillProgress& p;
+    ~EndProgress() { p.End(); }
+  } end_progress{live};
   auto fail = [&](DrillResult res, const std::string& reason) {
     if (r.result == DrillResult::kSuccess ||
         (res == DrillResult::kError && r.result == DrillResult::kFailure && r.reason.empty())) {
@@ -242,6 +246,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
     StageResult st{name, Outcome::kPass, "", 0};
     auto t0 = Clock::now();
     watchdog.BeginStage(name, stage_limit(name));
+    live.Stage(name);
     try {
       body(st);
     } catch (const Error& e) {
@@ -258,7 +263,6 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
     }
     if (st.duration_seconds == 0) st.duration_seconds = Since(t0);
     append(st);
-    notify();
   };
   LogInfo("drill started", {{"target", target.name}, {"run_id", r.run_id}});
 
@@ -293,6 +297,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
   std::vector<std::pair<std::string, std::string>> not_run_reasons;  // RestoredCopy::not_run
   auto checks = parts.checks ? parts.checks(target.checks) : MakeDrillChecks(target.checks);
   CheckContext ctx{target, backup, "", activity, drill_cancel, {}, {}};
+  ctx.progress = &live;
   std::future<std::map<Check*, std::exception_ptr>> before;
   // recovery_target = "snapshot": the live source's reference, hashed beside the restore in the
   // snapshot the copy is recovered to (checks/reference.h TakeLiveReference).
@@ -373,10 +378,12 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
                               ? (facts.database.empty() ? backup.database : facts.database)
                               : target.drill.database;
           opts.timeout = target.drill.timeout;
+          opts.progress = &live;
           opts.begin_stage = [&](const std::string& stage) {
             begun.emplace_back(stage, Clock::now());
             current = stage;
             watchdog.BeginStage(stage, stage_limit(stage));
+            live.Stage(stage);
           };
           if (ctx.exact_point) {
             // The snapshot first (the source recovers the copy to its point), then its tables
@@ -445,9 +452,17 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
                      copy->SecondsIn("recovery")};
       if (found_unusable_in == "recovery") unusable(st);
       append(st);
-      notify();
     }
-    if (copy) not_run_reasons = copy->not_run;
+    if (copy) {
+      // What the source ran, step by step, for the runbook (also when the copy proved unusable).
+      not_run_reasons = copy->not_run;
+      r.steps = copy->stages;
+      r.roles_created = copy->roles_created;
+      try {
+        if (sandbox) r.sandbox_major = sandbox->ServerMajor();
+      } catch (const std::exception&) {
+      }
+    }
     if (copy && (!copy->usable || r.result != DrillResult::kSuccess)) copy.reset();
     if (copy) {
       r.copy_consistent_at = copy->consistent_at;
@@ -502,6 +517,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
       // Runs one check and accounts for it.
       auto run_check = [&](const std::string& name, const std::function<CheckResult()>& run) {
         auto tc = Clock::now();
+        live.Step(name);
         CheckResult res;
         res.name = name;
         try {
@@ -543,7 +559,6 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
                                    {"outcome", OutcomeName(res.outcome)},
                                    {"message", res.message}});
         r.checks.push_back(std::move(res));
-        notify();
       };
       for (auto& c : checks) {
         Check* check = c.get();
@@ -584,6 +599,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
     StageResult st{"cleanup", Outcome::kPass, "", 0};
     auto t0 = Clock::now();
     watchdog.BeginStage("cleanup", Duration::zero());
+    live.Stage("cleanup");
     if (sandbox) {
       std::string problem = sandbox->Cleanup();
       if (!problem.empty()) {
@@ -637,7 +653,6 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
                              {"duration_seconds", r.total_seconds()},
                              {"outcome", DrillResultName(r.result)},
                              {"reason", r.reason}});
-  notify();
   return r;
 }
 

@@ -14,17 +14,17 @@
 #include "agent/cancel.h"
 #include "agent/check.h"
 #include "agent/config.h"
+#include "agent/drill_progress.h"
 #include "agent/environment.h"
 #include "agent/model.h"
 #include "agent/state.h"
 
 namespace rw {
 
-// Called with the report after each stage, for live status (may be empty).
-using DrillProgress = std::function<void(const DrillReport&)>;
-
+// `progress` (may be null) is kept up to date while the drill runs: the stage, the step and what
+// is done (agent/drill_progress.h), for the status API, the ticker's log line and verify.
 DrillReport RunDrill(const Environment& env, const TargetConfig& target, ActivityStore* activity,
-                     CancelToken& cancel, const DrillProgress& progress = {});
+                     CancelToken& cancel, DrillProgress* progress = nullptr);
 
 // What a drill is built from. Each empty member means the table: MakeBackupSource, MakeSandbox,
 // MakeDrillChecks. Tests put their own parts in.
@@ -37,7 +37,7 @@ struct DrillParts {
   std::function<std::vector<std::unique_ptr<Check>>(const ChecksConfig&)> checks;
 };
 DrillReport RunDrill(const Environment& env, const TargetConfig& target, ActivityStore* activity,
-                     CancelToken& cancel, const DrillProgress& progress, const DrillParts& parts);
+                     CancelToken& cancel, DrillProgress* progress, const DrillParts& parts);
 
 // "20261125T031504Z-3f2a": sortable, unique enough per target.
 std::string NewRunId();

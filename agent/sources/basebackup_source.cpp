@@ -49,19 +49,23 @@ struct Commit {
   std::string lsn;         // of the commit record
   std::uint32_t xid = 0;   // the committed top-level transaction
 };
+std::vector<std::string> CommitsCommand(const PgTools& pg, const std::string& archive,
+                                        wal::Lsn start, std::uint32_t timeline) {
+  return {pg.Path("pg_waldump"),
+          "-p",
+          archive,
+          "-r",
+          "Transaction",
+          "-s",
+          wal::FormatLsn(start),
+          "-t",
+          std::to_string(timeline)};
+}
 std::vector<Commit> Commits(const PgTools& pg, const std::string& archive, wal::Lsn start,
                             std::uint32_t timeline, CancelToken& cancel, wal::Lsn end = 0,
                             bool* complete = nullptr, std::string* problem = nullptr) {
   ProcessSpec spec;
-  spec.argv = {pg.Path("pg_waldump"),
-               "-p",
-               archive,
-               "-r",
-               "Transaction",
-               "-s",
-               wal::FormatLsn(start),
-               "-t",
-               std::to_string(timeline)};
+  spec.argv = CommitsCommand(pg, archive, start, timeline);
   if (end) {
     spec.argv.push_back("-e");
     spec.argv.push_back(wal::FormatLsn(end));
@@ -257,25 +261,35 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
     return copy;
   }
   auto t0 = Clock::now();
+  auto step = [&](const char* name) {
+    if (options.progress) options.progress->Step(name);
+  };
+  step(e.layout == basebackup::Layout::kTar ? "extract and pg_verifybackup" : "pg_verifybackup");
   const std::string data_dir = host.NewDataDirectory(cancel);
   basebackup::VerifyOptions vo;
   vo.tools = *pg;
   vo.run_as = env_.run_as;
   vo.extract_dir = data_dir;
   vo.wal_archive = target_.backup.wal_archive;
+  std::vector<std::vector<std::string>> extract_commands;
+  vo.extract_commands = &extract_commands;
   basebackup::VerifyResult v = basebackup::VerifyBaseBackup(e, vo, &cancel);
   if (e.layout == basebackup::Layout::kTar)
-    copy.stages.push_back({"fetch", "extract", v.extract_seconds, e.base_file});
-  copy.stages.push_back({"fetch", "pg_verifybackup", v.verify_seconds,
+    copy.stages.push_back({"fetch", "extract", v.extract_seconds, e.base_file, extract_commands});
+  copy.stages.push_back({"fetch",
+                         "pg_verifybackup",
+                         v.verify_seconds,
                          v.ok ? (v.wal_parsed ? "files and WAL match the manifest"
                                               : "files match the manifest; " + v.wal_note)
-                              : v.reason});
+                              : v.reason,
+                         {v.verify_command}});
   if (!v.ok) {
     copy.reason = "backup " + backup.id + " does not match its manifest: " + v.reason;
     return copy;
   }
   if (e.layout == basebackup::Layout::kPlain) {
     auto tc = Clock::now();
+    step("copy");
     ProcessSpec cp;
     cp.argv = {"cp", "-a", "--", backup.path + "/.", data_dir + "/"};
     cp.run_as = env_.run_as;
@@ -283,7 +297,7 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
     ProcessResult r = RunProcess(cp, &cancel);
     if (r.cancelled) throw Error(ErrorKind::kCancelled, "drill cancelled");
     if (!r.ok()) throw Error(ErrorKind::kIo, "cannot copy " + backup.path + ": " + r.err);
-    copy.stages.push_back({"fetch", "copy", Since(tc), "copied into the sandbox"});
+    copy.stages.push_back({"fetch", "copy", Since(tc), "copied into the sandbox", {cp.argv}});
   }
   (void)t0;
 
@@ -315,10 +329,13 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
         if (c.time <= limit) pick = c;
     }
     copy.stages.push_back(
-        {"recovery", "choose target", Since(tc),
+        {"recovery",
+         "choose target",
+         Since(tc),
          std::to_string(commits.size()) + " commits in the window" +
              (pick ? ", chose the commit at " + TargetTime(pick->time) + " (lsn " + pick->lsn + ")"
-                   : std::string())});
+                   : std::string()),
+         {CommitsCommand(env_.pg, target_.backup.wal_archive, e.stop_lsn, e.stop_timeline)}});
     if (!pick) {
       copy.reason = "no commit in the archive after backup " + backup.id +
                     (target == "random" ? std::string() : " is older than " + target.substr(1)) +
@@ -350,6 +367,7 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
   fo.start_lsn = wal::FormatLsn(e.start_lsn);
   fo.fallback_consistent_at = backup.completed_at;
   fo.deadline = deadline;
+  fo.progress = options.progress;
   FollowRecovery(host, data_dir, how, fo, cancel, &copy);
   const std::string lsn = copy.lsn.value_or("");
   if (options.source_point && target_.drill.recovery_target == "snapshot") {

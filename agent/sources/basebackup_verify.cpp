@@ -52,6 +52,7 @@ std::string ExtractOne(const std::string& archive, Compression c, const std::str
   }
   spec.run_as = opt.run_as;
   spec.timeout = opt.timeout;
+  if (opt.extract_commands) opt.extract_commands->push_back(spec.argv);
   ProcessResult r = RunProcess(spec, cancel);
   ThrowIfStopped(r, "extracting " + BaseName(archive));
   if (!r.ok()) return BaseName(archive) + ": cannot extract: " + TarCause(r);
@@ -185,6 +186,7 @@ VerifyResult VerifyBaseBackup(const BaseBackupEntry& b, const VerifyOptions& opt
   spec.run_as = opt.run_as;
   spec.timeout = opt.timeout;
   spec.capture_limit = 4 * 1024 * 1024;
+  res.verify_command = spec.argv;
   auto t0 = std::chrono::steady_clock::now();
   ProcessResult r = RunProcess(spec, cancel);
   res.verify_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

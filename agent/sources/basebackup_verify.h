@@ -36,6 +36,8 @@ struct VerifyOptions {
   std::string extract_dir;
   std::string wal_archive;                      // "" = none
   Duration timeout = std::chrono::minutes(30);  // each of extraction and verification
+  // When set, every tar command line is appended here as it runs (for the runbook).
+  std::vector<std::vector<std::string>>* extract_commands = nullptr;
 };
 
 struct VerifyResult {
@@ -48,6 +50,7 @@ struct VerifyResult {
   std::string wal_note;               // why the WAL was not parsed
   double extract_seconds = 0;
   double verify_seconds = 0;
+  std::vector<std::string> verify_command;  // the pg_verifybackup command line that ran
 };
 
 // The one-line reason from pg_verifybackup's output: the first `error:` line without the

@@ -17,7 +17,9 @@
 #include "agent/errors.h"
 #include "agent/log.h"
 #include "agent/path_guard.h"
+#include "agent/pg_conn.h"
 #include "agent/process.h"
+#include "agent/secrets.h"
 #include "agent/sources/pg_dump_discovery.h"
 #include "agent/sources/pg_dump_text.h"
 
@@ -52,6 +54,34 @@ std::string JoinDirs(const std::vector<std::string>& dirs) {
 }
 
 std::string Seconds(Duration d) { return FormatDuration(d); }
+
+// What the progress ticker asks the sandbox during a load (on the ticker's thread, every
+// interval): the database's size so far and the COPY in flight (pg_stat_progress_copy, 14+).
+DrillProgress::Probe LoadProbe(const std::string& conninfo) {
+  return [conninfo] {
+    DrillProgress::Probed p;
+    auto c = ConnectSandbox(conninfo, std::chrono::seconds(5));
+    pqxx::nontransaction tx(*c);
+    p.bytes_done = tx.exec1("select pg_database_size(current_database())")[0].as<std::uint64_t>();
+    try {
+      for (const auto& row :
+           tx.exec("select relid::regclass::text, tuples_processed from pg_stat_progress_copy"
+                   " where datname = current_database() order by pid limit 3"))
+        p.note += (p.note.empty() ? "COPY " : ", ") + row[0].as<std::string>("?") + " " +
+                  std::to_string(row[1].as<std::int64_t>(0)) + " rows";
+    } catch (const std::exception&) {
+      // An older scratch server has no pg_stat_progress_copy: the size alone says enough.
+    }
+    return p;
+  };
+}
+
+// A command line as the runbook keeps it: every word with secrets masked.
+std::vector<std::string> Redacted(const std::vector<std::string>& argv) {
+  std::vector<std::string> out;
+  for (const auto& a : argv) out.push_back(Redact(a));
+  return out;
+}
 
 // Whether the agent may read the backup at all (a file, or a directory dump's toc.dat). An
 // unreadable backup says nothing about the backup: it is an error of the environment (kIo), not
@@ -156,6 +186,9 @@ class PgDumpSource : public BackupSource {
     RestoreOutcome out;
     std::string unusable;  // non-empty: the backup cannot be restored, and why
     std::string tool;      // the sub-stage's name: pg_restore or psql
+    // The command lines run, in order (secrets masked), for the runbook.
+    std::vector<std::vector<std::string>> commands;
+    std::vector<std::string> roles_created;
   };
   Loaded Load(const BackupInfo& backup, SandboxHost& sandbox, const RestoreOptions& options,
               CancelToken& cancel);
@@ -176,8 +209,8 @@ class PgDumpSource : public BackupSource {
   // Returns why the globals file made the backup unusable, or "".
   std::string RunGlobals(const std::string& path, const std::string& file_for_msgs,
                          SandboxHost& sandbox, const RestoreOptions& options,
-                         Clock::time_point deadline, CancelToken& cancel,
-                         RestoreOutcome* out) const;
+                         Clock::time_point deadline, CancelToken& cancel, RestoreOutcome* out,
+                         std::vector<std::vector<std::string>>* commands) const;
 
   const Environment env_;
   const std::string target_;
@@ -405,9 +438,11 @@ ProcessSpec PgDumpSource::ClientSpec(const SandboxHost& sandbox, Clock::time_poi
 std::string PgDumpSource::RunGlobals(const std::string& path, const std::string& file_for_msgs,
                                      SandboxHost& sandbox, const RestoreOptions& options,
                                      Clock::time_point deadline, CancelToken& cancel,
-                                     RestoreOutcome* out) const {
+                                     RestoreOutcome* out,
+                                     std::vector<std::vector<std::string>>* commands) const {
   ProcessSpec spec = ClientSpec(sandbox, deadline);
   spec.argv = {env_.pg.Path("psql"), "-X", "-q", "-d", sandbox.ConnInfo("postgres"), "-f", path};
+  commands->push_back(Redacted(spec.argv));
   ProcessResult r = RunProcess(spec, &cancel);
   if (r.cancelled) throw Error(ErrorKind::kCancelled, "cancelled while restoring " + path);
   if (r.timed_out) throw Error(ErrorKind::kTimeout, "psql timed out on " + path);
@@ -434,6 +469,7 @@ RestoredCopy PgDumpSource::Restore(const BackupInfo& backup, SandboxHost& host,
   needed.can_create_cluster = true;
   RequireCapabilities(host, needed, "the pg_dump source");
   auto t0 = Clock::now();
+  if (options.progress) options.progress->Step("sandbox start");
   host.Start(backup.server_major, cancel);
   copy.stages.push_back({"restore", "sandbox start",
                          std::chrono::duration<double>(Clock::now() - t0).count(),
@@ -441,7 +477,8 @@ RestoredCopy PgDumpSource::Restore(const BackupInfo& backup, SandboxHost& host,
   auto t1 = Clock::now();
   Loaded l = Load(backup, host, options, cancel);
   const double load_s = std::chrono::duration<double>(Clock::now() - t1).count();
-  copy.stages.push_back({"restore", l.tool, load_s, l.out.tool_summary});
+  copy.stages.push_back({"restore", l.tool, load_s, l.out.tool_summary, l.commands});
+  copy.roles_created = l.roles_created;
   copy.accepted_errors = l.out.accepted_errors;
   if (!l.unusable.empty()) {
     copy.usable = false;
@@ -529,9 +566,20 @@ PgDumpSource::Loaded PgDumpSource::Load(const BackupInfo& backup, SandboxHost& s
     out.database = sandbox.CreateDatabase(wanted);
     connect_db = out.database;
   }
+  if (options.progress) {
+    options.progress->Step(loaded.tool);
+    options.progress->SetProbe(LoadProbe(sandbox.LibpqConnInfo(out.database)), "restored");
+  }
+  // The probe reads the sandbox: it must stop before the sandbox may go away.
+  struct ClearProbe {
+    DrillProgress* p;
+    ~ClearProbe() {
+      if (p) p->ClearProbe();
+    }
+  } clear_probe{options.progress};
   if (globals) {
-    loaded.unusable =
-        RunGlobals(backup.globals_path, file, sandbox, options, deadline, cancel, &out);
+    loaded.unusable = RunGlobals(backup.globals_path, file, sandbox, options, deadline, cancel,
+                                 &out, &loaded.commands);
     if (!loaded.unusable.empty()) return loaded;
   }
 
@@ -551,6 +599,7 @@ PgDumpSource::Loaded PgDumpSource::Load(const BackupInfo& backup, SandboxHost& s
       summary += " --no-owner --no-privileges";
     }
     spec.argv.push_back(file);
+    loaded.commands.push_back(Redacted(spec.argv));
     ProcessResult r = RunProcess(spec, &cancel);
     if (r.cancelled) throw Error(ErrorKind::kCancelled, "cancelled while restoring " + file);
     if (r.timed_out)
@@ -593,6 +642,7 @@ PgDumpSource::Loaded PgDumpSource::Load(const BackupInfo& backup, SandboxHost& s
           &cancel, left);
       auto created = sandbox.CreateRoles({scan.roles().begin(), scan.roles().end()});
       roles_created = created.size();
+      loaded.roles_created = created;
     }
     ProcessSpec psql = ClientSpec(sandbox, deadline);
     // With an allow-list psql must go on after an error to let the rest be judged; without one,
@@ -608,6 +658,7 @@ PgDumpSource::Loaded PgDumpSource::Load(const BackupInfo& backup, SandboxHost& s
                  dec.empty() ? file : "-"};
     ProcessResult r;
     if (dec.empty()) {
+      loaded.commands.push_back(Redacted(psql.argv));
       r = RunProcess(psql, &cancel);
     } else {
       ProcessSpec producer;
@@ -615,6 +666,9 @@ PgDumpSource::Loaded PgDumpSource::Load(const BackupInfo& backup, SandboxHost& s
       if (dec == "zstd") producer.argv.insert(producer.argv.begin() + 1, "-q");
       producer.timeout = psql.timeout;
       producer.capture_limit = 64 * 1024;
+      // A pipeline: the decompressor, then psql reading its output.
+      loaded.commands.push_back(Redacted(producer.argv));
+      loaded.commands.push_back(Redacted(psql.argv));
       r = RunPipeline(producer, psql, &cancel);
     }
     if (r.cancelled) throw Error(ErrorKind::kCancelled, "cancelled while restoring " + file);

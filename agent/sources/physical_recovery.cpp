@@ -26,24 +26,36 @@ std::string ConfQuote(const std::string& s) {
 }
 
 void FollowRecovery(SandboxHost& host, const std::string& data_dir, const DataDirStart& how_in,
-                    const RecoveryFollowOptions& options, CancelToken& cancel,
-                    RestoredCopy* copy) {
+                    const RecoveryFollowOptions& options, CancelToken& cancel, RestoredCopy* copy) {
   DataDirStart how = how_in;
   how.timeout = std::max<Duration>(
       Duration::zero(), std::chrono::duration_cast<Duration>(options.deadline - Clock::now()));
   auto tr = Clock::now();
+  if (options.progress) options.progress->Step("start in recovery, until consistent");
   host.StartDataDirectory(data_dir, how, cancel);
   copy->data_dir = data_dir;
   const double to_consistent = Since(tr);
-  copy->stages.push_back({"recovery", "consistency", to_consistent, "accepting connections"});
+  // What recovery started with, for the runbook: the settings, then the signal files.
+  std::vector<std::pair<std::string, std::string>> used = how_in.settings;
+  for (const auto& f : how_in.signal_files) used.emplace_back(f, "");
+  copy->stages.push_back(
+      {"recovery", "consistency", to_consistent, "accepting connections", {}, used});
   std::unique_ptr<pqxx::connection> c;
   bool promoted = false;
+  if (options.progress) options.progress->Step("wal replay");
+  const std::string from = options.start_lsn.empty() ? "0/0" : options.start_lsn;
   while (Clock::now() < options.deadline) {
     cancel.ThrowIfCancelled();
     try {
       if (!c) c = ConnectSandbox(host.LibpqConnInfo("postgres"));
       pqxx::nontransaction tx(*c);
-      if (!tx.exec1("select pg_is_in_recovery()")[0].as<bool>()) {
+      pqxx::row st =
+          tx.exec1("select pg_is_in_recovery(), pg_wal_lsn_diff(pg_last_wal_replay_lsn(), " +
+                   tx.quote(from) + "::pg_lsn)::float8");
+      if (options.progress && !st[1].is_null() && st[1].as<double>() >= 0)
+        options.progress->Bytes(static_cast<std::uint64_t>(st[1].as<double>()), std::nullopt,
+                                "of WAL replayed");
+      if (!st[0].as<bool>()) {
         promoted = true;
         break;
       }

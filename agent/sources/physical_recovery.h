@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "agent/cancel.h"
+#include "agent/drill_progress.h"
 #include "agent/restored_copy.h"
 #include "agent/sandbox.h"
 
@@ -25,6 +26,8 @@ struct RecoveryFollowOptions {
   // The copy's point when recovery replayed no transaction (the backup's own end), Unix seconds.
   double fallback_consistent_at = 0;
   std::chrono::steady_clock::time_point deadline;
+  // Told the step and the WAL bytes replayed so far while recovery runs (may be null).
+  DrillProgress* progress = nullptr;
 };
 
 // Starts `data_dir` with `how` and waits until the copy has promoted. Appends the sub-stages

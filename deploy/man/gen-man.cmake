@@ -52,7 +52,7 @@ drills watches WAL archiving, replication, slots and standbys. Everything is exp
 metrics on \\fB/metrics\\fR, a JSON API and reports.
 .SH COMMANDS
 ")
-foreach(verb run verify check-config history dump demo)
+foreach(verb run verify check-config history runbook dump demo)
   rw_help(h ${verb})
   rw_roff(h "${h}")
   string(APPEND page ".SS ${verb}\n.nf\n${h}\n.fi\n")

@@ -187,6 +187,8 @@ TEST_CASE("verify exit codes: 0 passed, 1 unusable backup, 2 could not run",
   INFO(ok.out << ok.err);
   CHECK(ok.exit_code == 0);
   CHECK(ok.out.find("\"success\"") != std::string::npos);
+  // One object whatever the number of targets (docs/verify-json.md).
+  CHECK(ok.out.rfind("{\"schema_version\":1,\"drills\":[{", 0) == 0);
   CHECK(test::ListDir(src.dir / "work").empty());
 
   // A truncated newer dump becomes the latest and fails the drill.

@@ -248,7 +248,7 @@ TEST_CASE("deploy: the man page is made from --help and renders without warnings
   // Filled text is justified: compare with runs of blanks squeezed to one.
   const std::string rendered = std::regex_replace(text.out, std::regex("[ \t]+"), " ");
   // Every verb's help, as the binary prints it, is in the rendered page.
-  for (const char* verb : {"run", "verify", "check-config", "history", "dump", "demo"}) {
+  for (const char* verb : {"run", "verify", "check-config", "history", "runbook", "dump", "demo"}) {
     auto help = Run({RW_BINARY, verb, "--help"});
     REQUIRE(help.ok());
     const std::string usage = std::regex_replace(Lines(help.out).at(0), std::regex("[ \t]+"), " ");

@@ -23,9 +23,11 @@ ProcessResult RunAgent(const std::vector<std::string>& args, Duration timeout) {
   return RunProcess(spec);
 }
 
-AgentProcess::AgentProcess(const std::vector<std::string>& args, const std::string& log_path)
+AgentProcess::AgentProcess(const std::vector<std::string>& args, const std::string& log_path,
+                           const std::map<std::string, std::string>& env)
     : log_path_(log_path) {
   ProcessSpec spec;
+  spec.env = env;
   spec.argv = {AgentBinary()};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   child_ = std::make_unique<ChildProcess>(spec, log_path);

@@ -3,6 +3,7 @@
 // log file, stopped (SIGKILL as a last resort) by the destructor. HTTP through cpp-httplib.
 #include <sys/types.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,7 +21,9 @@ ProcessResult RunAgent(const std::vector<std::string>& args,
 
 class AgentProcess {
  public:
-  AgentProcess(const std::vector<std::string>& args, const std::string& log_path);
+  // env: variables for the agent beyond the minimal environment (ProcessSpec::env).
+  AgentProcess(const std::vector<std::string>& args, const std::string& log_path,
+               const std::map<std::string, std::string>& env = {});
   ~AgentProcess();
   pid_t pid() const;
   void Signal(int sig);
