@@ -1,7 +1,7 @@
 #pragma once
 // Collector: one live-monitoring probe (archiver, replication, slots, standby, table_activity,
 // backup_catalogue, source, wal_archive), one class per file in checks/, built by the table in
-// checks/collectors.cpp. The monitor runs each collector on its own thread every
+// checks/live/collectors.cpp. The monitor runs each collector on its own thread every
 // monitor_interval (or its own interval), times it and exports restorewatch_collector_success and
 // _duration_seconds; a collector throws rw::Error when it cannot collect, and then its series are
 // dropped until the next success. Each collector opens its own read-only session with timeouts,

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/conninfo.h"
+#include "agent/pg/conninfo.h"
 #include "agent/cron.h"
 #include "agent/notifier_options.h"
 #include "agent/sources/barman_options.h"
@@ -29,7 +29,7 @@ enum class CompareMode { kChurn, kExact };
 
 // A PostgreSQL connection: a conninfo parsed once by libpq (key=value or postgresql:// URI) into
 // keywords, without the password, plus the password kept apart. Connections are made from the
-// keywords (agent/pg_conn.h); nothing is ever appended to the text the user wrote.
+// keywords (agent/pg/pg_conn.h); nothing is ever appended to the text the user wrote.
 struct ConnSpec {
   ConnKeywords keywords;  // e.g. host=db1 port=5432 dbname=blog user=restorewatch (no password)
   std::string password;   // from password_file, ${ENV} or a password in the conninfo; never logged

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "agent/config.h"
-#include "agent/conninfo.h"
+#include "agent/pg/conninfo.h"
 #include "agent/secrets.h"
 #include "agent/units.h"
 

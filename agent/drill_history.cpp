@@ -18,7 +18,7 @@
 #include "agent/errors.h"
 #include "agent/log.h"
 #include "agent/orphans.h"
-#include "agent/process.h"
+#include "agent/pg/process.h"
 #include "agent/state.h"
 #include "agent/units.h"
 

@@ -15,7 +15,7 @@
 #include "agent/errors.h"
 #include "agent/json.h"
 #include "agent/log.h"
-#include "agent/process.h"
+#include "agent/pg/process.h"
 
 namespace rw {
 namespace {

@@ -5,8 +5,8 @@
 #include <string>
 
 #include "agent/config.h"
-#include "agent/pg_tools.h"
-#include "agent/process.h"
+#include "agent/pg/pg_tools.h"
+#include "agent/pg/process.h"
 
 namespace rw {
 

@@ -1,5 +1,5 @@
 #pragma once
-// Metric values as plain data, so checks/collectors (producers) and exporters (the /metrics
+// Metric values as plain data, so checks/live/collectors (producers) and exporters (the /metrics
 // serializer) share only agent/ types. MetricsBoard keeps the latest families per (target,
 // producer); a scrape copies the board under a short lock and never waits for work. Series that
 // a producer stops reporting (a dropped slot, a gone standby) disappear with its next Set().

@@ -39,7 +39,7 @@ struct BackupInfo {
   int server_major = 0;     // major version of the server dumped, when known (e.g. 15)
   int dump_tool_major = 0;  // major version of pg_dump that wrote it, when known
   // `<path>.restorewatch.json` when `restorewatch dump` wrote one beside the backup (an exact
-  // reference: checks/reference.h); empty otherwise.
+  // reference: checks/drill/reference.h); empty otherwise.
   std::string reference_path;
 };
 

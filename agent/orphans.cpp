@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "agent/log.h"
-#include "agent/process.h"
+#include "agent/pg/process.h"
 
 namespace rw {
 namespace {

@@ -3,7 +3,7 @@
 // conninfo, from ${ENV} inside a password keyword, from a password_file) is registered here, and
 // Redact() is applied wherever text that may quote a conninfo leaves the process: the logging
 // layer (agent/log.cpp) and the conversion of libpq/libpqxx messages into rw::Error
-// (agent/pg_conn.cpp). Thread-safe; secrets are never removed (a password rotated by a reload
+// (agent/pg/pg_conn.cpp). Thread-safe; secrets are never removed (a password rotated by a reload
 // must not appear either).
 #include <string>
 

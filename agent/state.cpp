@@ -38,7 +38,7 @@
 #include <limits>
 
 #include "agent/errors.h"
-#include "agent/process.h"
+#include "agent/pg/process.h"
 
 namespace rw {
 namespace {

@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "agent/errors.h"
-#include "agent/process.h"
+#include "agent/pg/process.h"
 
 namespace rw {
 namespace {

@@ -17,7 +17,7 @@
 #include <sstream>
 
 #include "agent/errors.h"
-#include "agent/process.h"
+#include "agent/pg/process.h"
 
 namespace rw::wal {
 

@@ -17,7 +17,7 @@
 #include "agent/environment.h"
 #include "agent/errors.h"
 #include "agent/log.h"
-#include "agent/pg_cluster.h"
+#include "agent/pg/pg_cluster.h"
 #include "agent/runtime/drill_runner.h"
 #include "exporters/report.h"
 

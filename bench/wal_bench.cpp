@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "agent/errors.h"
-#include "agent/process.h"
+#include "agent/pg/process.h"
 #include "agent/wal_archive.h"
 
 using namespace rw;

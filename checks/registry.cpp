@@ -1,11 +1,11 @@
 #include "checks/registry.h"
 
-#include "checks/amcheck_check.h"
-#include "checks/checksum_check.h"
-#include "checks/freshness_check.h"
-#include "checks/row_count_check.h"
-#include "checks/schema_check.h"
-#include "checks/sql_check.h"
+#include "checks/drill/amcheck_check.h"
+#include "checks/drill/checksum_check.h"
+#include "checks/drill/freshness_check.h"
+#include "checks/drill/row_count_check.h"
+#include "checks/drill/schema_check.h"
+#include "checks/drill/sql_check.h"
 
 namespace rw {
 namespace {

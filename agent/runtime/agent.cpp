@@ -15,7 +15,7 @@
 #include "agent/sandboxes/scratch.h"
 #include "agent/state.h"
 #include "agent/state_lock.h"
-#include "checks/collector_util.h"
+#include "checks/live/collector_util.h"
 #include "checks/registry.h"
 #include "exporters/http_server.h"
 #include "exporters/metrics_exporter.h"

@@ -13,7 +13,7 @@
 
 #include "agent/errors.h"
 #include "agent/log.h"
-#include "agent/pg_cluster.h"
+#include "agent/pg/pg_cluster.h"
 #include "agent/runtime/agent.h"
 #include "agent/runtime/daemon.h"
 #include "agent/runtime/signals.h"

@@ -18,12 +18,12 @@
 #include "agent/errors.h"
 #include "agent/log.h"
 #include "agent/path_guard.h"
-#include "agent/pg_conn.h"
+#include "agent/pg/pg_conn.h"
 #include "agent/sandbox.h"
 #include "agent/state.h"
 #include "agent/units.h"
-#include "checks/data_checksums_check.h"
-#include "checks/reference.h"
+#include "checks/drill/data_checksums_check.h"
+#include "checks/drill/reference.h"
 #include "checks/registry.h"
 
 namespace rw {
@@ -300,7 +300,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
   ctx.progress = &live;
   std::future<std::map<Check*, std::exception_ptr>> before;
   // recovery_target = "snapshot": the live source's reference, hashed beside the restore in the
-  // snapshot the copy is recovered to (checks/reference.h TakeLiveReference).
+  // snapshot the copy is recovered to (checks/drill/reference.h TakeLiveReference).
   std::future<Reference> live_reference;
 
   // fetch, restore, recovery: one call of the source's Restore(), which asks the sandbox host for

@@ -13,17 +13,17 @@
 
 #include "agent/cancel.h"
 #include "agent/config.h"
-#include "agent/conninfo.h"
+#include "agent/pg/conninfo.h"
 #include "agent/errors.h"
-#include "agent/pg_conn.h"
-#include "agent/pg_tools.h"
-#include "agent/process.h"
+#include "agent/pg/pg_conn.h"
+#include "agent/pg/pg_tools.h"
+#include "agent/pg/process.h"
 #include "agent/runtime/signals.h"
 #include "agent/secrets.h"
 #include "agent/units.h"
-#include "checks/catalog.h"
-#include "checks/reference.h"
-#include "checks/table_scan.h"
+#include "checks/drill/catalog.h"
+#include "checks/drill/reference.h"
+#include "checks/drill/table_scan.h"
 
 namespace rw {
 namespace {

@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "agent/errors.h"
-#include "agent/process.h"
+#include "agent/pg/process.h"
 
 namespace rw {
 namespace {

@@ -9,8 +9,8 @@
 #include "agent/errors.h"
 #include "agent/log.h"
 #include "agent/orphans.h"
-#include "agent/pg_cluster.h"
-#include "agent/pg_conn.h"
+#include "agent/pg/pg_cluster.h"
+#include "agent/pg/pg_conn.h"
 
 namespace rw {
 namespace {

@@ -6,7 +6,7 @@
 #include "agent/errors.h"
 #include "agent/log.h"
 #include "agent/orphans.h"
-#include "agent/pg_conn.h"
+#include "agent/pg/pg_conn.h"
 
 namespace rw {
 namespace {
@@ -22,7 +22,7 @@ std::string IdentSafe(const std::string& s) {
   return out;
 }
 
-// The scratch conninfo (already parsed by libpq at config load, agent/conninfo.h) in keyword
+// The scratch conninfo (already parsed by libpq at config load, agent/pg/conninfo.h) in keyword
 // form without password, sslpassword and dbname, so that a dbname can be appended and the result
 // put on a command line.
 std::string BaseConnInfo(const ConnSpec& spec) {

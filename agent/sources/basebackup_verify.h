@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "agent/cancel.h"
-#include "agent/pg_tools.h"
-#include "agent/process.h"
+#include "agent/pg/pg_tools.h"
+#include "agent/pg/process.h"
 #include "agent/sources/basebackup_catalogue.h"
 
 namespace rw::basebackup {

@@ -15,7 +15,7 @@
 #include "agent/json.h"
 #include "agent/log.h"
 #include "agent/orphans.h"
-#include "agent/process.h"
+#include "agent/pg/process.h"
 #include "agent/sources/basebackup_source.h"
 #include "agent/sources/pg_dump_source.h"
 #include "agent/units.h"

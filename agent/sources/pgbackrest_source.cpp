@@ -12,7 +12,7 @@
 
 #include "agent/errors.h"
 #include "agent/log.h"
-#include "agent/process.h"
+#include "agent/pg/process.h"
 #include "agent/sources/pgbackrest_info.h"
 #include "agent/sources/physical_recovery.h"
 #include "agent/units.h"

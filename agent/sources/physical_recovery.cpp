@@ -8,7 +8,7 @@
 #include <optional>
 
 #include "agent/errors.h"
-#include "agent/pg_conn.h"
+#include "agent/pg/pg_conn.h"
 #include "agent/wal_archive.h"
 
 namespace rw {

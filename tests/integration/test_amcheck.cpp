@@ -12,8 +12,8 @@
 #include <cstring>
 
 #include "agent/errors.h"
-#include "agent/process.h"
-#include "checks/amcheck_check.h"
+#include "agent/pg/process.h"
+#include "checks/drill/amcheck_check.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"
 #include "tests/support/physical_fixture.h"

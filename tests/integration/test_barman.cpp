@@ -16,7 +16,7 @@
 #include <sstream>
 #include <thread>
 
-#include "agent/process.h"
+#include "agent/pg/process.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"
 

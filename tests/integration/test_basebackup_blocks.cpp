@@ -16,8 +16,8 @@
 #include "agent/sources/basebackup_catalogue.h"
 #include "agent/sources/basebackup_verify.h"
 #include "agent/wal_archive.h"
-#include "checks/collector_util.h"
-#include "checks/wal_archive_collector.h"
+#include "checks/live/collector_util.h"
+#include "checks/live/wal_archive_collector.h"
 #include "tests/support/pg_fixture.h"
 
 using namespace rw;

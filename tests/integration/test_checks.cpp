@@ -6,16 +6,16 @@
 #include <chrono>
 #include <map>
 
-#include "agent/pg_conn.h"
+#include "agent/pg/pg_conn.h"
 #include "agent/units.h"
-#include "checks/catalog.h"
-#include "checks/checksum_check.h"
-#include "checks/freshness_check.h"
+#include "checks/drill/catalog.h"
+#include "checks/drill/checksum_check.h"
+#include "checks/drill/freshness_check.h"
 #include "checks/registry.h"
-#include "checks/row_count_check.h"
-#include "checks/schema_check.h"
-#include "checks/sql_check.h"
-#include "checks/table_scan.h"
+#include "checks/drill/row_count_check.h"
+#include "checks/drill/schema_check.h"
+#include "checks/drill/sql_check.h"
+#include "checks/drill/table_scan.h"
 #include "tests/support/pg_fixture.h"
 
 using namespace rw;

@@ -13,16 +13,16 @@
 #include <thread>
 
 #include "agent/errors.h"
-#include "agent/pg_conn.h"
+#include "agent/pg/pg_conn.h"
 #include "agent/state.h"
 #include "agent/units.h"
-#include "checks/archiver_collector.h"
-#include "checks/collector_util.h"
-#include "checks/replication_collector.h"
-#include "checks/slots_collector.h"
-#include "checks/source_collector.h"
-#include "checks/standby_collector.h"
-#include "checks/table_activity_collector.h"
+#include "checks/live/archiver_collector.h"
+#include "checks/live/collector_util.h"
+#include "checks/live/replication_collector.h"
+#include "checks/live/slots_collector.h"
+#include "checks/live/source_collector.h"
+#include "checks/live/standby_collector.h"
+#include "checks/live/table_activity_collector.h"
 #include "tests/support/pg_fixture.h"
 
 using namespace rw;

@@ -11,7 +11,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/process.h"
+#include "agent/pg/process.h"
 #include "agent/units.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/pg_cluster.h"
-#include "agent/process.h"
+#include "agent/pg/pg_cluster.h"
+#include "agent/pg/process.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"
 

@@ -10,10 +10,10 @@
 #include <thread>
 
 #include "agent/errors.h"
-#include "agent/pg_cluster.h"
+#include "agent/pg/pg_cluster.h"
 #include "agent/sources/pg_dump_discovery.h"
 #include "agent/state.h"
-#include "checks/reference.h"
+#include "checks/drill/reference.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"
 

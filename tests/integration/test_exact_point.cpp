@@ -13,7 +13,7 @@
 #include <regex>
 #include <thread>
 
-#include "agent/process.h"
+#include "agent/pg/process.h"
 #include "agent/wal_archive.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"

@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "agent/orphans.h"
-#include "agent/pg_cluster.h"
+#include "agent/pg/pg_cluster.h"
 #include "agent/sandboxes/scratch.h"
 #include "agent/state.h"
 #include "tests/support/agent_process.h"

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "agent/errors.h"
-#include "agent/pg_cluster.h"
+#include "agent/pg/pg_cluster.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"
 

@@ -13,7 +13,7 @@
 #include <sstream>
 #include <thread>
 
-#include "agent/pg_cluster.h"
+#include "agent/pg/pg_cluster.h"
 #include "agent/units.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"

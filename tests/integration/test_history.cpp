@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "agent/drill_log.h"
-#include "agent/pg_cluster.h"
-#include "agent/process.h"
+#include "agent/pg/pg_cluster.h"
+#include "agent/pg/process.h"
 #include "exporters/history_report.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"

@@ -21,8 +21,8 @@
 #include <functional>
 #include <regex>
 
-#include "agent/pg_cluster.h"
-#include "agent/process.h"
+#include "agent/pg/pg_cluster.h"
+#include "agent/pg/process.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"
 #include "tests/support/webhook_receiver.h"

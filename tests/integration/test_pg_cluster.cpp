@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "agent/errors.h"
-#include "agent/pg_conn.h"
+#include "agent/pg/pg_conn.h"
 #include "tests/support/pg_fixture.h"
 
 using namespace rw;

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "agent/errors.h"
-#include "agent/pg_conn.h"
+#include "agent/pg/pg_conn.h"
 #include "agent/sandboxes/ephemeral.h"
 #include "agent/sources/pg_dump_source.h"
 #include "tests/support/pg_fixture.h"

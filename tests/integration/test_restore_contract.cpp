@@ -8,7 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "agent/errors.h"
-#include "agent/pg_conn.h"
+#include "agent/pg/pg_conn.h"
 #include "agent/sandboxes/ephemeral.h"
 #include "checks/registry.h"
 #include "tests/support/pg_fixture.h"

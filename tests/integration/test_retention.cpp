@@ -10,7 +10,7 @@
 #include <chrono>
 #include <cmath>
 
-#include "agent/process.h"
+#include "agent/pg/process.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/physical_fixture.h"
 

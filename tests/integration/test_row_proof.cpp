@@ -1,15 +1,15 @@
-// Row-level proof (checks/row_proof.h) through the checksum check, against real PostgreSQL 15:
+// Row-level proof (checks/drill/row_proof.h) through the checksum check, against real PostgreSQL 15:
 // a source whose tables keep changing after the backup, the daemon's own sampling code recording
 // the evidence (counters and pg_current_snapshot()) before the backup, and restored copies that
 // are faithful or broken in one row. Broken rows in tables written since the backup must fail,
 // naming the key; rows changed on the source since must not.
 #include <catch2/catch.hpp>
 
-#include "agent/pg_conn.h"
+#include "agent/pg/pg_conn.h"
 #include "agent/units.h"
 #include "checks/registry.h"
-#include "checks/row_proof.h"
-#include "checks/table_activity_collector.h"
+#include "checks/drill/row_proof.h"
+#include "checks/live/table_activity_collector.h"
 #include "tests/support/pg_fixture.h"
 
 using namespace rw;

@@ -18,8 +18,8 @@
 #include <string>
 
 #include "agent/json.h"
-#include "agent/pg_cluster.h"
-#include "agent/process.h"
+#include "agent/pg/pg_cluster.h"
+#include "agent/pg/process.h"
 #include "agent/wal_archive.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"

@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "agent/errors.h"
-#include "agent/pg_conn.h"
+#include "agent/pg/pg_conn.h"
 #include "agent/sandboxes/ephemeral.h"
 #include "agent/sandboxes/scratch.h"
 #include "agent/sources/pg_dump_source.h"

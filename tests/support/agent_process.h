@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/process.h"
+#include "agent/pg/process.h"
 
 namespace rw::test {
 

@@ -9,9 +9,9 @@
 #include <utility>
 #include <vector>
 
-#include "agent/pg_cluster.h"
-#include "agent/pg_tools.h"
-#include "agent/process.h"
+#include "agent/pg/pg_cluster.h"
+#include "agent/pg/pg_tools.h"
+#include "agent/pg/process.h"
 
 namespace rw::test {
 

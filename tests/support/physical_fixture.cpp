@@ -5,7 +5,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 
-#include "agent/process.h"
+#include "agent/pg/process.h"
 #include "agent/wal_archive.h"
 
 namespace rw::test {

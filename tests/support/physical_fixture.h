@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/pg_cluster.h"
+#include "agent/pg/pg_cluster.h"
 #include "tests/support/pg_fixture.h"
 
 namespace rw::test {

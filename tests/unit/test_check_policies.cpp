@@ -2,11 +2,11 @@
 // check table.
 #include <catch2/catch.hpp>
 
-#include "checks/catalog.h"
-#include "checks/churn.h"
+#include "checks/drill/catalog.h"
+#include "checks/drill/churn.h"
 #include "checks/registry.h"
-#include "checks/schema_check.h"
-#include "checks/sql_check.h"
+#include "checks/drill/schema_check.h"
+#include "checks/drill/sql_check.h"
 #include "tests/support/pg_fixture.h"
 
 using namespace rw;

@@ -6,16 +6,16 @@
 #include <set>
 
 #include "agent/errors.h"
-#include "agent/pg_cluster.h"
-#include "checks/archiver_collector.h"
-#include "checks/backup_catalogue_collector.h"
-#include "checks/collector_util.h"
+#include "agent/pg/pg_cluster.h"
+#include "checks/live/archiver_collector.h"
+#include "checks/live/backup_catalogue_collector.h"
+#include "checks/live/collector_util.h"
 #include "checks/registry.h"
-#include "checks/replication_collector.h"
-#include "checks/slots_collector.h"
-#include "checks/source_collector.h"
-#include "checks/standby_collector.h"
-#include "checks/table_activity_collector.h"
+#include "checks/live/replication_collector.h"
+#include "checks/live/slots_collector.h"
+#include "checks/live/source_collector.h"
+#include "checks/live/standby_collector.h"
+#include "checks/live/table_activity_collector.h"
 
 using namespace rw;
 using namespace std::chrono_literals;

@@ -1,4 +1,4 @@
-// Connection strings (agent/conninfo.h, ConnSpec in agent/config.h): parsed by libpq in both
+// Connection strings (agent/pg/conninfo.h, ConnSpec in agent/config.h): parsed by libpq in both
 // forms, rebuilt with correct quoting, ${VAR} expanded inside parsed values, malformed input
 // reported without any of its values; and the secret registry (agent/secrets.h) with the layers
 // that apply it (logging, libpq errors, child environments).
@@ -9,12 +9,12 @@
 #include <string>
 
 #include "agent/config.h"
-#include "agent/conninfo.h"
+#include "agent/pg/conninfo.h"
 #include "agent/errors.h"
 #include "agent/log.h"
-#include "agent/pg_cluster.h"
-#include "agent/pg_conn.h"
-#include "agent/process.h"
+#include "agent/pg/pg_cluster.h"
+#include "agent/pg/pg_conn.h"
+#include "agent/pg/process.h"
 #include "agent/secrets.h"
 
 using rw::ConnKeyword;

@@ -12,7 +12,7 @@
 #include <sstream>
 #include <string>
 
-#include "agent/process.h"
+#include "agent/pg/process.h"
 
 namespace {
 
@@ -56,7 +56,8 @@ std::set<std::string> FamiliesInSource() {
       R"re((?:\bFamily|\bGauge)\(\s*"(restorewatch_[a-z_]+)"|MetricFamilyData\s+\w+\s*\{\s*"(restorewatch_[a-z_]+)")re");
   std::set<std::string> out;
   for (const char* dir :
-       {"agent", "agent/runtime", "agent/sources", "agent/sandboxes", "checks", "exporters"}) {
+       {"agent", "agent/pg", "agent/runtime", "agent/sources", "agent/sandboxes", "checks",
+        "checks/drill", "checks/live", "exporters"}) {
     DIR* d = opendir(SourcePath(dir).c_str());
     REQUIRE(d != nullptr);
     std::vector<std::string> files;

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/process.h"
+#include "agent/pg/process.h"
 #include "tests/support/pg_fixture.h"
 
 namespace {

@@ -15,7 +15,7 @@
 #include "agent/drill_failure.h"
 #include "agent/json.h"
 #include "agent/log.h"
-#include "agent/process.h"
+#include "agent/pg/process.h"
 #include "agent/secrets.h"
 #include "agent/units.h"
 #include "exporters/notifier.h"

@@ -7,7 +7,7 @@
 
 #include "agent/config.h"
 #include "agent/path_guard.h"
-#include "agent/process.h"
+#include "agent/pg/process.h"
 #include "tests/support/pg_fixture.h"
 
 using namespace rw;

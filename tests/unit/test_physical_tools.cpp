@@ -7,13 +7,13 @@
 #include <fstream>
 
 #include "agent/errors.h"
-#include "agent/pg_tools.h"
-#include "agent/process.h"
+#include "agent/pg/pg_tools.h"
+#include "agent/pg/process.h"
 #include "agent/runtime/drill_metrics.h"
 #include "agent/sandboxes/scratch.h"
 #include "agent/sources/physical_recovery.h"
 #include "agent/state.h"
-#include "checks/data_checksums_check.h"
+#include "checks/drill/data_checksums_check.h"
 #include "checks/registry.h"
 
 using namespace rw;

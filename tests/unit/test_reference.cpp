@@ -1,12 +1,12 @@
-// The reference file of `restorewatch dump` (checks/reference.h): round trip, validation with
+// The reference file of `restorewatch dump` (checks/drill/reference.h): round trip, validation with
 // clear errors, SHA-256 of file and directory dumps, and the discovery's handling of it.
 #include <catch2/catch.hpp>
 #include <fstream>
 
 #include "agent/errors.h"
-#include "agent/process.h"
+#include "agent/pg/process.h"
 #include "agent/sources/pg_dump_discovery.h"
-#include "checks/reference.h"
+#include "checks/drill/reference.h"
 #include "tests/support/pg_fixture.h"
 
 using namespace rw;

@@ -1,4 +1,4 @@
-// agent/wal_archive.h and checks/wal_archive_collector.h on synthetic archives: names, LSNs,
+// agent/wal_archive.h and checks/live/wal_archive_collector.h on synthetic archives: names, LSNs,
 // history files, gaps, timeline switches, compressed and corrupt segments, the state file. The
 // segments are real-looking 1 MiB segments (a valid segment size) with a PostgreSQL 15 long page
 // header, so the tests stay small.
@@ -12,10 +12,10 @@
 #include <sstream>
 
 #include "agent/errors.h"
-#include "agent/process.h"
+#include "agent/pg/process.h"
 #include "agent/wal_archive.h"
-#include "checks/collector_util.h"
-#include "checks/wal_archive_collector.h"
+#include "checks/live/collector_util.h"
+#include "checks/live/wal_archive_collector.h"
 
 using namespace rw;
 using namespace rw::wal;

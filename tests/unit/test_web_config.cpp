@@ -9,7 +9,7 @@
 
 #include "agent/config.h"
 #include "agent/errors.h"
-#include "agent/process.h"
+#include "agent/pg/process.h"
 #include "agent/state_lock.h"
 #include "exporters/web_config.h"
 #include "tests/support/pg_fixture.h"
