@@ -484,10 +484,22 @@ TEST_CASE(
     auto prometheus = FindProgram("prometheus");
     REQUIRE(prometheus);  // .ci/setup installs it
     const int prom_port = PickFreePort();
+    // The shipped rules, with only StandbyReplayPaused's `for: 5m` cut to 0s, so that the paused
+    // standby below fires it within the test (the 5m pending step is promtool-tested).
+    std::string rules_text = test::ReadFile(SourcePath("dashboards/alerts.yml"));
+    {
+      const auto at = rules_text.find("- alert: RestorewatchStandbyReplayPaused");
+      REQUIRE(at != std::string::npos);
+      const auto f = rules_text.find("for: 5m", at);
+      REQUIRE(f != std::string::npos);
+      REQUIRE(f < rules_text.find("- alert:", at + 10));
+      rules_text.replace(f, 7, "for: 0s");
+    }
+    WriteFile(dir / "alerts.yml", rules_text);
     WriteFile(dir / "prometheus.yml",
               "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
               "rule_files:\n  - " +
-                  SourcePath("dashboards/alerts.yml") +
+                  (dir / "alerts.yml") +
                   "\nscrape_configs:\n  - job_name: restorewatch\n    basic_auth:\n"
                   "      username: ops\n      password: contract-pass\n    static_configs:\n"
                   "      - targets: [\"127.0.0.1:" +
@@ -567,6 +579,19 @@ TEST_CASE(
       }
     }
     CHECK(queries >= 70);
+    // A paused standby fires RestorewatchStandbyReplayPaused in the real Prometheus.
+    auto firing = [&](const char* alert) {
+      auto q = PromGet(prom_port, "/api/v1/query",
+                       {{"query", std::string("ALERTS{alertname=\"") + alert +
+                                      "\", alertstate=\"firing\", server=\"s1\"}"}},
+                       &err);
+      return q && !q->Get("data")->Get("result")->a.empty();
+    };
+    CHECK_FALSE(firing("RestorewatchStandbyReplayPaused"));
+    standby->Psql("select pg_wal_replay_pause()");
+    CHECK(Eventually([&] { return firing("RestorewatchStandbyReplayPaused"); }, 30));
+    standby->Psql("select pg_wal_replay_resume()");
+    CHECK(Eventually([&] { return !firing("RestorewatchStandbyReplayPaused"); }, 30));
     prom.Stop(SIGTERM, 10s);
   }
   agent.Signal(SIGTERM);

@@ -125,11 +125,14 @@ void Workload(const LocalCluster& p, const std::string& conf, std::string* full,
   *incr = Label(conf, "incr");
 }
 
-// The report of `verify --json`.
+// The one drill of `verify --json` ({"schema_version": 1, "drills": [...]}).
 json::Value Report(const ProcessResult& r) {
   json::Value v;
   REQUIRE(json::Parse(r.out, &v));
-  return v;
+  const json::Value* drills = v.Get("drills");
+  REQUIRE(drills != nullptr);
+  REQUIRE(drills->a.size() == 1);
+  return drills->a[0];
 }
 
 }  // namespace

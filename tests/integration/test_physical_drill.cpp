@@ -212,3 +212,77 @@ TEST_CASE(
   CHECK(r.out.find("no commit in the archive after backup b1 is older than 30d") !=
         std::string::npos);
 }
+
+TEST_CASE(
+    "under a pgbench workload, plain and tar base backups drill to latest, immediate, a time and "
+    "random, reporting the RTO stages and the recovered time",
+    "[integration][physical]") {
+  test::TestDir dir("rwphysload-");
+  const std::string archive = dir / "archive";
+  auto primary = test::StartArchivingPrimary(dir, archive);
+  primary->Psql("create database app");
+  test::Pgbench(*primary, "app", {"-i", "-s", "1", "-q"});
+  const std::string plain = dir / "plain";
+  const std::string tar = dir / "tar";
+  MakeDirs(plain, 0755, test::ServerUser());
+  MakeDirs(tar, 0755, test::ServerUser());
+  const std::string source = primary->ConnInfo("app");
+  const int port = PickFreePort();
+  auto config = [&](const std::string& backups, const std::string& target) {
+    std::string c = Config(dir, source, backups, archive, target);
+    const std::string from = "listen = \"127.0.0.1:0\"";
+    c.replace(c.find(from), from.size(), "listen = \"127.0.0.1:" + std::to_string(port) + "\"");
+    const std::string at = "[target.backup]";
+    c.insert(c.find(at), "monitor_interval = \"1s\"\n\n");
+    return c;
+  };
+  const std::string cfg = dir / "agent.toml";
+  test::WriteFile(cfg, config(plain, "latest"));
+  // The daemon records the evidence (counters and snapshots) while pgbench writes.
+  test::AgentProcess daemon({"run", "-c", cfg}, dir / "daemon.log");
+  INFO(daemon.Log());
+  REQUIRE(test::Eventually(
+      [&] {
+        return test::ReadFile(dir / "state/phys/activity.log").find("~snap=") != std::string::npos;
+      },
+      30));
+  ProcessSpec load;
+  load.argv = {test::Tools().Path("pgbench"), "-n", "-c", "2", "-T", "120", source};
+  ChildProcess pgbench(load, dir / "pgbench.log");
+  std::this_thread::sleep_for(2s);
+  BaseBackup(*primary, plain + "/b1", {"-Fp"});
+  BaseBackup(*primary, tar + "/b1", {"-Ft", "-z"});
+  SwitchAndWait(*primary, archive);
+  std::this_thread::sleep_for(1500ms);
+  const std::string point = Trim(primary->Psql("select now()::text"));
+  std::this_thread::sleep_for(1500ms);
+  REQUIRE(pgbench.Running());
+  pgbench.Stop(SIGINT, 10s);
+  SwitchAndWait(*primary, archive);
+  std::this_thread::sleep_for(3s);  // a sample after the last write
+  daemon.Signal(SIGTERM);
+  CHECK(daemon.WaitExit(20s) == 0);
+
+  struct Drill {
+    std::string backups, target, expect;
+  };
+  for (const Drill& d : {Drill{plain, "latest", "the end of the archive"},
+                         Drill{tar, "immediate", "recovered to immediate"},
+                         Drill{tar, point, "recovered to " + point},
+                         Drill{plain, "random", "commits in the window"}}) {
+    test::WriteFile(cfg, config(d.backups, d.target));
+    auto r = test::RunAgent({"verify", "-c", cfg}, 5min);
+    INFO(d.backups << " to " << d.target << ":\n" << r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find(d.expect) != std::string::npos);
+    // The RTO stages: fetch (pg_verifybackup), recovery (consistency, WAL replay), checks, total.
+    for (const char* stage : {"fetch ", "recovery ", "checks ", "total "})
+      CHECK(r.out.find(stage) != std::string::npos);
+    CHECK(r.out.find("bytes of WAL replayed") != std::string::npos);
+    CHECK(test::ListDir(dir / "work").empty());
+    // The recovered time is in the report and the JSON: the copy's point.
+    auto j = test::RunAgent({"verify", "-c", cfg, "--json"}, 5min);
+    CHECK(j.exit_code == 0);
+    CHECK(j.out.find("\"consistent_at\"") != std::string::npos);
+  }
+}
