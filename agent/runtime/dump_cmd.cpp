@@ -124,13 +124,8 @@ DumpOutcome Dump(const Config& cfg, const TargetConfig& t, const DumpArgs& a, Ca
     auto conn = Connect(t.source, limits);
     CancelWatch watch(cancel, *conn);
     WithPgErrors("cannot take the reference on the source", [&] {
-      {
-        pqxx::nontransaction nt(*conn);
-        // As the drill's source sessions: hidden rows raise an error rather than vanish. The
-        // transaction stays open for the whole pg_dump, which may take longer than any timeout.
-        nt.exec0("set row_security = off");
-        nt.exec0("set idle_in_transaction_session_timeout = 0");
-      }
+      // The transaction stays open for the whole pg_dump, which may take longer than any timeout.
+      PrepareReferenceSession(*conn);
       pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(*conn, "rw_dump");
       pqxx::row s = tx.exec1(
           "select pg_export_snapshot(), extract(epoch from now())::float8, current_database(),"
@@ -139,15 +134,7 @@ DumpOutcome Dump(const Config& cfg, const TargetConfig& t, const DumpArgs& a, Ca
       ref.snapshot_time = s[1].as<double>();
       ref.database = s[2].as<std::string>();
       ref.horizon = s[3].as<std::string>("");
-      try {
-        pqxx::subtransaction sub(tx, "rw_sysid");
-        ref.system_identifier =
-            sub.exec1("select system_identifier::text from pg_control_system()")[0]
-                .as<std::string>();
-        sub.commit();
-      } catch (const pqxx::sql_error&) {
-        ref.system_identifier.clear();  // not readable by this role: recorded as unknown
-      }
+      ref.system_identifier = ReadSystemIdentifier(tx);
       HashReferenceTables(*conn, tx, t, cancel, &ref);
       tables = ref.tables.size();
       for (const auto& rt : ref.tables) rows += rt.rows;

@@ -489,6 +489,26 @@ void ReferenceState::Ensure(CheckContext& ctx) {
 
 namespace rw {
 
+void PrepareReferenceSession(pqxx::connection& conn) {
+  pqxx::nontransaction nt(conn);
+  nt.exec0("set row_security = off");
+  nt.exec0("set idle_in_transaction_session_timeout = 0");
+}
+
+std::string ReadSystemIdentifier(pqxx::dbtransaction& tx) {
+  try {
+    pqxx::subtransaction sub(tx, "rw_sysid");
+    std::string id =
+        sub.exec1("select system_identifier::text from pg_control_system()")[0].as<std::string>();
+    sub.commit();
+    return id;
+  } catch (const pqxx::broken_connection&) {
+    throw;
+  } catch (const pqxx::sql_error&) {
+    return {};  // not readable by this role: recorded as unknown
+  }
+}
+
 void HashReferenceTables(pqxx::connection& conn, pqxx::dbtransaction& tx,
                          const TargetConfig& target, CancelToken& cancel, Reference* ref) {
   std::vector<TableInfo> infos = ListTables(tx, target.checks.exclude_tables);
@@ -520,13 +540,7 @@ Reference TakeLiveReference(const TargetConfig& target, CancelToken& cancel,
   auto conn = Connect(target.source, limits);
   CancelWatch watch(cancel, *conn);
   WithPgErrors("cannot take a snapshot of the source", [&] {
-    {
-      pqxx::nontransaction nt(*conn);
-      nt.exec0("set row_security = off");
-      // The transaction stays open while the copy recovers to its point and the tables are
-      // hashed; the statement timeout still bounds each query.
-      nt.exec0("set idle_in_transaction_session_timeout = 0");
-    }
+    PrepareReferenceSession(*conn);
     pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(*conn, "rw_snapshot");
     // One statement: the snapshot is taken before it runs, so every commit it sees was written
     // to WAL before the insert position read here.
@@ -542,15 +556,7 @@ Reference TakeLiveReference(const TargetConfig& target, CancelToken& cancel,
                   "the source is in recovery (a standby): an exact point needs the primary, "
                   "whose WAL insert position orders its commits");
     ref.lsn = s[4].as<std::string>("");
-    try {
-      pqxx::subtransaction sub(tx, "rw_sysid");
-      ref.system_identifier =
-          sub.exec1("select system_identifier::text from pg_control_system()")[0]
-              .as<std::string>();
-      sub.commit();
-    } catch (const pqxx::sql_error&) {
-      ref.system_identifier.clear();
-    }
+    ref.system_identifier = ReadSystemIdentifier(tx);
     if (on_point) on_point(ref);
     HashReferenceTables(*conn, tx, target, cancel, &ref);
     tx.commit();

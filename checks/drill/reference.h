@@ -93,6 +93,15 @@ std::string CompareDumpFiles(const std::vector<DumpFileHash>& expected,
 // SHA-256 (lowercase hex) of the table inventory: names, roots, columns (name, type) and keys.
 std::string SchemaFingerprint(const std::vector<TableInfo>& tables);
 
+// A source session about to take a reference: read-only settings as the drill's source sessions
+// (hidden rows raise an error rather than vanish), and no idle-in-transaction limit, since the
+// snapshot transaction stays open while pg_dump runs or the copy recovers (each statement keeps
+// its timeout).
+void PrepareReferenceSession(pqxx::connection& conn);
+// The source's system identifier read in `tx` (a subtransaction, so a role that may not read
+// pg_control_system() leaves `tx` usable); empty when not readable.
+std::string ReadSystemIdentifier(pqxx::dbtransaction& tx);
+
 // In an open REPEATABLE READ transaction `tx` on `conn` (the source): fills ref's schema
 // fingerprint, every table's count and content hash (ScanTable) and the large objects. Throws
 // Error(kQuery) naming a table that cannot be hashed, kCancelled.

@@ -17,30 +17,12 @@
 #include "agent/wal_archive.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"
+#include "tests/support/physical_fixture.h"
 
 using namespace rw;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string TrimLine(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-void TakeBaseBackup(const LocalCluster& c, const std::string& dir,
-                    const std::vector<std::string>& extra) {
-  ProcessSpec spec;
-  spec.argv = {test::Tools().Path("pg_basebackup"), "-h", c.socket_dir(), "-p",
-               std::to_string(c.port()),           "-U", "postgres",      "-D",
-               dir,                                "-c", "fast"};
-  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
-  spec.run_as = test::ServerUser();
-  spec.timeout = 3min;
-  ProcessResult r = RunProcess(spec);
-  INFO(r.err);
-  REQUIRE(r.ok());
-}
 
 std::string ExactConfig(const test::TestDir& dir, const std::string& name,
                         const std::string& source, const std::string& backups,
@@ -68,15 +50,8 @@ TEST_CASE("exact comparison of a physical backup at the source's snapshot, under
           "[integration][exact_point]") {
   test::TestDir dir("rwexact-");
   const std::string archive = dir / "archive";
-  MakeDirs(archive, 0700, test::ServerUser());
-  test::ClusterSpec ps;
   // archive_timeout: the WAL up to the drill's snapshot is archived within seconds.
-  ps.settings = {{"wal_level", "'replica'"},
-                 {"archive_mode", "'on'"},
-                 {"archive_command", "'test ! -f " + archive + "/%f && cp %p " + archive + "/%f'"},
-                 {"archive_timeout", "'2s'"},
-                 {"max_wal_senders", "10"}};
-  auto primary = test::StartCluster(dir, ps);
+  auto primary = test::StartArchivingPrimary(dir, archive, {{"archive_timeout", "'2s'"}});
   primary->Psql("create database shop");
   const std::string shop = primary->ConnInfo("shop");
   REQUIRE(test::RunPgTool("pgbench", {"-i", "-s", "1", "-q", shop}).ok());
@@ -93,10 +68,10 @@ TEST_CASE("exact comparison of a physical backup at the source's snapshot, under
   const std::string bad = dir / "bad";
   MakeDirs(good, 0755, test::ServerUser());
   MakeDirs(bad, 0755, test::ServerUser());
-  TakeBaseBackup(*primary, good + "/b1", {"-Fp"});
-  TakeBaseBackup(*primary, bad + "/b1", {"-Fp", "--manifest-checksums=NONE"});
+  test::BaseBackup(*primary, good + "/b1", {"-Fp"});
+  test::BaseBackup(*primary, bad + "/b1", {"-Fp", "--manifest-checksums=NONE"});
   const std::string rel =
-      TrimLine(primary->Psql("select pg_relation_filepath('catalog_items')", "shop"));
+      test::Trim(primary->Psql("select pg_relation_filepath('catalog_items')", "shop"));
   {
     const std::string path = bad + "/b1/" + rel;
     std::string data = test::ReadFile(path);
@@ -148,19 +123,13 @@ TEST_CASE("exact point: an idle source without archive_timeout is an error namin
           "[integration][exact_point]") {
   test::TestDir dir("rwexact-");
   const std::string archive = dir / "archive";
-  MakeDirs(archive, 0700, test::ServerUser());
-  test::ClusterSpec ps;
-  ps.settings = {{"wal_level", "'replica'"},
-                 {"archive_mode", "'on'"},
-                 {"archive_command", "'test ! -f " + archive + "/%f && cp %p " + archive + "/%f'"},
-                 {"max_wal_senders", "10"}};
-  auto primary = test::StartCluster(dir, ps);
+  auto primary = test::StartArchivingPrimary(dir, archive);
   primary->Psql("create database app");
   primary->Psql("create table t (id int primary key); insert into t select generate_series(1, 10)",
                 "app");
   const std::string backups = dir / "backups";
   MakeDirs(backups, 0755, test::ServerUser());
-  TakeBaseBackup(*primary, backups + "/b1", {"-Fp"});
+  test::BaseBackup(*primary, backups + "/b1", {"-Fp"});
   primary->Psql("insert into t values (11)", "app");  // in the current, unarchived segment
   const std::string cfg = dir / "agent.toml";
   std::string text = ExactConfig(dir, "app", primary->ConnInfo("app"), backups, archive);
