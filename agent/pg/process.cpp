@@ -73,8 +73,12 @@ std::vector<std::string> BuildEnv(const ProcessSpec& spec) {
 // In the child after fork(): only async-signal-safe calls until exec.
 // parent: the agent's pid captured before fork(), to close the race where the agent died before
 // PR_SET_PDEATHSIG was armed (the child would then never get the signal).
+// groups: run_as's supplementary groups, looked up before fork() (initgroups() reads the group
+// database and allocates: after fork() in a threaded agent it can deadlock on a lock another
+// thread held at the fork, which hung initdb under the sanitizers once the progress ticker ran).
 [[noreturn]] void ExecChild(const ProcessSpec& spec, char* const* argv, char* const* envp,
-                            int in_fd, int out_fd, int err_fd, pid_t parent) {
+                            int in_fd, int out_fd, int err_fd, pid_t parent,
+                            const std::vector<gid_t>& groups) {
   setpgid(0, 0);
   sigset_t none;
   sigemptyset(&none);
@@ -86,7 +90,7 @@ std::vector<std::string> BuildEnv(const ProcessSpec& spec) {
   // Close everything else so children don't hold the agent's sockets.
   for (int fd = 3; fd < 1024; ++fd) close(fd);
   if (spec.run_as) {
-    if (initgroups(spec.run_as->user.c_str(), spec.run_as->gid) != 0 ||
+    if (setgroups(groups.size(), groups.data()) != 0 ||
         setgid(spec.run_as->gid) != 0 || setuid(spec.run_as->uid) != 0 || setuid(0) == 0) {
       _exit(126);
     }
@@ -154,10 +158,21 @@ Spawned Spawn(const ProcessSpec& spec, int stdin_fd = -1, int stdout_fd = -1, in
     throw Error(ErrorKind::kProcess, Errno("pipe"));
   int child_err = stderr_fd >= 0 ? stderr_fd : err_pipe[1];
 
+  std::vector<gid_t> groups;
+  if (spec.run_as) {
+    int n = 16;
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      groups.resize(static_cast<std::size_t>(n));
+      if (getgrouplist(spec.run_as->user.c_str(), spec.run_as->gid, groups.data(), &n) >= 0) break;
+    }
+    groups.resize(static_cast<std::size_t>(std::max(n, 0)));
+    if (groups.empty()) groups.push_back(spec.run_as->gid);
+  }
   const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) throw Error(ErrorKind::kProcess, Errno("fork"));
-  if (pid == 0) ExecChild(spec, argv.data(), envp.data(), in_fd, child_out, child_err, parent);
+  if (pid == 0)
+    ExecChild(spec, argv.data(), envp.data(), in_fd, child_out, child_err, parent, groups);
   setpgid(pid, pid);  // also in the parent, to avoid the race with killpg
   if (close_in) close(in_fd);
   if (close_out) close(child_out);
