@@ -34,8 +34,8 @@ struct CheckContext {
   std::optional<double> consistent_at = std::nullopt;
   // The copy is recovered to the point of a snapshot the drill took of the live source
   // (recovery_target = "snapshot"): row counts and checksums compare every table exactly against
-  // that snapshot's reference (checks/drill/reference.h, adopted by the runner), not with churn bounds.
-  // Set before BeforeRestore.
+  // that snapshot's reference (checks/drill/reference.h, adopted by the runner), not with churn
+  // bounds. Set before BeforeRestore.
   bool exact_point = false;
   // The copy's point when known, else the backup's snapshot time (BeforeRestore, callers that
   // build a context without a copy). Checks measure "since the backup" from here.

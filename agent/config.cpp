@@ -74,7 +74,8 @@ bool IsQuoted(const std::string& s) {
 }
 
 // expect: an optional operator (=, ==, !=, <>, <, <=, >, >=) and a number, a single-quoted string
-// or null (null only with equality). The same grammar as checks/drill/sql_check.cpp, which evaluates it.
+// or null (null only with equality). The same grammar as checks/drill/sql_check.cpp, which
+// evaluates it.
 bool ValidExpect(const std::string& raw, std::string* why) {
   std::string s = raw;
   s.erase(0, s.find_first_not_of(" \t"));

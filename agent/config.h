@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "agent/pg/conninfo.h"
 #include "agent/cron.h"
 #include "agent/notifier_options.h"
+#include "agent/pg/conninfo.h"
 #include "agent/sources/barman_options.h"
 #include "agent/sources/basebackup_options.h"
 #include "agent/sources/command_options.h"
@@ -70,7 +70,9 @@ struct AgentConfig {
 
 // Generic [target.backup] keys. The source's own keys (pattern, globals_pattern for pg_dump)
 // are declared and read beside the source (agent/sources/pg_dump_options.h).
-struct BackupConfig : PgDumpBackupOptions, PgbackrestBackupOptions, BarmanBackupOptions,
+struct BackupConfig : PgDumpBackupOptions,
+                      PgbackrestBackupOptions,
+                      BarmanBackupOptions,
                       CommandBackupOptions {
   std::string type = "pg_dump";    // selects the BackupSource (table in agent/backup_source.cpp)
   std::vector<std::string> paths;  // directories searched ("path" accepts a string or an array)

@@ -391,19 +391,18 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
             auto point = std::make_shared<std::promise<SourcePoint>>();
             auto told = std::make_shared<std::atomic<bool>>(false);
             std::future<SourcePoint> point_f = point->get_future();
-            live_reference =
-                std::async(std::launch::async, [&target, &drill_cancel, point, told] {
-                  try {
-                    return TakeLiveReference(target, drill_cancel, [&](const Reference& h) {
-                      point->set_value(
-                          SourcePoint{h.horizon, h.lsn, h.system_identifier, h.snapshot_time});
-                      *told = true;
-                    });
-                  } catch (...) {
-                    if (!*told) point->set_exception(std::current_exception());
-                    throw;
-                  }
+            live_reference = std::async(std::launch::async, [&target, &drill_cancel, point, told] {
+              try {
+                return TakeLiveReference(target, drill_cancel, [&](const Reference& h) {
+                  point->set_value(
+                      SourcePoint{h.horizon, h.lsn, h.system_identifier, h.snapshot_time});
+                  *told = true;
                 });
+              } catch (...) {
+                if (!*told) point->set_exception(std::current_exception());
+                throw;
+              }
+            });
             opts.source_point = point_f.get();
           }
           SandboxHost& host = *sandbox;
@@ -496,7 +495,7 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
         throw Error(ErrorKind::kUnsupported,
                     "the copy was not recovered to the point of the source's snapshot");
       const std::string label = "source snapshot " + ref.horizon + " taken at WAL " + ref.lsn +
-                                 ", the copy recovered to it at " + copy->lsn.value_or("?");
+                                ", the copy recovered to it at " + copy->lsn.value_or("?");
       state->Adopt(std::move(ref), label);
     } catch (...) {
       state->AdoptError(std::current_exception());

@@ -13,8 +13,8 @@
 
 #include "agent/cancel.h"
 #include "agent/config.h"
-#include "agent/pg/conninfo.h"
 #include "agent/errors.h"
+#include "agent/pg/conninfo.h"
 #include "agent/pg/pg_conn.h"
 #include "agent/pg/pg_tools.h"
 #include "agent/pg/process.h"

@@ -2,8 +2,9 @@
 // `restorewatch dump`: a pg_dump with an exact reference. Opens one REPEATABLE READ READ ONLY
 // transaction on the target's source, exports its snapshot, records in it the table inventory's
 // fingerprint and every table's row count and content hash exactly as the drill checks compute
-// them (checks/drill/table_scan.h), runs `pg_dump --snapshot` while that transaction stays open, and
-// writes `<output>.restorewatch.json` (checks/drill/reference.h) with the SHA-256 of the dump's file(s).
+// them (checks/drill/table_scan.h), runs `pg_dump --snapshot` while that transaction stays open,
+// and writes `<output>.restorewatch.json` (checks/drill/reference.h) with the SHA-256 of the dump's
+// file(s).
 //
 // Files: pg_dump writes `<output>.part` (an in-flight name the pg_dump source skips); after it
 // succeeded the dump is hashed, the reference is written (temp file + rename) and only then the

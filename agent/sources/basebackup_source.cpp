@@ -46,8 +46,8 @@ std::string RestoreCommand(const std::string& archive) {
 // whether pg_waldump read everything up to `end` (it ends with an error where the WAL runs out).
 struct Commit {
   double time = 0;
-  std::string lsn;         // of the commit record
-  std::uint32_t xid = 0;   // the committed top-level transaction
+  std::string lsn;        // of the commit record
+  std::uint32_t xid = 0;  // the committed top-level transaction
 };
 std::vector<std::string> CommitsCommand(const PgTools& pg, const std::string& archive,
                                         wal::Lsn start, std::uint32_t timeline) {
@@ -120,8 +120,8 @@ struct Snapshot {
   // before the snapshot was taken, given that it did commit: it is older than every running one,
   // or older than the next one to start and not running then.
   bool Sees(std::uint32_t xid) const {
-    const std::uint64_t full =
-        xmax + static_cast<std::int64_t>(static_cast<std::int32_t>(xid - static_cast<std::uint32_t>(xmax)));
+    const std::uint64_t full = xmax + static_cast<std::int64_t>(static_cast<std::int32_t>(
+                                          xid - static_cast<std::uint32_t>(xmax)));
     return full < xmin || (full < xmax && xip.count(full) == 0);
   }
 };
@@ -416,8 +416,7 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
 // replays exactly S's committed set, and whatever was in progress there is aborted at promotion,
 // as it is invisible to S). Returns false with copy->reason set when the backup cannot reach S.
 bool BasebackupSource::ChooseSnapshotPoint(const basebackup::BaseBackupEntry& e,
-                                           const BackupInfo& backup,
-                                           const RestoreOptions& options,
+                                           const BackupInfo& backup, const RestoreOptions& options,
                                            Clock::time_point deadline, CancelToken& cancel,
                                            DataDirStart* how, RestoredCopy* copy) const {
   if (!options.source_point)
@@ -428,8 +427,8 @@ bool BasebackupSource::ChooseSnapshotPoint(const basebackup::BaseBackupEntry& e,
   const std::optional<Snapshot> snap = ParseSnapshot(sp.snapshot);
   const std::optional<wal::Lsn> l = wal::ParseLsn(sp.lsn);
   if (!snap || !l)
-    throw Error(ErrorKind::kQuery, "unreadable snapshot of the source: '" + sp.snapshot +
-                                       "' at '" + sp.lsn + "'");
+    throw Error(ErrorKind::kQuery,
+                "unreadable snapshot of the source: '" + sp.snapshot + "' at '" + sp.lsn + "'");
   if (*l <= e.stop_lsn) {
     copy->reason = "the source's WAL position " + sp.lsn + " is not after the end of backup " +
                    backup.id + " (" + wal::FormatLsn(e.stop_lsn) +
@@ -444,8 +443,8 @@ bool BasebackupSource::ChooseSnapshotPoint(const basebackup::BaseBackupEntry& e,
   for (int attempt = 0;; ++attempt) {
     bool complete = false;
     std::string problem;
-    commits = Commits(env_.pg, target_.backup.wal_archive, e.start_lsn, e.stop_timeline, cancel,
-                      *l, &complete, &problem);
+    commits = Commits(env_.pg, target_.backup.wal_archive, e.start_lsn, e.stop_timeline, cancel, *l,
+                      &complete, &problem);
     if (complete) break;
     if (Clock::now() + std::chrono::seconds(2) >= wait_until)
       throw Error(ErrorKind::kTimeout,
@@ -478,16 +477,15 @@ bool BasebackupSource::ChooseSnapshotPoint(const basebackup::BaseBackupEntry& e,
                     " (two commits finished in the opposite order of their WAL records); the "
                     "next drill takes a new snapshot");
   if (first_unseen && at(first_unseen) < e.stop_lsn)
-    throw Error(ErrorKind::kUnsupported,
-                "the source's snapshot does not see transaction " +
-                    std::to_string(first_unseen->xid) + ", committed at " + first_unseen->lsn +
-                    " before the end of backup " + backup.id);
+    throw Error(ErrorKind::kUnsupported, "the source's snapshot does not see transaction " +
+                                             std::to_string(first_unseen->xid) + ", committed at " +
+                                             first_unseen->lsn + " before the end of backup " +
+                                             backup.id);
   std::string chose;
   if (last_seen && at(last_seen) >= e.stop_lsn) {
     how->settings.push_back({"recovery_target_lsn", ConfQuote(last_seen->lsn)});
     how->settings.push_back({"recovery_target_inclusive", "on"});
-    chose = "the commit of transaction " + std::to_string(last_seen->xid) + " at " +
-            last_seen->lsn;
+    chose = "the commit of transaction " + std::to_string(last_seen->xid) + " at " + last_seen->lsn;
   } else {
     // Nothing S sees committed after the backup's end: the consistency point is S's point.
     how->settings.push_back({"recovery_target", "'immediate'"});

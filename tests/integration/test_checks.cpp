@@ -11,11 +11,11 @@
 #include "checks/drill/catalog.h"
 #include "checks/drill/checksum_check.h"
 #include "checks/drill/freshness_check.h"
-#include "checks/registry.h"
 #include "checks/drill/row_count_check.h"
 #include "checks/drill/schema_check.h"
 #include "checks/drill/sql_check.h"
 #include "checks/drill/table_scan.h"
+#include "checks/registry.h"
 #include "tests/support/pg_fixture.h"
 
 using namespace rw;

@@ -100,7 +100,7 @@ TEST_CASE("exact comparison of a physical backup at the source's snapshot, under
     // Every row of every table, the keyless pgbench_history included, is verified.
     auto [verified, total] = Coverage(r.out);
     WARN("pgbench load, exact point without history: " << verified << " of " << total
-                                                        << " source rows verified");
+                                                       << " source rows verified");
     CHECK(total >= 100000);
     CHECK(verified == total);
     CHECK(r.out.find("unverified public.pgbench_history") == std::string::npos);

@@ -6,8 +6,8 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
-#include <ctime>
 #include <cstdlib>
+#include <ctime>
 #include <exception>
 #include <fstream>
 #include <random>
