@@ -36,14 +36,6 @@ std::string ExactConfig(const test::TestDir& dir, const std::string& name,
          "5 }\n";
 }
 
-// "coverage N of M source rows verified" from a verify report.
-std::pair<long, long> Coverage(const std::string& out) {
-  std::smatch m;
-  static const std::regex re("coverage ([0-9]+) of ([0-9]+) source rows verified");
-  if (!std::regex_search(out, m, re)) return {-1, -1};
-  return {std::stol(m[1]), std::stol(m[2])};
-}
-
 }  // namespace
 
 TEST_CASE("exact comparison of a physical backup at the source's snapshot, under pgbench load",
@@ -98,7 +90,7 @@ TEST_CASE("exact comparison of a physical backup at the source's snapshot, under
     CHECK(r.out.find("compared exactly against the source snapshot") != std::string::npos);
     CHECK(r.out.find("0 mismatched") != std::string::npos);
     // Every row of every table, the keyless pgbench_history included, is verified.
-    auto [verified, total] = Coverage(r.out);
+    auto [verified, total] = test::Coverage(r.out);
     WARN("pgbench load, exact point without history: " << verified << " of " << total
                                                        << " source rows verified");
     CHECK(total >= 100000);

@@ -91,14 +91,6 @@ std::string Config(const test::TestDir& dir, const std::string& source, const st
          "stats_settle = \"1s\"\nchecksum = { sample_keys = 20 }\n";
 }
 
-// "coverage N of M source rows verified" from a verify report.
-std::pair<long, long> Coverage(const std::string& out) {
-  std::smatch m;
-  static const std::regex re("coverage ([0-9]+) of ([0-9]+) source rows verified");
-  if (!std::regex_search(out, m, re)) return {-1, -1};
-  return {std::stol(m[1]), std::stol(m[2])};
-}
-
 }  // namespace
 
 TEST_CASE("under a pgbench write load, verdicts are proof: good passes, one broken row fails",
@@ -194,7 +186,7 @@ TEST_CASE("under a pgbench write load, verdicts are proof: good passes, one brok
     CHECK(good.out.find("unverified public.events") == std::string::npos);
     CHECK(good.out.find("unverified public.pgbench_accounts") == std::string::npos);
     CHECK(good.out.find("unverified public.pgbench_history") != std::string::npos);  // no key
-    auto [verified, total] = Coverage(good.out);
+    auto [verified, total] = test::Coverage(good.out);
     WARN("pgbench load, with history: " << verified << " of " << total << " source rows verified");
     // The 1000 accounts nobody writes, the 2000 catalog items and much of the rest.
     CHECK(verified >= 3000);
@@ -222,7 +214,7 @@ TEST_CASE("under a pgbench write load, verdicts are proof: good passes, one brok
     auto r = test::RunAgent({"verify", "-c", cfg}, std::chrono::minutes(5));
     INFO(r.out << r.err);
     CHECK(r.exit_code == 0);
-    auto [verified, total] = Coverage(r.out);
+    auto [verified, total] = test::Coverage(r.out);
     WARN("pgbench load, exact reference: " << verified << " of " << total
                                            << " source rows verified");
     CHECK(verified == total);
@@ -236,7 +228,7 @@ TEST_CASE("under a pgbench write load, verdicts are proof: good passes, one brok
     CHECK(good.exit_code == 2);  // unverified: an error, not a pass and not a failure
     CHECK(good.out.find("no activity history covers") != std::string::npos);
     CHECK(good.out.find("restorewatch dump") != std::string::npos);
-    auto [verified, total] = Coverage(good.out);
+    auto [verified, total] = test::Coverage(good.out);
     WARN("pgbench load, without history: " << verified << " of " << total
                                            << " source rows verified");
     for (const auto& v : variants) {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -94,6 +95,13 @@ std::optional<double> MetricValue(const std::string& text, const std::string& me
     }
   }
   return std::nullopt;
+}
+
+std::pair<long, long> Coverage(const std::string& report) {
+  std::smatch m;
+  static const std::regex re("coverage ([0-9]+) of ([0-9]+) source rows verified");
+  if (!std::regex_search(report, m, re)) return {-1, -1};
+  return {std::stol(m[1]), std::stol(m[2])};
 }
 
 std::vector<pid_t> ChildrenOf(pid_t pid) {

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/pg/process.h"
@@ -49,6 +50,9 @@ HttpReply HttpGet(int port, const std::string& path, int timeout_seconds = 5);
 // or nullopt.
 std::optional<double> MetricValue(const std::string& metrics_text, const std::string& metric,
                                   const std::vector<std::string>& needles = {});
+
+// "coverage N of M source rows verified" from a verify report, as {N, M}; {-1, -1} when absent.
+std::pair<long, long> Coverage(const std::string& report);
 
 // Pids of the live child processes of `pid` (from /proc).
 std::vector<pid_t> ChildrenOf(pid_t pid);
