@@ -70,6 +70,13 @@ class BackupSource {
   virtual BackupCatalogue Catalogue(CancelToken& cancel) = 0;
   // The newest complete backup. Throws Error(kBadInput) "no backup matches ..." when none.
   virtual BackupInfo Latest(CancelToken& cancel) = 0;
+  // A backup of Catalogue().backups as Restore() wants it (drill.pick = "random" picks from the
+  // catalogue). The default returns it as listed; a source whose listing is a summary reads the
+  // rest (Barman: show-backup).
+  virtual BackupInfo Describe(const BackupInfo& listed, CancelToken& cancel) {
+    (void)cancel;
+    return listed;
+  }
   // True when Restore() needs RestoreOptions::source_point: the drill then takes a snapshot of the
   // live source first and compares the copy with it exactly (a physical source configured with
   // recovery_target = "snapshot").

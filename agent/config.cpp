@@ -147,6 +147,29 @@ void ReadAgent(Reader& r, AgentConfig* a) {
   r.Int("max_concurrent_drills", &a->max_concurrent_drills, 1, 64);
 }
 
+// [target.backup] max_age_by_kind = { full = "8d", incr = "26h" }: the kinds the source makes.
+void ReadMaxAgeByKind(Reader& m, BackupConfig* b) {
+  std::vector<std::string> kinds;
+  if (b->type == "pg_dump") kinds = {"logical"};
+  if (b->type == "basebackup" || b->type == "barman") kinds = {"full"};
+  if (b->type == "pgbackrest") kinds = {"full", "diff", "incr"};
+  std::vector<std::string> keys;
+  for (auto&& [k, v] : m.table()) keys.emplace_back(k.str());
+  for (const auto& kind : keys) {
+    Duration d{};
+    if (!m.Dur(kind.c_str(), &d, Reader::Zero::kRefused)) continue;
+    std::string known;
+    for (const auto& k : kinds) known += (known.empty() ? "\"" : ", \"") + k + "\"";
+    if (!kinds.empty() && std::find(kinds.begin(), kinds.end(), kind) == kinds.end())
+      m.Error(kind.c_str(), "backup type \"" + b->type + "\" makes no backups of kind \"" + kind +
+                                "\" (its kinds: " + known + ")");
+    else if (kind.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+      m.Error(kind.c_str(), "a kind is written with a-z, 0-9, '_' and '-'");
+    else
+      b->max_age_by_kind[kind] = d;
+  }
+}
+
 void ReadBackup(Reader& r, BackupConfig* b) {
   bool expanded = false;
   if (r.Str("type", &b->type, &expanded)) {
@@ -166,6 +189,7 @@ void ReadBackup(Reader& r, BackupConfig* b) {
   if (const SourceOptionReaders* own = BackupSourceOptionReaders(b->type); own && own->backup)
     own->backup(r, b);
   r.Dur("max_age", &b->max_age);
+  r.Table("max_age_by_kind", [&](Reader& m) { ReadMaxAgeByKind(m, b); });
   r.Dur("min_retention", &b->min_retention);
   r.Dur("pitr_window", &b->pitr_window);
   r.Dur("settle", &b->settle);
@@ -181,6 +205,28 @@ void ReadBackup(Reader& r, BackupConfig* b) {
   }
   if (b->type == "pg_dump" && b->paths.empty() && r.Take("path") == nullptr)
     r.Error("path", "is required for backup type \"pg_dump\" (the directory holding the dumps)");
+}
+
+// drill.pick = "random" with a physical source: an older backup can be recovered to a point
+// only if the point is after its end. Refuses what no older backup could prove.
+void CheckPick(Reader& r, const DrillConfig& d, const std::string& backup_type) {
+  if (d.pick != DrillPick::kRandom || !d.recovery_target_given) return;
+  const std::string& t = d.recovery_target;
+  const bool physical = backup_type != "pg_dump";
+  if (!physical) return;
+  if (!t.empty() && t[0] == '-')
+    r.Error("pick",
+            "pick = \"random\" cannot be combined with recovery_target = \"" + t +
+                "\": a backup picked from the last " + t.substr(1) +
+                " has no commit that old after it to recover to; use \"immediate\" (each "
+                "backup's own consistent end), \"latest\", \"random\" or \"snapshot\"");
+  else if (t != "latest" && t != "immediate" && t != "random" && t != "snapshot")
+    r.Error("pick",
+            "pick = \"random\" cannot be combined with a fixed recovery_target time (\"" + t +
+                "\"): a backup that ended after it cannot be recovered to it, and one long "
+                "before it proves only the WAL up to it; leave recovery_target out (an older "
+                "backup then recovers to its own consistent end) or use \"immediate\", "
+                "\"latest\", \"random\" or \"snapshot\"");
 }
 
 void ReadDrill(Reader& r, DrillConfig* d, const std::string& backup_type) {
@@ -224,6 +270,9 @@ void ReadDrill(Reader& r, DrillConfig* d, const std::string& backup_type) {
   }
   if (const SourceOptionReaders* own = BackupSourceOptionReaders(backup_type); own && own->drill)
     own->drill(r, d);
+  d->recovery_target_given = r.table().get("recovery_target") != nullptr;
+  r.Choice("pick", &d->pick, {{"latest", DrillPick::kLatest}, {"random", DrillPick::kRandom}});
+  CheckPick(r, *d, backup_type);
   r.Name("database", &d->database);
 }
 

@@ -26,6 +26,10 @@ namespace rw {
 enum class LogFormat { kText, kJson };
 enum class SandboxKind { kEphemeral, kScratch };
 enum class CompareMode { kChurn, kExact };
+// drill.pick: which backup a drill restores. kLatest: the newest complete one. kRandom: one of
+// the catalogue's complete backups, those never verified first, then the least recently
+// verified (agent/ledger.h PickBackup).
+enum class DrillPick { kLatest, kRandom };
 
 // A PostgreSQL connection: a conninfo parsed once by libpq (key=value or postgresql:// URI) into
 // keywords, without the password, plus the password kept apart. Connections are made from the
@@ -77,6 +81,11 @@ struct BackupConfig : PgDumpBackupOptions,
   std::string type = "pg_dump";    // selects the BackupSource (table in agent/backup_source.cpp)
   std::vector<std::string> paths;  // directories searched ("path" accepts a string or an array)
   Duration max_age = std::chrono::hours(26);  // freshness objective; 0 disables
+  // Per-kind freshness objectives, e.g. { full = "8d", incr = "26h" }: the newest backup of
+  // each kind named must be younger than its value (max_age stays the any-kind objective).
+  // Kinds: logical (pg_dump), full (basebackup, barman), full/diff/incr (pgbackrest), any name
+  // the command source's list uses. Empty = none.
+  std::map<std::string, Duration> max_age_by_kind;
   // Retention objective: the oldest backup kept must be at least this old; 0 = none.
   Duration min_retention = Duration::zero();
   // Point-in-time recovery objective (wal_archive, basebackup sources): from the oldest base
@@ -109,6 +118,10 @@ struct DrillConfig : PgDumpDrillOptions, BasebackupDrillOptions {
   SandboxKind sandbox = SandboxKind::kEphemeral;
   ConnSpec scratch;      // for sandbox = "scratch": a maintenance DB conninfo
   std::string database;  // name of the database the dump is restored as; default: source dbname
+  DrillPick pick = DrillPick::kLatest;
+  // Set by the loader when [target.drill] names recovery_target (physical sources): with
+  // pick = "random" an older backup recovers to its own consistent end unless one is given.
+  bool recovery_target_given = false;
 };
 
 struct RowCountConfig {

@@ -20,6 +20,7 @@
 #include "agent/orphans.h"
 #include "agent/pg/process.h"
 #include "agent/state.h"
+#include "agent/state_file.h"
 #include "agent/units.h"
 
 namespace rw {
@@ -76,6 +77,7 @@ toml::table ReportTree(const DrillReport& r) {
   t.insert_or_assign("sandbox", r.sandbox);
   t.insert_or_assign("restored_size_bytes", static_cast<int64_t>(r.restored_size_bytes));
   if (r.backup) t.insert_or_assign("backup", BackupToToml(*r.backup));
+  if (!r.pick.empty()) t.insert_or_assign("pick", r.pick);
   toml::array stages;
   for (const auto& s : r.stages) {
     toml::table st;
@@ -191,6 +193,8 @@ BackupInfo BackupFromToml(const toml::table& t) {
   return b;
 }
 
+}  // namespace
+
 void WriteAtomically(const std::string& path, const std::string& content) {
   // Per process: a daemon and a `verify` replacing the same file must not share a temp file.
   std::string tmp = path + ".tmp." + std::to_string(getpid());
@@ -218,7 +222,6 @@ void WriteAtomically(const std::string& path, const std::string& content) {
   }
 }
 
-}  // namespace
 
 std::string ReportToJson(const DrillReport& r) {
   std::ostringstream out;
@@ -252,6 +255,7 @@ std::optional<DrillReport> ReportFromToml(const std::string& text) {
   r.sandbox = Get<std::string>(t["sandbox"]);
   r.restored_size_bytes = static_cast<std::uint64_t>(Get<int64_t>(t["restored_size_bytes"]));
   if (const auto* b = t["backup"].as_table()) r.backup = BackupFromToml(*b);
+  r.pick = Get<std::string>(t["pick"]);
   if (const auto* stages = t["stages"].as_array()) {
     for (const auto& n : *stages) {
       const auto* st = n.as_table();
@@ -366,6 +370,8 @@ constexpr const char* kRunningSuffix = ".toml";
 constexpr const char* kHeader = "# restorewatch state v1\n";
 constexpr const char* kTrailer = "# end of restorewatch state\n";
 
+}  // namespace
+
 std::string Framed(const std::string& body) { return kHeader + body + "\n" + kTrailer; }
 
 // nullopt when the file does not exist. Throws Error(kIo) when it cannot be read.
@@ -402,6 +408,8 @@ std::optional<toml::table> ParseState(const std::string& text, std::string* prob
     return std::nullopt;
   }
 }
+
+namespace {
 
 bool SaneTime(double t) { return std::isfinite(t) && t >= 0; }
 
@@ -476,6 +484,8 @@ std::string CompactUtc(double t) {
   return buf;
 }
 
+}  // namespace
+
 // Renames a damaged state file to <path>.corrupt-<UTC time> (never over an earlier one) and logs.
 void MoveAside(const std::string& path, const std::string& problem, const std::string& rebuilt) {
   std::string to = path + ".corrupt-" + CompactUtc(NowUnix());
@@ -490,6 +500,8 @@ void MoveAside(const std::string& path, const std::string& problem, const std::s
   LogWarn("state file is corrupt; moved aside",
           {{"file", path}, {"moved_to", to}, {"problem", problem}, {"rebuilt", rebuilt}});
 }
+
+namespace {
 
 std::string RunningPath(const std::string& dir, pid_t pid) {
   return dir + "/" + kRunningPrefix + std::to_string(pid) + kRunningSuffix;

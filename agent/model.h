@@ -41,6 +41,9 @@ struct BackupInfo {
   // `<path>.restorewatch.json` when `restorewatch dump` wrote one beside the backup (an exact
   // reference: checks/drill/reference.h); empty otherwise.
   std::string reference_path;
+  // The command source's list said "running": true: a backup in progress, never drilled (it only
+  // feeds BackupCatalogue::running).
+  bool running = false;
 };
 
 // What a source's catalogue holds right now (freshness metrics).
@@ -52,8 +55,19 @@ struct BackupCatalogue {
   };
   std::map<std::string, Kind> by_kind;  // kind -> summary
   std::vector<std::string> notes;       // e.g. files skipped because still being written
+  // Every complete backup, any kind, as listed (pick = "random" and the verification ledger).
+  std::vector<BackupInfo> backups;
+  // kind -> backups of that kind in progress right now (restorewatch_backup_running). A source
+  // that cannot tell the kind of a running backup (pgBackRest's lock) marks each kind it makes.
+  std::map<std::string, std::size_t> running;
+  // How long a half-written backup (a base backup directory without backup_manifest, a
+  // directory-format dump without toc.dat) may stay unchanged and still count as running: a
+  // writer that died leaves one that stops counting after this, so it cannot hold back the
+  // backup-age alerts for ever.
+  static constexpr double kRunningQuietSeconds = 15 * 60;
   // Counts `b` under `kind` and keeps the newest (by start) and the oldest (by completion).
   void Add(const std::string& kind, const BackupInfo& b) {
+    backups.push_back(b);
     Kind& k = by_kind[kind];
     ++k.count;
     if (!k.newest || b.started_at >= k.newest->started_at) k.newest = b;
@@ -124,6 +138,9 @@ struct DrillReport {
   DrillResult result = DrillResult::kError;
   std::string reason;  // one line: why it failed or could not run; empty on success
   std::optional<BackupInfo> backup;
+  // Why this backup (drill.pick): "latest", or "random: never drilled (2 of 3 ...)"; empty in
+  // reports written before drill.pick existed.
+  std::string pick;
   std::vector<StageResult> stages;  // the stages that ran, in order, then "total"
   // Stages of the drill's list (discover, fetch, restore, recovery, checks, cleanup) that did not
   // run, each `skipped` with its reason ("pg_dump reads the file in place"). Kept apart from

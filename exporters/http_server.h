@@ -1,6 +1,6 @@
 #pragma once
 // The agent's HTTP endpoint (cpp-httplib): /metrics, /healthz, /readyz, /api/v1/status,
-// /api/v1/targets/NAME/history, /api/v1/targets/NAME/runbook and POST
+// /api/v1/targets/NAME/history, /api/v1/targets/NAME/runbook, /api/v1/targets/NAME/ledger and POST
 // /api/v1/targets/NAME/drill. Handlers only copy what the
 // runtime already collected (or, for drill, queue a request); none of them touches a database.
 //
@@ -53,6 +53,9 @@ struct HttpHandlers {
   std::function<HttpAnswer(const std::string& target)> drill_request;
   // GET /api/v1/targets/NAME/runbook: the Markdown runbook (exporters/runbook.h).
   std::function<HttpAnswer(const std::string& target)> runbook;
+  // GET /api/v1/targets/NAME/ledger: the verification ledger (agent/ledger.h); nullopt: no such
+  // target (404).
+  std::function<std::optional<std::string>(const std::string& target)> ledger_json;
 };
 
 class HttpServer {

@@ -65,6 +65,7 @@ std::string RenderReportText(const DrillReport& r) {
       << FormatDuration(
              std::chrono::milliseconds(static_cast<int64_t>((r.started_at - b.started_at) * 1000)))
       << " at drill start\n";
+    if (!r.pick.empty() && r.pick != "latest") o << "          picked " << r.pick << "\n";
   }
   if (r.restored_size_bytes) o << "  restored size " << FormatSize(r.restored_size_bytes) << "\n";
   for (const auto& c : r.checks) {

@@ -354,6 +354,7 @@ void Agent::Start() {
     // History and drill-now API, TLS and basic auth (agent_api.cpp, exporters/web_config.h).
     h.history_json = [this](const std::string& t, int last) { return HistoryJson(t, last); };
     h.runbook = [this](const std::string& t) { return RunbookApi(t); };
+    h.ledger_json = [this](const std::string& t) { return LedgerJson(t); };
     if (config_->agent.enable_drill_api)
       h.drill_request = [this](const std::string& t) { return DrillApi(t); };
     http_ = std::make_unique<HttpServer>(config_->agent.listen, h, AgentWebConfig(*config_));

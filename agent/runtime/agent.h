@@ -79,6 +79,8 @@ class Agent {
   DrillRequestResult RequestDrill(const std::string& target, std::string* detail);
   // The JSON of /api/v1/targets/NAME/history (the newest `last` drills); nullopt: no such target.
   std::optional<std::string> HistoryJson(const std::string& target, int last) const;
+  // GET /api/v1/targets/NAME/ledger (agent_api.cpp); nullopt: no such target.
+  std::optional<std::string> LedgerJson(const std::string& target) const;
   // GET /api/v1/targets/NAME/runbook: 200 text/markdown, the same text as `restorewatch
   // runbook`; 404 for an unknown target or when no drill of it passed yet (the reason as text).
   HttpAnswer RunbookApi(const std::string& target) const;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "agent/drill_log.h"
+#include "agent/ledger.h"
 #include "agent/log.h"
 #include "agent/runtime/agent.h"
 #include "agent/state_lock.h"
@@ -129,6 +130,18 @@ HttpAnswer Agent::RunbookApi(const std::string& name) const {
   a.content_type = "text/markdown; charset=utf-8";
   a.body = rb.text;
   return a;
+}
+
+std::optional<std::string> Agent::LedgerJson(const std::string& name) const {
+  std::shared_ptr<const Config> cfg;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    cfg = config_;
+  }
+  if (!cfg->FindTarget(name) || !env_) return std::nullopt;
+  // The ledger alone: listing the catalogue here would put a slow listing on the request path
+  // (its counts against the catalogue are restorewatch_backups_verified/_unverified).
+  return LedgerToJson(name, VerificationLedger(env_->state_dir + "/" + name).Load(), nullptr);
 }
 
 std::optional<std::string> Agent::HistoryJson(const std::string& name, int last) const {

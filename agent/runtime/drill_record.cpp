@@ -2,6 +2,7 @@
 
 #include "agent/drill_log.h"
 #include "agent/errors.h"
+#include "agent/ledger.h"
 #include "agent/log.h"
 
 namespace rw {
@@ -12,6 +13,12 @@ void DrillRecorder::Begin(double started_at) { history_.BeginDrill(started_at); 
 
 DrillHistorySummary DrillRecorder::Finish(const DrillReport& report) {
   DrillLog(dir_).Append(report);  // the per-drill history (never throws)
+  try {
+    VerificationLedger(dir_).Record(report);  // which backups are verified (drill.pick)
+  } catch (const std::exception& e) {
+    LogError("cannot record the drill in the verification ledger",
+             {{"target", report.target}, {"error", e.what()}});
+  }
   try {
     history_.Record(report);
   } catch (const std::exception& e) {

@@ -1,6 +1,7 @@
 #pragma once
 // The one place a finished drill is recorded, for the daemon (scheduled drills, the drill API)
 // and `verify` alike: the interrupted-drill marker while it runs, then drills.jsonl (DrillLog),
+// the verification ledger (agent/ledger.h: the drilled backup's verdict),
 // then the summary history (DrillHistory: last_drill.toml, run counters, last success), then
 // whatever hangs off a recorded drill (the daemon's metrics and status cache, notifications):
 // listeners called with the report and the new summary. A recorder belongs to one target's state

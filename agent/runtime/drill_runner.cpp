@@ -18,6 +18,7 @@
 #include "agent/errors.h"
 #include "agent/log.h"
 #include "agent/path_guard.h"
+#include "agent/runtime/drill_pick.h"
 #include "agent/pg/pg_conn.h"
 #include "agent/sandbox.h"
 #include "agent/state.h"
@@ -267,14 +268,26 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
   LogInfo("drill started", {{"target", target.name}, {"run_id", r.run_id}});
 
   // discover
+  std::optional<TargetConfig> picked_target;  // outlives `source`, which may read it
   std::unique_ptr<BackupSource> source;
   BackupInfo backup;
   SourceFacts facts;
   run_stage("discover", [&](StageResult& st) {
     source = parts.source ? parts.source(env, target) : MakeBackupSource(env, target);
-    backup = source->Latest(drill_cancel);
+    // drill.pick (agent/runtime/drill_pick.h): the backup, and the target it recovers to.
+    DrillChoice choice = PickDrillBackup(target, *source, env.state_dir + "/" + target.name,
+                                         drill_cancel, std::random_device{}());
+    backup = choice.backup;
+    r.pick = choice.pick;
+    if (choice.recovery_target) {
+      picked_target = target;
+      picked_target->drill.recovery_target = *choice.recovery_target;
+      source = parts.source ? parts.source(env, *picked_target)
+                            : MakeBackupSource(env, *picked_target);
+    }
     r.backup = backup;
     st.message = backup.id + ", taken " + FormatTimestamp(backup.started_at);
+    if (r.pick != "latest") st.message += " (picked " + r.pick + ")";
     // The source's identity guards the sandbox (it must never be the source) and catches a dump
     // of the wrong database. An unreachable source does not stop the restore: the restore alone
     // proves something, and the comparing checks report their own errors.

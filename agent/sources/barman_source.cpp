@@ -115,8 +115,11 @@ class BarmanSource : public BackupSource {
     for (const auto& b : list) {
       if (!b.complete()) {
         out.notes.push_back(b.id + ": status " + b.status);
+        // A backup barman is taking (STARTED) or whose WAL it still waits for is running.
+        if (b.status == "STARTED" || b.status == "WAITING_FOR_WALS") ++out.running["full"];
         continue;
       }
+      out.backups.push_back(ToInfo(b));
       auto& k = out.by_kind["full"];
       ++k.count;
       // list-backups gives the end time: enough for the retention kept.
@@ -124,7 +127,16 @@ class BarmanSource : public BackupSource {
         k.oldest = ToInfo(b);
     }
     if (newest != nullptr) out.by_kind["full"].newest = ToInfo(Show(*newest, cancel));
+    if (!out.running.empty()) out.by_kind["full"];  // running 1 beside count 0 for a first backup
     return out;
+  }
+
+  // list-backups lacks what show-backup says (begin time, server version): read it.
+  BackupInfo Describe(const BackupInfo& listed, CancelToken& cancel) override {
+    barman::BarmanBackup b;
+    b.id = listed.id;
+    b.status = "DONE";
+    return ToInfo(Show(b, cancel));
   }
 
   BackupInfo Latest(CancelToken& cancel) override {

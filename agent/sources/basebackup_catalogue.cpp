@@ -16,6 +16,7 @@
 #include "agent/errors.h"
 #include "agent/json.h"
 #include "agent/pg/process.h"
+#include "agent/units.h"
 
 namespace rw::basebackup {
 
@@ -198,6 +199,24 @@ std::map<wal::Lsn, wal::BackupHistory> BackupHistories(const std::string& archiv
   return out;
 }
 
+// The newest mtime of `dir`, its entries, and the entries of its base/ and pg_wal/ (where a plain
+// pg_basebackup creates files as it goes; a tar one grows base.tar in `dir`). A few stats, no walk.
+double NewestWrite(const std::string& dir) {
+  double newest = StatPath(dir).mtime;
+  for (const char* sub : {"", "/base", "/pg_wal"}) {
+    const std::string d = dir + sub;
+    DIR* h = ::opendir(d.c_str());
+    if (!h) continue;
+    while (dirent* de = ::readdir(h)) {
+      const std::string n = de->d_name;
+      if (n == "." || n == "..") continue;
+      newest = std::max(newest, StatPath(d + "/" + n).mtime);
+    }
+    ::closedir(h);
+  }
+  return newest;
+}
+
 BaseBackupEntry ReadOne(const std::string& dir, const std::string& id, const CatalogueOptions& opt,
                         const std::map<wal::Lsn, wal::BackupHistory>& histories,
                         CancelToken* cancel) {
@@ -210,6 +229,10 @@ BaseBackupEntry ReadOne(const std::string& dir, const std::string& id, const Cat
     if (e.problem.empty()) e.problem = why;
   };
   if (IsInFlightName(id)) incomplete("its name '" + id + "' marks a copy in progress");
+  if (!StatPath(dir + "/backup_manifest").exists) {
+    const double quiet_since = NowUnix() - opt.running_quiet_seconds;
+    e.running = NewestWrite(dir) > quiet_since;
+  }
 
   // Layout.
   auto base_tar = FindTar(dir, "base");

@@ -81,6 +81,9 @@ struct BaseBackupEntry {
 
   bool complete = false;
   std::string problem;  // why not complete, one line; "" when complete
+  // Being written: no backup_manifest yet (pg_basebackup writes it last) and something in the
+  // directory (itself, an entry, or an entry of base/ or pg_wal/) changed within running_quiet_seconds.
+  bool running = false;
 
   std::string label;
   std::string backup_from;  // primary / standby
@@ -106,6 +109,9 @@ struct CatalogueOptions {
   // The WAL archive, for the `.backup` files that give a backup's exact stop time ("" = none).
   std::string wal_archive;
   Duration tool_timeout = std::chrono::minutes(2);  // tar reading backup_label / PG_VERSION
+  // A directory without backup_manifest unchanged this long is no longer being written (its
+  // writer died): BaseBackupEntry::running is false then.
+  double running_quiet_seconds = 15 * 60;
 };
 
 struct BaseBackupCatalogue {

@@ -188,6 +188,7 @@ class BasebackupSource : public BackupSource {
     for (const auto& e : cat.backups) {
       if (!e.complete) {
         out.notes.push_back(e.id + ": " + e.problem);
+        if (e.running) ++out.running["full"];
         continue;
       }
       out.Add("full", ToInfo(e));

@@ -130,13 +130,18 @@ class CommandSource : public BackupSource {
   BackupCatalogue Catalogue(CancelToken& cancel) override {
     BackupCatalogue out;
     for (const auto& b : List(cancel)) {
-      out.Add(b.kind, b);
+      if (b.running)
+        ++out.running[b.kind];  // "running": true in the list: in progress, not a backup yet
+      else
+        out.Add(b.kind, b);
     }
     return out;
   }
 
   BackupInfo Latest(CancelToken& cancel) override {
     std::vector<BackupInfo> list = List(cancel);
+    list.erase(std::remove_if(list.begin(), list.end(), [](const auto& b) { return b.running; }),
+               list.end());
     if (list.empty()) throw Error(ErrorKind::kBadInput, "the list command printed no backup ([])");
     return *std::max_element(list.begin(), list.end(), [](const auto& a, const auto& b) {
       return a.started_at < b.started_at;
@@ -335,6 +340,13 @@ bool ParseCommandList(const std::string& text, const std::string& default_kind,
         return false;
       }
       b.kind = kind->s;
+    }
+    if (const json::Value* running = e.Get("running"); running != nullptr) {
+      if (running->t != json::Value::T::kBool) {
+        *error = at + "\"running\" must be true or false";
+        return false;
+      }
+      b.running = running->b;
     }
     b.tool = "command";
     out->push_back(std::move(b));

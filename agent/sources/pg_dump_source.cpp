@@ -154,7 +154,9 @@ class PgDumpSource : public BackupSource {
     if (const BackupInfo* n = SelectNewest(s.backups)) k.newest = *n;
     for (const auto& b : s.backups)
       if (!k.oldest || b.completed_at < k.oldest->completed_at) k.oldest = b;
+    c.backups = s.backups;
     c.notes = std::move(s.notes);
+    if (s.running > 0) c.running["logical"] = s.running;
     return c;
   }
 
@@ -196,11 +198,16 @@ class PgDumpSource : public BackupSource {
   struct Scan {
     std::vector<BackupInfo> backups;  // complete ones
     std::vector<std::string> notes;
+    // Dumps being written (restorewatch_backup_running): a file whose size or mtime changed
+    // between two looks `settle` apart, or a temporary name or a directory without toc.dat yet
+    // that changed within BackupCatalogue::kRunningQuietSeconds (pg_dump -Fd writes toc.dat
+    // last; a pg_dump that died leaves one that soon stops counting).
+    std::size_t running = 0;
   };
 
   Scan DoScan(CancelToken& cancel);
   std::vector<Entry> Settled(std::vector<Entry> entries, CancelToken& cancel,
-                             std::vector<std::string>* notes) const;
+                             std::vector<std::string>* notes, std::size_t* running) const;
   Probe ProbeEntry(const Entry& e, CancelToken* cancel);
   BackupInfo ToInfo(const Entry& e, const Probe& p, std::vector<std::string>* notes) const;
   static std::string NewestGlobals(const std::vector<Entry>& files);
@@ -223,7 +230,8 @@ class PgDumpSource : public BackupSource {
 // or mtime changed meanwhile are still being written. Entries older than that have already been
 // quiet for a whole settle period, which is what a second look would show.
 std::vector<Entry> PgDumpSource::Settled(std::vector<Entry> entries, CancelToken& cancel,
-                                         std::vector<std::string>* notes) const {
+                                         std::vector<std::string>* notes,
+                                         std::size_t* running) const {
   const double settle = ToSeconds(cfg_.settle);
   const double now = NowUnix();
   bool any_recent = false;
@@ -240,6 +248,7 @@ std::vector<Entry> PgDumpSource::Settled(std::vector<Entry> entries, CancelToken
     if (!Look(e.path, &again)) {
       notes->push_back(e.name + ": skipped, it disappeared while being looked at");
     } else if (!(again == e)) {
+      ++*running;
       notes->push_back(e.name + ": skipped, still being written (" +
                        (again.size != e.size ? "size" : "mtime") + " changed within " +
                        Seconds(cfg_.settle) + ")");
@@ -253,6 +262,8 @@ std::vector<Entry> PgDumpSource::Settled(std::vector<Entry> entries, CancelToken
 PgDumpSource::Scan PgDumpSource::DoScan(CancelToken& cancel) {
   Scan s;
   std::vector<Entry> candidates;
+  const double quiet_since = NowUnix() - BackupCatalogue::kRunningQuietSeconds;
+  auto recent = [&](const Entry& e) { return static_cast<double>(e.mtime_ns) / 1e9 > quiet_since; };
   for (auto& e : ListMatching(cfg_.paths, cfg_.pattern)) {
     if (!cfg_.globals_pattern.empty() &&
         fnmatch(cfg_.globals_pattern.c_str(), e.name.c_str(), 0) == 0)
@@ -260,11 +271,13 @@ PgDumpSource::Scan PgDumpSource::DoScan(CancelToken& cancel) {
     if (IsReferenceName(e.name)) continue;  // `restorewatch dump`'s reference of a dump beside it
     if (IsInFlightName(e.name)) {
       s.notes.push_back(e.name + ": skipped, a temporary name (being written)");
+      if (recent(e)) ++s.running;
       continue;
     }
     if (e.is_dir && SniffPath(e.path).format != DumpFormat::kDirectory) {
       // pg_dump -Fd writes toc.dat last: without it the directory is in flight or not a dump.
       s.notes.push_back(e.name + ": skipped, a directory without toc.dat");
+      if (recent(e)) ++s.running;
       continue;
     }
     candidates.push_back(std::move(e));
@@ -278,7 +291,8 @@ PgDumpSource::Scan PgDumpSource::DoScan(CancelToken& cancel) {
       candidates.push_back(std::move(e));
     }
   }
-  candidates = Settled(std::move(candidates), cancel, &s.notes);
+  // A globals file being written counts too: the same backup job writes it.
+  candidates = Settled(std::move(candidates), cancel, &s.notes, &s.running);
   std::vector<Entry> globals_files;
   for (auto it = candidates.begin(); it != candidates.end();) {
     if (globals_paths.count(it->path)) {

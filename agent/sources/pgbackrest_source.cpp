@@ -68,12 +68,19 @@ class PgbackrestSource : public BackupSource {
       auto& k = out.by_kind[b.type];
       ++k.count;
       BackupInfo bi = ToInfo(info, b);
+      out.backups.push_back(bi);
       if (!k.newest || bi.completed_at >= k.newest->completed_at) k.newest = bi;
       if (!k.oldest || bi.completed_at < k.oldest->completed_at) k.oldest = bi;
       if (b.error)
         out.notes.push_back(b.label + ": pgBackRest found page checksum errors while backing up");
     }
-    if (info.backup_running) out.notes.push_back("a pgBackRest backup is running");
+    if (info.backup_running) {
+      out.notes.push_back("a pgBackRest backup is running");
+      // The lock (status.lock.backup.held) does not say which type runs: every kind the stanza
+      // has counts as running while it is held (at least full, on a stanza without backups).
+      out.running["full"] = 1;
+      for (const auto& [kind, k] : out.by_kind) out.running[kind] = 1;
+    }
     return out;
   }
 

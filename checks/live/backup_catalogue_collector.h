@@ -6,16 +6,26 @@
 //   restorewatch_backups_available{kind}                                  backups available
 //   restorewatch_backup_last_completion_timestamp_seconds{kind}      newest complete one
 //   restorewatch_backup_last_size_bytes{kind}                        its size
-// plus restorewatch_backup_max_age_seconds (target.backup.max_age, only when > 0). Returns nothing
-// when the target has no backup source. Throws what Catalogue() throws (Error kIo when the
-// location cannot be read). Called by one thread at a time.
+//   restorewatch_backup_running{kind}                                1 while one is being taken
+//   restorewatch_backup_kind_max_age_seconds{kind}                   backup.max_age_by_kind
+// plus restorewatch_backup_max_age_seconds (target.backup.max_age, only when > 0) and, from the
+// verification ledger in ctx.state_dir (agent/ledger.h), restorewatch_backups_verified and
+// restorewatch_backups_unverified. Returns nothing when the target has no backup source. Throws
+// what Catalogue() throws (Error kIo when the location cannot be read). Called by one thread at a
+// time.
 #include "agent/collector.h"
+#include "agent/ledger.h"
 
 namespace rw {
 
 // The families of a catalogue (pure; empty families left out).
 std::vector<MetricFamilyData> BackupCatalogueFamilies(const BackupCatalogue& catalogue,
-                                                      Duration max_age);
+                                                      Duration max_age, Duration min_retention);
+// restorewatch_backup_kind_max_age_seconds{kind} (empty without backup.max_age_by_kind).
+std::vector<MetricFamilyData> BackupObjectiveFamilies(const BackupConfig& backup);
+// restorewatch_backups_verified and _unverified of the catalogue's complete backups.
+std::vector<MetricFamilyData> VerifiedFamilies(const BackupCatalogue& catalogue,
+                                               const Ledger& ledger);
 
 class BackupCatalogueCollector : public Collector {
  public:
