@@ -15,6 +15,7 @@
 #include "agent/json.h"
 #include "agent/ledger.h"
 #include "agent/sources/command_source.h"
+#include "agent/sources/pgbackrest_info.h"
 #include "agent/units.h"
 #include "checks/live/backup_catalogue_collector.h"
 #include "tests/support/pg_fixture.h"
@@ -358,4 +359,14 @@ TEST_CASE("ledger: the command list's \"running\" entries are in progress", "[un
   CHECK_FALSE(ParseCommandList(R"([{"id": "a", "time": "2026-11-24T02:00:03Z", "running": 1}])",
                                "logical", &list, &error));
   CHECK(error == "entry 0: \"running\" must be true or false");
+}
+
+TEST_CASE("ledger: pgBackRest's held backup lock reads as a backup running", "[unit][ledger]") {
+  // What pgBackRest 2.45 prints while a backup holds the stanza's lock (status.lock.backup).
+  auto info = pgbackrest::ParseInfo(
+      R"([{"archive":[],"backup":[],"cipher":"none","db":[],"name":"main","repo":[{"cipher":"none","key":1,"status":{"code":2,"message":"no valid backups"}}],"status":{"code":2,"lock":{"backup":{"held":true,"size":31856841,"size-cp":1048576}},"message":"no valid backups"}}])",
+      "main");
+  REQUIRE(info);
+  CHECK(info->backup_running);
+  CHECK(info->Problem().empty());  // no valid backups yet is not a problem of the stanza
 }
