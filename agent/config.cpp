@@ -215,11 +215,10 @@ void CheckPick(Reader& r, const DrillConfig& d, const std::string& backup_type) 
   const bool physical = backup_type != "pg_dump";
   if (!physical) return;
   if (!t.empty() && t[0] == '-')
-    r.Error("pick",
-            "pick = \"random\" cannot be combined with recovery_target = \"" + t +
-                "\": a backup picked from the last " + t.substr(1) +
-                " has no commit that old after it to recover to; use \"immediate\" (each "
-                "backup's own consistent end), \"latest\", \"random\" or \"snapshot\"");
+    r.Error("pick", "pick = \"random\" cannot be combined with recovery_target = \"" + t +
+                        "\": a backup picked from the last " + t.substr(1) +
+                        " has no commit that old after it to recover to; use \"immediate\" (each "
+                        "backup's own consistent end), \"latest\", \"random\" or \"snapshot\"");
   else if (t != "latest" && t != "immediate" && t != "random" && t != "snapshot")
     r.Error("pick",
             "pick = \"random\" cannot be combined with a fixed recovery_target time (\"" + t +

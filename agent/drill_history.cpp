@@ -222,7 +222,6 @@ void WriteAtomically(const std::string& path, const std::string& content) {
   }
 }
 
-
 std::string ReportToJson(const DrillReport& r) {
   std::ostringstream out;
   out << toml::json_formatter{ReportTree(r)};

@@ -248,12 +248,12 @@ void HttpServer::Start() {
     if (!body) return JsonError(res, 404, "no target named '" + req.matches[1].str() + "'");
     res.set_content(*body, "application/json");
   });
-  s.Get(R"(/api/v1/targets/([^/]+)/ledger)", [h](const httplib::Request& req,
-                                                 httplib::Response& res) {
-    auto body = h.ledger_json ? h.ledger_json(req.matches[1]) : std::nullopt;
-    if (!body) return JsonError(res, 404, "no target named '" + req.matches[1].str() + "'");
-    res.set_content(*body, "application/json");
-  });
+  s.Get(R"(/api/v1/targets/([^/]+)/ledger)",
+        [h](const httplib::Request& req, httplib::Response& res) {
+          auto body = h.ledger_json ? h.ledger_json(req.matches[1]) : std::nullopt;
+          if (!body) return JsonError(res, 404, "no target named '" + req.matches[1].str() + "'");
+          res.set_content(*body, "application/json");
+        });
   s.Get(R"(/api/v1/targets/([^/]+)/runbook)",
         [h](const httplib::Request& req, httplib::Response& res) {
           if (!h.runbook) return JsonError(res, 404, "no runbook here");

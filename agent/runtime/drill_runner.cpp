@@ -18,8 +18,8 @@
 #include "agent/errors.h"
 #include "agent/log.h"
 #include "agent/path_guard.h"
-#include "agent/runtime/drill_pick.h"
 #include "agent/pg/pg_conn.h"
+#include "agent/runtime/drill_pick.h"
 #include "agent/sandbox.h"
 #include "agent/state.h"
 #include "agent/units.h"
@@ -282,8 +282,8 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
     if (choice.recovery_target) {
       picked_target = target;
       picked_target->drill.recovery_target = *choice.recovery_target;
-      source = parts.source ? parts.source(env, *picked_target)
-                            : MakeBackupSource(env, *picked_target);
+      source =
+          parts.source ? parts.source(env, *picked_target) : MakeBackupSource(env, *picked_target);
     }
     r.backup = backup;
     st.message = backup.id + ", taken " + FormatTimestamp(backup.started_at);

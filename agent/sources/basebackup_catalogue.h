@@ -82,7 +82,8 @@ struct BaseBackupEntry {
   bool complete = false;
   std::string problem;  // why not complete, one line; "" when complete
   // Being written: no backup_manifest yet (pg_basebackup writes it last) and something in the
-  // directory (itself, an entry, or an entry of base/ or pg_wal/) changed within running_quiet_seconds.
+  // directory (itself, an entry, or an entry of base/ or pg_wal/) changed within
+  // running_quiet_seconds.
   bool running = false;
 
   std::string label;

@@ -186,17 +186,17 @@ TEST_CASE("backups being written show restorewatch_backup_running 1 until they g
   const int port = PickFreePort();
   const std::string cfg = dir / "agent.toml";
   const std::string source = primary->ConnInfo("postgres");
-  WriteFile(cfg,
-            AgentSection(dir, port) + "[[target]]\nname = \"phys\"\nsource = \"" + source +
-                "\"\n[target.backup]\ntype = \"basebackup\"\npath = \"" + base +
-                "\"\nwal_archive = \"" + archive + "\"\ncatalogue_interval = \"1s\"\n" +
-                "max_age_by_kind = { full = \"8d\" }\n\n" +
-                "[[target]]\nname = \"dump\"\nsource = \"" + source +
-                "\"\n[target.backup]\npath = \"" + dumps +
-                "\"\npattern = \"db-*.dump\"\nsettle = \"100ms\"\ncatalogue_interval = \"1s\"\n\n" +
-                "[[target]]\nname = \"cmd\"\nsource = \"" + source +
-                "\"\n[target.backup]\ntype = \"command\"\nlist = [\"" + list +
-                "\"]\nfetch = [\"/bin/false\", \"{id}\", \"{dir}\"]\ncatalogue_interval = \"1s\"\n");
+  WriteFile(
+      cfg, AgentSection(dir, port) + "[[target]]\nname = \"phys\"\nsource = \"" + source +
+               "\"\n[target.backup]\ntype = \"basebackup\"\npath = \"" + base +
+               "\"\nwal_archive = \"" + archive + "\"\ncatalogue_interval = \"1s\"\n" +
+               "max_age_by_kind = { full = \"8d\" }\n\n" +
+               "[[target]]\nname = \"dump\"\nsource = \"" + source +
+               "\"\n[target.backup]\npath = \"" + dumps +
+               "\"\npattern = \"db-*.dump\"\nsettle = \"100ms\"\ncatalogue_interval = \"1s\"\n\n" +
+               "[[target]]\nname = \"cmd\"\nsource = \"" + source +
+               "\"\n[target.backup]\ntype = \"command\"\nlist = [\"" + list +
+               "\"]\nfetch = [\"/bin/false\", \"{id}\", \"{dir}\"]\ncatalogue_interval = \"1s\"\n");
   test::AgentProcess agent({"run", "-c", cfg}, dir / "agent.log");
   INFO(agent.Log());
   auto value = [&](const std::string& target, const std::string& name, const std::string& kind) {
