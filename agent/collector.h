@@ -13,6 +13,7 @@
 #include "agent/backup_source.h"
 #include "agent/cancel.h"
 #include "agent/config.h"
+#include "agent/environment.h"
 #include "agent/metrics_model.h"
 #include "agent/state.h"
 
@@ -24,6 +25,10 @@ struct CollectContext {
   ActivityStore* activity = nullptr;      // table_activity writes samples here
   BackupSource* backup_source = nullptr;  // backup_catalogue reads it
   std::string state_dir;                  // state_dir/<target>: what a collector must remember
+  const Environment* env = nullptr;       // tools and dirs (copies: a source per copy)
+  // Out: one line per thing worth knowing that no metric label can carry (copies: why a copy is
+  // not present); shown with the collector in /api/v1/status.
+  std::vector<std::string> notes = {};
 };
 
 class Collector {

@@ -194,6 +194,7 @@ void ReadBackup(Reader& r, BackupConfig* b) {
   r.Dur("pitr_window", &b->pitr_window);
   r.Dur("settle", &b->settle);
   r.Dur("catalogue_interval", &b->catalogue_interval, Reader::Zero::kRefused);
+  ReadCopiesBackupOptions(r, b);  // copies, verify_checksum (agent/copies_options.h)
   if (r.Str("wal_archive", &b->wal_archive)) {
     if (b->wal_archive.empty() || b->wal_archive[0] != '/')
       r.Error("wal_archive",
@@ -273,6 +274,7 @@ void ReadDrill(Reader& r, DrillConfig* d, const std::string& backup_type) {
   r.Choice("pick", &d->pick, {{"latest", DrillPick::kLatest}, {"random", DrillPick::kRandom}});
   CheckPick(r, *d, backup_type);
   r.Name("database", &d->database);
+  ReadCopiesDrillOptions(r, d);  // from (agent/copies_options.h)
 }
 
 void ReadFreshness(Reader& t, const std::string& table, const toml::node& v, ChecksConfig* c) {
@@ -431,6 +433,7 @@ void ReadTarget(Reader& r, std::map<std::string, int>* names, TargetConfig* t) {
     r.Error("backup", "a [target.backup] table with path is required");
   r.Table("drill", [&](Reader& d) { ReadDrill(d, &t->drill, t->backup.type); });
   r.Table("checks", [&](Reader& c) { ReadChecks(c, &t->checks); });
+  ValidateCopies(r, *t);
 }
 
 }  // namespace

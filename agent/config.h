@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/copies_options.h"
 #include "agent/cron.h"
 #include "agent/notifier_options.h"
 #include "agent/pg/conninfo.h"
@@ -77,7 +78,8 @@ struct AgentConfig {
 struct BackupConfig : PgDumpBackupOptions,
                       PgbackrestBackupOptions,
                       BarmanBackupOptions,
-                      CommandBackupOptions {
+                      CommandBackupOptions,
+                      CopiesBackupOptions {
   std::string type = "pg_dump";    // selects the BackupSource (table in agent/backup_source.cpp)
   std::vector<std::string> paths;  // directories searched ("path" accepts a string or an array)
   Duration max_age = std::chrono::hours(26);  // freshness objective; 0 disables
@@ -108,7 +110,7 @@ struct StageTimeouts {
 
 // Generic [target.drill] keys; the source's own (jobs, allow_restore_errors for pg_dump) are
 // declared and read beside it (agent/sources/pg_dump_options.h).
-struct DrillConfig : PgDumpDrillOptions, BasebackupDrillOptions {
+struct DrillConfig : PgDumpDrillOptions, BasebackupDrillOptions, CopiesDrillOptions {
   std::optional<CronSchedule> schedule;      // cron; absent = only on demand (verify)
   Duration jitter = Duration::zero();        // each slot starts up to this much later (per-target
                                              // deterministic delay); keep it below the slot gap

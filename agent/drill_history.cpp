@@ -39,6 +39,7 @@ toml::table BackupToToml(const BackupInfo& b) {
   t.insert_or_assign("format", b.format);
   t.insert_or_assign("path", b.path);
   if (!b.globals_path.empty()) t.insert_or_assign("globals_path", b.globals_path);
+  if (!b.location.empty()) t.insert_or_assign("location", b.location);
   PutTime(t, "started_at", b.started_at);
   PutTime(t, "completed_at", b.completed_at);
   t.insert_or_assign("started_exact", b.started_exact);
@@ -183,6 +184,7 @@ BackupInfo BackupFromToml(const toml::table& t) {
   b.format = Get<std::string>(t["format"]);
   b.path = Get<std::string>(t["path"]);
   b.globals_path = Get<std::string>(t["globals_path"]);
+  b.location = Get<std::string>(t["location"]);
   b.started_at = Get<double>(t["started_at"]);
   b.completed_at = Get<double>(t["completed_at"]);
   b.started_exact = Get<bool>(t["started_exact"]);

@@ -1,6 +1,7 @@
 #include "agent/ledger.h"
 
 #include <algorithm>
+#include <tuple>
 #include <cmath>
 #include <random>
 #include <sstream>
@@ -203,9 +204,11 @@ std::optional<PickedBackup> PickBackup(const std::vector<BackupInfo>& backups, c
                FormatTimestamp(ledger.at(chosen->id).last_passed.value_or(0)) + ")";
   }
   p.backup = *chosen;
-  p.newest = std::none_of(backups.begin(), backups.end(), [&](const BackupInfo& b) {
-    return b.completed_at > chosen->completed_at;
-  });
+  // Newest by completion time; backups completed within the same second (catalogue times are
+  // whole seconds) are ordered by start time, then by id, so exactly one of them is the newest.
+  auto key = [](const BackupInfo& b) { return std::tie(b.completed_at, b.started_at, b.id); };
+  p.newest = std::none_of(backups.begin(), backups.end(),
+                          [&](const BackupInfo& b) { return key(b) > key(*chosen); });
   return p;
 }
 

@@ -77,7 +77,7 @@ VerifiedCounts CountVerified(const std::vector<BackupInfo>& backups, const Ledge
 struct PickedBackup {
   BackupInfo backup;
   std::string reason;
-  bool newest = false;  // it is the newest of `backups` (by completion time)
+  bool newest = false;  // the newest of `backups`: completion time, then start time, then id
 };
 std::optional<PickedBackup> PickBackup(const std::vector<BackupInfo>& backups, const Ledger& ledger,
                                        std::uint64_t seed);

@@ -44,6 +44,8 @@ struct BackupInfo {
   // The command source's list said "running": true: a backup in progress, never drilled (it only
   // feeds BackupCatalogue::running).
   bool running = false;
+  // Where a drill read it: empty for backup.path, else the name of the copy (drill.from).
+  std::string location;
 };
 
 // What a source's catalogue holds right now (freshness metrics).

@@ -15,6 +15,7 @@ struct CollectorStatus {
   double duration_seconds = 0;
   double last_run = 0;  // Unix seconds
   std::string error;    // one line when !success
+  std::vector<std::string> notes;  // CollectContext::notes of the last run
 };
 
 struct TargetStatus {

@@ -60,6 +60,8 @@ std::string RenderReportText(const DrillReport& r) {
     const auto& b = *r.backup;
     o << "  backup  " << b.id << " (" << b.tool << " " << b.format << ", "
       << FormatSize(b.size_bytes) << ")\n";
+    if (!b.location.empty())
+      o << "          read from copy \"" << b.location << "\": " << b.path << "\n";
     o << "          taken " << FormatTimestamp(b.started_at)
       << (b.started_exact ? "" : " (from file time)") << ", age "
       << FormatDuration(
@@ -150,6 +152,11 @@ std::string RenderStatusJson(const AgentStatus& s) {
       ct.insert_or_assign("duration_seconds", c.duration_seconds);
       if (c.last_run > 0) ct.insert_or_assign("last_run", FormatTimestamp(c.last_run));
       if (!c.error.empty()) ct.insert_or_assign("error", c.error);
+      if (!c.notes.empty()) {
+        toml::array notes;
+        for (const auto& n : c.notes) notes.push_back(n);
+        ct.insert_or_assign("notes", std::move(notes));
+      }
       cols.insert_or_assign(name, std::move(ct));
     }
     tt.insert_or_assign("collectors", std::move(cols));

@@ -151,6 +151,7 @@ class TargetRuntime {
         target_(target),
         board_(board),
         state_(std::move(state)),
+        env_(env),
         state_dir_(env.state_dir + "/" + target.name) {
     try {
       backup_source_ = MakeBackupSource(env, target_);
@@ -240,7 +241,9 @@ class TargetRuntime {
       std::vector<MetricFamilyData> fams;
       try {
         CollectContext ctx{target_, cancel_, &state_->activity(), backup_source_.get(), state_dir_};
+        ctx.env = &env_;
         fams = c->Collect(ctx);
+        st.notes = std::move(ctx.notes);
         st.success = true;
       } catch (const std::exception& e) {
         st.success = false;
@@ -284,6 +287,7 @@ class TargetRuntime {
   const TargetConfig& target_;
   MetricsBoard& board_;
   std::shared_ptr<TargetState> state_;
+  const Environment& env_;       // the agent's, outlives every runtime
   const std::string state_dir_;  // env.state_dir/<target>
   std::unique_ptr<BackupSource> backup_source_;
   std::vector<std::unique_ptr<Collector>> collectors_;

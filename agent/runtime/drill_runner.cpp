@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "agent/backup_source.h"
+#include "agent/copies.h"
 #include "agent/errors.h"
 #include "agent/log.h"
 #include "agent/path_guard.h"
@@ -285,8 +286,11 @@ DrillReport RunDrill(const Environment& env, const TargetConfig& target, Activit
       source =
           parts.source ? parts.source(env, *picked_target) : MakeBackupSource(env, *picked_target);
     }
+    // drill.from = "offsite": the same backup, read from the first offsite copy (agent/copies.h).
+    backup = BackupForDrill(target, backup, drill_cancel);
     r.backup = backup;
-    st.message = backup.id + ", taken " + FormatTimestamp(backup.started_at);
+    st.message = backup.id + ", taken " + FormatTimestamp(backup.started_at) +
+                 (backup.location.empty() ? "" : ", from copy \"" + backup.location + "\"");
     if (r.pick != "latest") st.message += " (picked " + r.pick + ")";
     // The source's identity guards the sandbox (it must never be the source) and catches a dump
     // of the wrong database. An unreachable source does not stop the restore: the restore alone

@@ -1,5 +1,6 @@
 #include "checks/live/archiver_collector.h"
 #include "checks/live/backup_catalogue_collector.h"
+#include "checks/live/copies_collector.h"
 #include "checks/registry.h"
 #include "checks/live/replication_collector.h"
 #include "checks/live/slots_collector.h"
@@ -27,6 +28,7 @@ std::unique_ptr<Collector> Make(const TargetConfig&) {
 
 bool HasStandbys(const TargetConfig& t) { return !t.standbys.empty(); }
 bool HasWalArchive(const TargetConfig& t) { return !t.backup.wal_archive.empty(); }
+bool HasCopies(const TargetConfig& t) { return !t.backup.copies.empty(); }
 
 // The archive's continuity from the oldest complete base backup when the target's backups are
 // base backups, else from the oldest segment it holds. What was verified is remembered in the
@@ -48,6 +50,7 @@ const CollectorEntry kCollectors[] = {
     {"standby", &Make<StandbyCollector>, &HasStandbys},
     {"table_activity", &Make<TableActivityCollector>, nullptr},
     {"backup_catalogue", &Make<BackupCatalogueCollector>, nullptr},
+    {"copies", &Make<CopiesCollector>, &HasCopies},
     {"wal_archive", &MakeWalArchive, &HasWalArchive},
 };
 

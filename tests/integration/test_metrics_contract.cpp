@@ -109,7 +109,7 @@ struct DocumentedFamily {
 std::map<std::string, DocumentedFamily> ParseContract(const std::string& md) {
   std::map<std::string, DocumentedFamily> out;
   static const std::regex kRow(
-      R"(^\|\s*`((?:restorewatch|process)_[a-z_]+)`\s*\|\s*([a-z]+)\s*\|([^|]*)\|)");
+      R"(^\|\s*`((?:restorewatch|process)_[a-z0-9_]+)`\s*\|\s*([a-z]+)\s*\|([^|]*)\|)");
   std::istringstream in(md);
   std::smatch m;
   for (std::string line; std::getline(in, line);) {
@@ -134,14 +134,14 @@ std::set<std::string> ConditionalNames(const std::string& md) {
   if (at == std::string::npos) return out;
   const auto stop = md.find("\n## ", at + 1);
   const std::string part = md.substr(at, stop == std::string::npos ? stop : stop - at);
-  static const std::regex kName(R"(`(restorewatch_[a-z_]+)`)");
+  static const std::regex kName(R"(`(restorewatch_[a-z0-9_]+)`)");
   for (std::sregex_iterator it(part.begin(), part.end(), kName), end; it != end; ++it)
     out.insert((*it)[1].str());
   return out;
 }
 
 std::set<std::string> NamesUsedIn(const std::string& text) {
-  static const std::regex kName("restorewatch_[a-z_]+");
+  static const std::regex kName("restorewatch_[a-z0-9_]+");
   std::set<std::string> out;
   for (std::sregex_iterator it(text.begin(), text.end(), kName), end; it != end; ++it)
     out.insert(it->str());
@@ -267,6 +267,14 @@ TEST_CASE(
                           {"-Fc", "-d", primary->ConnInfo("app"), "-f", backups + "/db-1.dump"})
               .ok());
   WriteFile(broken + "/db-1.dump", "this is not a pg_dump archive\n");
+  // t1's dump also in an offsite copy (backup.copies), so the copies families are scraped.
+  const std::string offsite = dir / "offsite";
+  MakeDirs(offsite);
+  {
+    ProcessSpec cp;
+    cp.argv = {"cp", "-a", "--", backups + "/db-1.dump", offsite + "/"};
+    REQUIRE(RunProcess(cp).ok());
+  }
 
   test::WebhookReceiver receiver;
   WriteFile(dir / "web.yml", "basic_auth_users:\n  ops: '" + BcryptHash("contract-pass") + "'\n");
@@ -292,7 +300,9 @@ TEST_CASE(
                 target("t1", backups,
                        "standbys = [\"" + standby->ConnInfo("app") + " application_name=s1\"]\n",
                        "wal_archive = \"" + archive +
-                           "\"\nmin_retention = \"30d\"\npitr_window = \"7d\"\n") +
+                           "\"\nmin_retention = \"30d\"\npitr_window = \"7d\"\n"
+                           "copies = [{ name = \"dr\", path = \"" +
+                           offsite + "\", offsite = true }]\n") +
                 target("t2", broken, ""));
   test::AgentProcess agent({"run", "-c", cfg}, dir / "agent.log");
   INFO(agent.Log());
@@ -340,6 +350,9 @@ TEST_CASE(
 
   const std::string scrape = Request(port, "GET", "/metrics").body;
   INFO(scrape);
+  CHECK(test::MetricValue(scrape, "restorewatch_backup_copy_present",
+                          {"target=\"t1\"", "location=\"dr\"", "offsite=\"true\""}) == 1.0);
+  CHECK(test::MetricValue(scrape, "restorewatch_backup_321_ok", {"target=\"t1\""}) == 0.0);
   const auto scraped = ParseScrape(scrape);
   const std::string md = test::ReadFile(SourcePath("docs/METRICS.md"));
   const auto documented = ParseContract(md);

@@ -29,7 +29,7 @@ std::string ReadFile(const std::string& path) {
 // The families documented in docs/METRICS.md: the first column of its tables
 // ("| `restorewatch_x` | type | labels | meaning |").
 std::set<std::string> DocumentedFamilies(const std::string& metrics_md) {
-  static const std::regex kRow(R"(\n\|\s*`(restorewatch_[a-z_]+)`\s*\|)");
+  static const std::regex kRow(R"(\n\|\s*`(restorewatch_[a-z0-9_]+)`\s*\|)");
   std::set<std::string> out;
   for (std::sregex_iterator it(metrics_md.begin(), metrics_md.end(), kRow), end; it != end; ++it)
     out.insert((*it)[1].str());
@@ -43,7 +43,7 @@ std::set<std::string> NotEmittedYet(const std::string& metrics_md) {
   if (at == std::string::npos) return out;
   const auto stop = metrics_md.find("\n#", at + 1);
   const std::string part = metrics_md.substr(at, stop == std::string::npos ? stop : stop - at);
-  static const std::regex kItem(R"(\n- `(restorewatch_[a-z_]+)`)");
+  static const std::regex kItem(R"(\n- `(restorewatch_[a-z0-9_]+)`)");
   for (std::sregex_iterator it(part.begin(), part.end(), kItem), end; it != end; ++it)
     out.insert((*it)[1].str());
   return out;
@@ -53,7 +53,7 @@ std::set<std::string> NotEmittedYet(const std::string& metrics_md) {
 // member of a MetricFamilyData brace initialiser, in agent/, checks/ and exporters/.
 std::set<std::string> FamiliesInSource() {
   static const std::regex kDef(
-      R"re((?:\bFamily|\bGauge)\(\s*"(restorewatch_[a-z_]+)"|MetricFamilyData\s+\w+\s*\{\s*"(restorewatch_[a-z_]+)")re");
+      R"re((?:\bFamily|\bGauge)\(\s*"(restorewatch_[a-z0-9_]+)"|MetricFamilyData\s+\w+\s*\{\s*"(restorewatch_[a-z0-9_]+)")re");
   std::set<std::string> out;
   for (const char* dir :
        {"agent", "agent/pg", "agent/runtime", "agent/sources", "agent/sandboxes", "checks",
@@ -77,7 +77,7 @@ std::set<std::string> FamiliesInSource() {
 }
 
 std::set<std::string> MetricNamesIn(const std::string& text) {
-  static const std::regex kName("restorewatch_[a-z_]+");
+  static const std::regex kName("restorewatch_[a-z0-9_]+");
   std::set<std::string> names;
   for (std::sregex_iterator it(text.begin(), text.end(), kName), end; it != end; ++it)
     names.insert(it->str());

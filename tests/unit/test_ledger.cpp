@@ -310,6 +310,17 @@ TEST_CASE("ledger: pick = random drills never verified first, then the least rec
   CHECK(d->backup.id == "d.dump");
   CHECK_FALSE(d->newest);  // the oldest: a physical one recovers to its own end
   CHECK(PickBackup({Backup("c.dump", 3000)}, {}, 1)->newest);
+  // Two backups completed within the same second (whole-second catalogue times, as two base
+  // backups taken back to back): only the later one (by id when all times tie) is the newest, so
+  // the older one still recovers to its own end. Whichever the seed picks, exactly one is newest.
+  int newest = 0;
+  for (std::uint64_t seed = 0; seed < 16; ++seed) {
+    auto tie = PickBackup({Backup("b1", 3000), Backup("b2", 3000)}, {}, seed);
+    CHECK(tie->newest == (tie->backup.id == "b2"));
+    newest += tie->newest;
+  }
+  CHECK(newest > 0);
+  CHECK(newest < 16);
 }
 
 TEST_CASE("ledger: catalogue families say what runs, the objectives and what is verified",
