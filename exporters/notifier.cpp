@@ -289,6 +289,16 @@ std::optional<Freshness> FreshnessFromCatalogue(const std::vector<MetricFamilyDa
   out.reason = "newest backup completed " + FormatDuration(age_d) + " ago (" +
                FormatTimestamp(*newest) + "), " + (out.missed ? "more than " : "within ") +
                objective;
+  // As the ticket-level RestorewatchBackupTooOld rule: held back while a backup is being taken
+  // (a long full backup), but not past twice max_age (where the page-level rule fires).
+  bool running = false;
+  for (const auto& f : families)
+    if (f.name == "restorewatch_backup_running")
+      for (const auto& s : f.samples) running |= s.value == 1;
+  if (out.missed && running && age <= 2 * ToSeconds(max_age)) {
+    out.missed = false;
+    out.reason += "; held back: a backup is being taken (not past twice the objective)";
+  }
   return out;
 }
 

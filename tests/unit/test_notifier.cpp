@@ -310,6 +310,20 @@ TEST_CASE("one ongoing failure notifies once, its end resolves, also across a re
   CHECK(stale->reason.find("more than backup.max_age 1h") != std::string::npos);
   CHECK(FreshnessFromCatalogue({}, std::chrono::hours(1), NowUnix())->missed);
   CHECK_FALSE(FreshnessFromCatalogue(fams, Duration::zero(), NowUnix()));
+  // A backup being taken holds it back (as the ticket-level rule), up to twice max_age.
+  {
+    auto busy = fams;
+    busy.push_back({"restorewatch_backup_running",
+                    "1 while a backup of this kind is being taken.",
+                    MetricType::kGauge,
+                    {{{{"kind", "logical"}}, 1}}});
+    auto held = FreshnessFromCatalogue(busy, std::chrono::hours(2), NowUnix());
+    CHECK_FALSE(held->missed);
+    CHECK(held->reason.find("held back: a backup is being taken") != std::string::npos);
+    CHECK(FreshnessFromCatalogue(busy, std::chrono::hours(1), NowUnix())->missed);  // 3h > 2 x 1h
+    busy.back().samples[0].value = 0;
+    CHECK(FreshnessFromCatalogue(busy, std::chrono::hours(2), NowUnix())->missed);
+  }
   hub.OnFreshness("blog", *stale, NowUnix());
   hub.OnFreshness("blog", *stale, NowUnix());
   hub.OnFreshness("shop", *stale, NowUnix());  // not this notifier's target
