@@ -1,9 +1,20 @@
-// Drill speed against the reference of RECIPES.md: pgbench scale N plus three wide tables, dumped
-// with pg_dump -Fd. Measures (1) a bare `pg_restore -j 2` into an already-running throwaway-tuned
-// cluster and (2) a full drill (sandbox start, restore, schema, exact counts and checksums on both
-// sides, teardown), and prints their ratio. Target: full drill <= 1.4x the bare restore.
+// Drill speed against the reference of RECIPES.md (issue 13): pgbench scale N plus three wide
+// tables (text, jsonb, numeric, timestamptz, uuid, text[]; secondary indexes; a foreign key),
+// about 3.5M rows at scale 20, dumped with pg_dump -Fd and taken as a base backup + WAL archive.
+// Prints one table of medians over --runs runs:
+//   baseline  a careful script: single-job pg_restore into a default server just started, then
+//             an ordered md5 of every table on both sides (psql COPY | md5sum);
+//   floor     a bare `pg_restore -j 2` into an already-running throwaway-tuned cluster;
+//   drill     a full pg_dump drill (sandbox start, restore, schema, exact counts and checksums on
+//             both sides, teardown);
+//   physical  a full physical drill of the base backup + archive (recovery to its end, same
+//   checks);
+// their ratios (drill/floor target <= 1.15, physical/drill <= 0.5), and the checksum's cost: the
+// drill's count + hash scan against a sequential count(*) on pgbench_accounts (target <= 3x) and
+// on the wide tables (<= 5x), with the candidate formulations beside it so the choice shows.
+// Exits non-zero only when the bench could not run (usage, setup, a drill that did not pass).
 //
-// usage: restorewatch_bench [--scale N] [--wide-rows N] [--runs N] [--keep-source]
+// usage: see bench/drill_bench_args.h (restorewatch_bench --help).
 // Needs PostgreSQL 15 binaries (auto-detected); runs servers as `postgres` when started as root.
 #include <sys/stat.h>
 
@@ -11,14 +22,20 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agent/environment.h"
 #include "agent/errors.h"
 #include "agent/log.h"
 #include "agent/pg/pg_cluster.h"
+#include "agent/pg/pg_conn.h"
 #include "agent/runtime/drill_runner.h"
+#include "bench/drill_bench_args.h"
+#include "checks/drill/catalog.h"
+#include "checks/drill/table_scan.h"
 #include "exporters/report.h"
 
 using namespace rw;
@@ -38,20 +55,173 @@ double Median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
+std::string Trim(std::string s) {
+  s.erase(s.find_last_not_of("\n ") + 1);
+  return s;
+}
+
+// Wall seconds of one statement on `conn`.
+double TimeSql(pqxx::connection& conn, const std::string& sql) {
+  pqxx::nontransaction nt(conn);
+  auto t = std::chrono::steady_clock::now();
+  nt.exec(sql);
+  return Seconds(t);
+}
+
+// The candidate formulations of the checksum's per-table scan, for a table alias t.
+struct Candidate {
+  const char* name;
+  const char* note;
+  std::string (*sql)(const TableInfo&);
+};
+
+std::string Row(const TableInfo& t) {
+  std::string row = "row(";
+  for (std::size_t i = 0; i < t.columns.size(); ++i) {
+    if (i) row += ", ";
+    row += "t." + QuoteIdent(t.columns[i].name);
+    if (t.columns[i].hash_as_text) row += "::text";
+  }
+  return row + ")";
+}
+
+std::string From(const TableInfo& t) { return " from only " + t.Sql() + " t"; }
+
+const std::vector<Candidate>& Candidates() {
+  static const std::vector<Candidate> c = {
+      {"count(*)", "the floor: a sequential scan",
+       [](const TableInfo& t) { return "select count(*)" + From(t); }},
+      {"chosen: hashtextextended(h::text)", "drill's scan (table_scan.cpp); all 64 bits mixed",
+       [](const TableInfo& t) {
+         return "select count(*), coalesce(sum(" + RowHashSql(t, HashMethod::kRecord) + "), 0)" +
+                From(t);
+       }},
+      {"old: sum(h)", "linear: blind to values swapped between rows",
+       [](const TableInfo& t) {
+         return "select count(*), sum(hash_record_extended(" + Row(t) + ", 0))" + From(t);
+       }},
+      {"hashint8extended(h, 0)", "folds h to 32 bits first: 2^-32 per changed row",
+       [](const TableInfo& t) {
+         return "select count(*), sum(hashint8extended(hash_record_extended(" + Row(t) +
+                ", 0), 0))" + From(t);
+       }},
+      {"hashtextextended(row::text)", "one hash over the row's text form",
+       [](const TableInfo& t) {
+         return "select count(*), sum(hashtextextended(" + Row(t) + "::text, 0))" + From(t);
+       }},
+      {"per-column sums", "one sum per column: linear, swap-blind",
+       [](const TableInfo& t) {
+         std::string q = "select count(*)";
+         for (const auto& c : t.columns)
+           q += ", sum(hash_record_extended(row(t." + QuoteIdent(c.name) +
+                (c.hash_as_text ? "::text" : "") + "), 0))";
+         return q + From(t);
+       }},
+      {"md5(row::text)", "a script's per-row md5, summed as bigint",
+       [](const TableInfo& t) {
+         return "select count(*), sum(('x' || left(md5(" + Row(t) +
+                "::text), 16))::bit(64)::bigint::numeric)" + From(t);
+       }},
+  };
+  return c;
+}
+
+// Median seconds per candidate over `runs`, summed over `tables` (read once first, so every
+// candidate starts from the same cache).
+std::vector<double> CandidateSeconds(pqxx::connection& conn, const std::vector<TableInfo>& tables,
+                                     int runs) {
+  for (const auto& t : tables) TimeSql(conn, Candidates()[0].sql(t));
+  std::vector<double> out;
+  for (const auto& c : Candidates()) {
+    std::vector<double> v;
+    for (int i = 0; i < runs; ++i) {
+      double s = 0;
+      for (const auto& t : tables) s += TimeSql(conn, c.sql(t));
+      v.push_back(s);
+    }
+    out.push_back(Median(v));
+  }
+  return out;
+}
+
+// The careful script's check: an md5 of every table's rows in a fixed order, by psql COPY piped
+// through md5sum. Returns table -> md5.
+std::map<std::string, std::string> OrderedMd5(const Environment& env, const std::string& conninfo,
+                                              const std::vector<TableInfo>& tables) {
+  std::map<std::string, std::string> out;
+  for (const auto& t : tables) {
+    std::string order;
+    for (std::size_t i = 1; i <= t.columns.size(); ++i)
+      order += (i > 1 ? ", " : "") + std::to_string(i);
+    const std::string copy =
+        "copy (select * from only " + t.Sql() + " order by " + order + ") to stdout";
+    ProcessSpec p;
+    p.argv = {
+        "/bin/bash",         "-c",     "set -o pipefail; \"$0\" -X -q -d \"$1\" -c \"$2\" | md5sum",
+        env.pg.Path("psql"), conninfo, copy};
+    p.timeout = std::chrono::hours(2);
+    auto r = RunProcess(p);
+    Must(r, "psql copy | md5sum");
+    out[t.name] = Trim(r.out).substr(0, 32);
+  }
+  return out;
+}
+
+// A "median s" cell, or the reason it was not measured.
+std::string Cell(double v, bool measured, const char* why) {
+  if (!measured) return why;
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f", v);
+  return b;
+}
+
+std::string Ratio(double a, double b, bool measured) {
+  if (!measured || b <= 0) return "-";
+  char r[32];
+  std::snprintf(r, sizeof r, "%.2fx", a / b);
+  return r;
+}
+
+void WaitArchived(const LocalCluster& c, const std::string& archive) {
+  const std::string seg = Trim(c.Psql("select pg_walfile_name(pg_switch_wal())"));
+  for (int i = 0; i < 1200; ++i) {
+    struct stat st {};
+    if (::stat((archive + "/" + seg).c_str(), &st) == 0 && st.st_size == 16 * 1024 * 1024) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  throw Error(ErrorKind::kTimeout, "WAL segment " + seg + " not archived within 120 s");
+}
+
+DrillReport PassingDrill(const Environment& env, const TargetConfig& target) {
+  CancelToken cancel;
+  DrillReport r = RunDrill(env, target, nullptr, cancel);
+  if (r.result != DrillResult::kSuccess) {
+    std::printf("%s\n", RenderReportText(r).c_str());
+    throw Error(ErrorKind::kBadInput, "the " + target.name + " drill did not pass: " + r.reason);
+  }
+  return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int scale = 20, wide_rows = 500000, runs = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string a = argv[i];
-    if (a == "--scale") scale = std::atoi(argv[i + 1]);
-    if (a == "--wide-rows") wide_rows = std::atoi(argv[i + 1]);
-    if (a == "--runs") runs = std::atoi(argv[i + 1]);
+  bench::DrillBenchArgs args;
+  const std::string usage_error =
+      bench::ParseDrillBenchArgs(std::vector<std::string>(argv + 1, argv + argc), &args);
+  if (!usage_error.empty()) {
+    std::fprintf(stderr, "bench: %s\n%s", usage_error.c_str(), bench::kDrillBenchUsage);
+    return 2;
   }
+  if (args.help) {
+    std::printf("%s", bench::kDrillBenchUsage);
+    return 0;
+  }
+  const int scale = args.scale, runs = args.runs;
+  const long wide_rows = args.WideRows();
   InitLogging(LogFormat::kText, "warn");
   std::string base;
   try {
-    base = MakeTempDir("/var/tmp", "restorewatch-bench-");
+    base = MakeTempDir(args.dir, "restorewatch-bench-");
     chmod(base.c_str(), 0755);
     AgentConfig ac;
     ac.work_dir = base + "/work";
@@ -64,15 +234,25 @@ int main(int argc, char** argv) {
     so.name_prefix = "source-";
     so.run_as = env.run_as;
     so.throwaway = true;  // loading speed only; the source's settings do not affect the drill
+    const std::string archive = base + "/archive";
+    if (args.physical) {
+      MakeDirs(archive, 0700, env.run_as);
+      so.settings = {
+          {"wal_level", "'replica'"},
+          {"max_wal_senders", "10"},
+          {"archive_mode", "on"},
+          {"archive_command", "'test ! -f " + archive + "/%f && cp %p " + archive + "/%f'"}};
+    }
     auto source = LocalCluster::Create(so);
     source->Psql("create database ref");
-    std::printf("building the reference: pgbench scale %d + 3 wide tables of %d rows ...\n", scale,
+    std::printf("building the reference: pgbench scale %d + 3 wide tables of %ld rows ...\n", scale,
                 wide_rows);
+    std::fflush(stdout);
     auto t0 = std::chrono::steady_clock::now();
     ProcessSpec pgb;
     pgb.argv = {env.pg.Path("pgbench"), "-i", "-q", "-s", std::to_string(scale), "-d",
                 source->ConnInfo("ref")};
-    pgb.timeout = std::chrono::minutes(20);
+    pgb.timeout = std::chrono::hours(4);
     Must(RunProcess(pgb), "pgbench -i");
     for (int w = 1; w <= 3; ++w) {
       std::string t = "wide" + std::to_string(w);
@@ -85,24 +265,98 @@ int main(int argc, char** argv) {
               std::to_string(w) +
               ", 's', md5(g::text)), g / 7.0, now() - (g || ' s')::interval, md5(g::text)::uuid,"
               " array[g::text, md5(g::text)] from generate_series(1, " +
-              std::to_string(wide_rows) + ") g;",
+              std::to_string(wide_rows) + ") g;" + "create index on " + t + " (at);" +
+              "create index on " + t + " (uid);",
           "ref");
     }
+    // A foreign key (its validation is part of every restore).
+    source->Psql("alter table wide2 add foreign key (id) references wide1 (id)", "ref");
     source->Psql("vacuum analyze", "ref");
-    std::string size = source->Psql("select pg_size_pretty(pg_database_size('ref'))");
-    size.erase(size.find_last_not_of("\n ") + 1);
-    std::printf("  built in %.1f s, database size %s\n", Seconds(t0), size.c_str());
+    const std::string size = Trim(source->Psql("select pg_size_pretty(pg_database_size('ref'))"));
+    const long rows = 100000L * scale + 3 * wide_rows;
+    std::printf("  built in %.1f s: %ld rows, database size %s\n", Seconds(t0), rows, size.c_str());
+    std::fflush(stdout);
 
     std::string dump = base + "/backups/ref-1.dir";
     MakeDirs(base + "/backups");
     ProcessSpec pd;
     pd.argv = {env.pg.Path("pg_dump"), "-Fd", "-j", "2", "-d", source->ConnInfo("ref"), "-f", dump};
-    pd.timeout = std::chrono::minutes(20);
+    pd.timeout = std::chrono::hours(4);
     Must(RunProcess(pd), "pg_dump");
 
-    // (1) bare pg_restore -j 2 into an already-running tuned cluster.
+    const std::string phys = base + "/physical";
+    if (args.physical) {
+      MakeDirs(phys, 0700, env.run_as);
+      ProcessSpec bb;
+      bb.argv = {env.pg.Path("pg_basebackup"),
+                 "-d",
+                 source->ConnInfo("postgres"),
+                 "-D",
+                 phys + "/b1",
+                 "-Fp",
+                 "-c",
+                 "fast"};
+      bb.run_as = env.run_as;
+      bb.timeout = std::chrono::hours(4);
+      Must(RunProcess(bb), "pg_basebackup");
+      WaitArchived(*source, archive);
+    }
+
+    // Checksum cost on the quiescent source: the drill's scan and the candidates, each against a
+    // sequential count(*) of the same tables.
+    std::printf("measuring the checksum scan ...\n");
+    std::fflush(stdout);
+    std::vector<TableInfo> accounts, wide;
+    auto conn = ConnectSandbox(source->ConnInfo("ref"));
+    {
+      pqxx::nontransaction nt(*conn);
+      for (auto& t : ListTables(nt, {})) {
+        if (t.name == "public.pgbench_accounts") accounts.push_back(t);
+        if (t.name.rfind("public.wide", 0) == 0) wide.push_back(t);
+      }
+    }
+    if (accounts.size() != 1 || wide.size() != 3)
+      throw Error(ErrorKind::kQuery, "the reference's tables were not found");
+    const std::vector<double> cand_accounts = CandidateSeconds(*conn, accounts, runs);
+    const std::vector<double> cand_wide = CandidateSeconds(*conn, wide, runs);
+    conn.reset();
+
+    // Baseline: what a careful script does.
+    std::vector<double> baseline;
+    if (args.baseline) {
+      std::vector<TableInfo> all;
+      {
+        auto c = ConnectSandbox(source->ConnInfo("ref"));
+        pqxx::nontransaction nt(*c);
+        all = ListTables(nt, {});
+      }
+      ClusterOptions defo = so;
+      defo.name_prefix = "default-";
+      defo.throwaway = false;  // a default server
+      defo.settings.clear();
+      for (int i = 0; i < runs; ++i) {
+        std::printf("baseline run %d/%d ...\n", i + 1, runs);
+        std::fflush(stdout);
+        auto t = std::chrono::steady_clock::now();
+        auto plain = LocalCluster::Create(defo);
+        plain->Psql("create database copy");
+        ProcessSpec pr;
+        pr.argv = {env.pg.Path("pg_restore"), "--no-owner", "--no-privileges", "-d",
+                   plain->ConnInfo("copy"),   dump};
+        pr.timeout = std::chrono::hours(4);
+        Must(RunProcess(pr), "pg_restore (single job)");
+        auto a = OrderedMd5(env, source->ConnInfo("ref"), all);
+        auto b = OrderedMd5(env, plain->ConnInfo("copy"), all);
+        if (a != b) throw Error(ErrorKind::kBadInput, "baseline: ordered md5s differ");
+        plain.reset();
+        baseline.push_back(Seconds(t));
+      }
+    }
+
+    // Floor: bare pg_restore -j 2 into an already-running tuned cluster.
     ClusterOptions to = so;
     to.name_prefix = "tuned-";
+    to.settings.clear();
     auto tuned = LocalCluster::Create(to);
     std::vector<double> bare;
     for (int i = 0; i < runs; ++i) {
@@ -111,7 +365,7 @@ int main(int argc, char** argv) {
       ProcessSpec pr;
       pr.argv = {env.pg.Path("pg_restore"), "-j", "2", "--no-owner", "--no-privileges", "-d",
                  tuned->ConnInfo(db),       dump};
-      pr.timeout = std::chrono::minutes(20);
+      pr.timeout = std::chrono::hours(4);
       auto t = std::chrono::steady_clock::now();
       Must(RunProcess(pr), "pg_restore");
       bare.push_back(Seconds(t));
@@ -119,7 +373,7 @@ int main(int argc, char** argv) {
     }
     tuned.reset();
 
-    // (2) full drills, exact compare (the source is quiescent).
+    // Full drills, exact compare (the source is quiescent).
     TargetConfig target;
     target.name = "bench";
     target.source = ConnSpec(source->ConnInfo("ref"));
@@ -127,29 +381,73 @@ int main(int argc, char** argv) {
     target.backup.pattern = "ref-*";
     target.backup.settle = std::chrono::milliseconds(100);
     target.drill.jobs = 2;
+    target.drill.timeout = std::chrono::hours(6);
     target.checks.compare = CompareMode::kExact;
-    std::vector<double> full;
-    DrillReport last;
+    std::vector<double> full, physical;
+    DrillReport last, last_phys;
     for (int i = 0; i < runs; ++i) {
-      CancelToken cancel;
+      std::printf("pg_dump drill run %d/%d ...\n", i + 1, runs);
+      std::fflush(stdout);
       auto t = std::chrono::steady_clock::now();
-      last = RunDrill(env, target, nullptr, cancel);
+      last = PassingDrill(env, target);
       full.push_back(Seconds(t));
-      if (last.result != DrillResult::kSuccess) {
-        std::printf("%s\n", RenderReportText(last).c_str());
-        throw Error(ErrorKind::kBadInput, "the drill did not pass: " + last.reason);
+    }
+    if (args.physical) {
+      TargetConfig pt = target;
+      pt.name = "bench_physical";
+      pt.backup.type = "basebackup";
+      pt.backup.paths = {phys};
+      pt.backup.wal_archive = archive;
+      pt.drill.recovery_target = "latest";
+      for (int i = 0; i < runs; ++i) {
+        std::printf("physical drill run %d/%d ...\n", i + 1, runs);
+        std::fflush(stdout);
+        auto t = std::chrono::steady_clock::now();
+        last_phys = PassingDrill(env, pt);
+        physical.push_back(Seconds(t));
       }
     }
     std::printf("\n%s\n", RenderReportText(last).c_str());
-    double b = Median(bare), f = Median(full);
-    std::printf("bare pg_restore -j 2 into a running tuned cluster: median %.2f s over %d runs\n",
-                b, runs);
+    if (args.physical) std::printf("%s\n", RenderReportText(last_phys).c_str());
+
+    const double bl = Median(baseline), fl = Median(bare), dr = Median(full), ph = Median(physical);
     std::printf(
-        "full drill (start, restore, schema, exact counts + checksums, teardown): median %.2f s\n",
-        f);
-    std::printf("ratio %.2fx (target <= 1.40x)\n", f / b);
+        "\nrestorewatch drill bench: pgbench scale %d + 3 wide tables x %ld rows = %ld rows (%s),"
+        " medians of %d runs\n",
+        scale, wide_rows, rows, size.c_str(), runs);
+    std::printf("%-62s %10s\n", "measurement", "median s");
+    std::printf("%-62s %10s\n", "baseline: pg_restore -j 1 into a new default server + md5",
+                Cell(bl, args.baseline, "skipped").c_str());
+    std::printf("%-62s %10s\n", "floor: pg_restore -j 2 into a running tuned cluster",
+                Cell(fl, true, "").c_str());
+    std::printf("%-62s %10s\n", "pg_dump drill: sandbox, restore, schema, exact checks, teardown",
+                Cell(dr, true, "").c_str());
+    std::printf("%-62s %10s\n", "physical drill: base backup + archive, same checks",
+                Cell(ph, args.physical, "skipped").c_str());
+    std::printf("%-62s %10s  (target <= 1.15x)\n", "ratio drill / floor",
+                Ratio(dr, fl, true).c_str());
+    std::printf("%-62s %10s\n", "ratio drill / baseline", Ratio(dr, bl, args.baseline).c_str());
+    std::printf("%-62s %10s  (target <= 0.50x)\n", "ratio physical drill / pg_dump drill",
+                Ratio(ph, dr, args.physical).c_str());
+    std::printf("\nchecksum scan cost, per formulation (seconds; ratio to count(*)):\n");
+    std::printf("%-34s %16s %16s  %s\n", "formulation", "pgbench_accounts", "wide tables", "note");
+    for (std::size_t i = 0; i < Candidates().size(); ++i) {
+      char a[48], w[48];
+      std::snprintf(a, sizeof a, "%.2f %6.2fx", cand_accounts[i],
+                    cand_accounts[0] > 0 ? cand_accounts[i] / cand_accounts[0] : 0);
+      std::snprintf(w, sizeof w, "%.2f %6.2fx", cand_wide[i],
+                    cand_wide[0] > 0 ? cand_wide[i] / cand_wide[0] : 0);
+      std::printf("%-34s %16s %16s  %s\n", Candidates()[i].name, a, w, Candidates()[i].note);
+    }
+    std::printf(
+        "targets for the chosen scan: <= 3x count(*) on pgbench_accounts, <= 5x on the "
+        "wide tables\n");
     source.reset();
   } catch (const Error& e) {
+    std::fprintf(stderr, "bench: %s\n", e.what());
+    if (!base.empty()) RemoveTree(base);
+    return 2;
+  } catch (const std::exception& e) {
     std::fprintf(stderr, "bench: %s\n", e.what());
     if (!base.empty()) RemoveTree(base);
     return 2;

@@ -11,7 +11,7 @@ namespace {
 // Settings every session pins, so values render (and hash) alike on source and restored copy.
 const char* kPinned =
     " -c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3"
-    " -c bytea_output=hex";
+    " -c bytea_output=hex -c lc_monetary=C";
 
 // A libpq/libpqxx message made fit for an Error: one line, and redacted (libpq may quote the
 // conninfo it was given, password included).

@@ -2,8 +2,9 @@
 // Connections to PostgreSQL through libpqxx 6.4, and the only place libpqxx exceptions become
 // rw::Error. Source sessions are read-only (default_transaction_read_only=on) with
 // statement_timeout and lock_timeout, and pin the settings that text and hashing depend on
-// (TimeZone=UTC, DateStyle=ISO, extra_float_digits=3, bytea_output=hex, IntervalStyle=postgres)
-// so source and restored copy render values alike. A connection is used by one thread at a time.
+// (TimeZone=UTC, DateStyle=ISO, extra_float_digits=3, bytea_output=hex, IntervalStyle=postgres,
+// lc_monetary=C) so source and restored copy render values alike. A connection is used by one
+// thread at a time.
 #include <functional>
 #include <memory>
 #include <pqxx/pqxx>

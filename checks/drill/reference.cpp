@@ -224,6 +224,9 @@ Reference ParseReference(const std::string& text) {
     Bad(std::string("not a restorewatch reference (\"format\" is not \"") + kFormatName + "\")");
   Reference r;
   const std::int64_t version = Int(v, "version");
+  if (version == 1)
+    Bad("version 1 holds row hashes this restorewatch no longer computes (a swap of values between "
+        "rows kept them): re-take it with `restorewatch dump` of this version");
   if (version != kReferenceVersion)
     Bad("unsupported version " + std::to_string(version) + " (this restorewatch reads version " +
         std::to_string(kReferenceVersion) + ")");

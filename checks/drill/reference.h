@@ -2,12 +2,12 @@
 // Exact references of logical backups: the `<dump>.restorewatch.json` file that `restorewatch
 // dump` writes beside a dump (agent/runtime/dump_cmd.h). It holds, for the snapshot the dump was
 // taken in, every table's row count and content hash computed exactly as the checks compute them
-// (checks/drill/table_scan.h: HashRows), and a SHA-256 of the dump file (or of every file of a directory
-// dump). A drill whose backup has one (BackupInfo::reference_path) compares the restored copy with
-// the reference instead of the live source: every table exactly, no churn bounds.
+// (checks/drill/table_scan.h: HashRows), and a SHA-256 of the dump file (or of every file of a
+// directory dump). A drill whose backup has one (BackupInfo::reference_path) compares the restored
+// copy with the reference instead of the live source: every table exactly, no churn bounds.
 //
-// The file (format version 1), one JSON object:
-//   {"format": "restorewatch-reference", "version": 1, "target": "blog",
+// The file (format version 2), one JSON object:
+//   {"format": "restorewatch-reference", "version": 2, "target": "blog",
 //    "system_identifier": "7301...", "database": "blog", "snapshot": "00000003-0000001B-1",
 //    "snapshot_time": 1764700000.123, "snapshot_time_utc": "2026-12-02T17:00:00Z",
 //    "schema_fingerprint": "<sha256 of the table inventory>", "dump_format": "custom",
@@ -17,6 +17,9 @@
 //                "hash": "1234...", "method": "record"}]}
 // dump_files: one entry named after the dump file for a file dump; for a directory dump every
 // regular file inside it, by relative path, sorted by name.
+// Version 2: row hashes go through the outer, non-linear hash of checks/drill/table_scan.h.
+// Version 1 files (linear sums, blind to values swapped between rows) are refused with a message
+// saying to re-take them, never compared.
 //
 // Pure functions plus file reads; thread-safe. ReferenceState is the drill's shared instance
 // (through CheckContext::cache) used by row_count and checksum; thread-safe.
@@ -34,7 +37,7 @@
 
 namespace rw {
 
-constexpr int kReferenceVersion = 1;
+constexpr int kReferenceVersion = 2;
 // The name of the reference of a dump at `dump_path`.
 std::string ReferencePathFor(const std::string& dump_path);
 
@@ -76,7 +79,7 @@ struct Reference {
 // The JSON text of a reference (ends with a newline).
 std::string ReferenceToJson(const Reference& r);
 // Parses and validates a reference. Throws Error(kBadInput) with a one-line reason naming what is
-// wrong ("not JSON: ...", "unsupported version 7 (this restorewatch reads version 1)", "tables[2]:
+// wrong ("not JSON: ...", "unsupported version 7 (this restorewatch reads version 2)", "tables[2]:
 // missing \"hash\"").
 Reference ParseReference(const std::string& text);
 // Reads and parses `path`. Throws Error(kIo) when it cannot be read, Error(kBadInput) as above

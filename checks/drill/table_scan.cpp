@@ -54,6 +54,17 @@ std::string ScanQuery(const TableInfo& t, HashMethod m, const AppendOnlyTable* a
          h + " as h, t." + k + " as k from only " + t.Sql() + " t offset 0) s";
 }
 
+// Every row's 64-bit hash goes through a second, non-linear hash before it is summed.
+// hash_record_extended combines column hashes linearly (h * 31 + column hash), so a plain sum of
+// row hashes is a linear function of per-column sums and a column's values swapped between two
+// rows (or two large objects' contents) kept it. hashtextextended over the hash's decimal text
+// mixes all 64 bits; hashint8extended would be as cheap but folds its input to 32 bits first
+// (to match int4's hash), so a changed row would go unseen with probability 2^-32, not 2^-64.
+// int8's text form depends on no session setting. bench/drill_bench.cpp measures the candidates.
+std::string MixRowHash(const std::string& hash_sql) {
+  return "hashtextextended((" + hash_sql + ")::text, 0)";
+}
+
 double Since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -96,9 +107,9 @@ LargeObjectScan ScanLargeObjects(pqxx::connection& conn, pqxx::dbtransaction* tx
   LargeObjectScan lo;
   try {
     Attempt(conn, tx, [&](pqxx::transaction_base& q) {
-      pqxx::row r = q.exec1(
-          "select count(*), coalesce(sum(hash_record_extended(row(m.oid, lo_get(m.oid)), 0)),"
-          " 0)::text from pg_largeobject_metadata m");
+      pqxx::row r = q.exec1("select count(*), coalesce(sum(" +
+                            MixRowHash("hash_record_extended(row(m.oid, lo_get(m.oid)), 0)") +
+                            "), 0)::text from pg_largeobject_metadata m");
       lo.count = r[0].as<std::int64_t>();
       lo.hash = r[1].as<std::string>();
       lo.scanned = true;
@@ -125,8 +136,8 @@ std::string RowHashSql(const TableInfo& table, HashMethod method) {
     if (table.columns[i].hash_as_text) row += "::text";
   }
   row += ")";
-  if (method == HashMethod::kRecord) return "hash_record_extended(" + row + ", 0)";
-  return "hashtextextended(" + row + "::text, 0)";
+  if (method == HashMethod::kRecord) return MixRowHash("hash_record_extended(" + row + ", 0)");
+  return MixRowHash("hashtextextended(" + row + "::text, 0)");
 }
 
 const TableInfo* SideScan::Find(const std::string& name) const {

@@ -3,14 +3,18 @@
 // shared by row_count and checksum through CheckContext::cache so each table is read once per
 // side and drill.
 //
-// Hash: the sum (as numeric, so it cannot overflow) of a 64-bit hash of every row,
-// hash_record_extended(row(<columns sorted by name>), 0), computed inside PostgreSQL. Sorting the
-// columns by name makes the hash independent of column order; sum + count (not xor) keeps
-// duplicate rows from cancelling. Enum and reg* columns are hashed as text (their hash is of an
-// OID, which differs between source and copy). Tables with a column type lacking an extended hash
-// function
-// (json, point, xml, ...) fall back to hashtextextended(row(...)::text, 0), which depends on the
-// output settings that pg_conn pins on both sides. Large objects are hashed as
+// Hash: the sum (as numeric, so it cannot overflow) of a 64-bit hash of every row, computed inside
+// PostgreSQL: hashtextextended(h::text, 0) of h = hash_record_extended(row(<columns sorted by
+// name>), 0). Sorting the columns by name makes the hash independent of column order; sum + count
+// (not xor) keeps duplicate rows from cancelling. The outer hash is there because
+// hash_record_extended combines column hashes linearly (h * 31 + column hash): a plain sum of h
+// is a sum of per-column sums, which a column's values swapped between two rows keep (references
+// written before it, format version 1, are refused). Enum and reg* columns are hashed as text
+// (their hash is of an OID, which differs between source and copy). Tables with a column type
+// lacking an extended hash function (json, point, xml, money, ...) use h =
+// hashtextextended(row(...)::text, 0) instead, under the same outer hash; the row's text form
+// depends on output settings that pg_conn pins on both sides (TimeZone, DateStyle, IntervalStyle,
+// extra_float_digits, bytea_output, lc_monetary). Large objects are hashed alike, with h =
 // hash_record_extended(row(oid, lo_get(oid)), 0); when the source role may not read them, they are
 // not compared, with a note.
 //
@@ -42,7 +46,8 @@ namespace rw {
 
 enum class HashMethod { kRecord, kText };
 
-// SQL of one row's 64-bit hash for table alias `t`, over the table's columns sorted by name.
+// SQL of one row's 64-bit hash for table alias `t`, over the table's columns sorted by name (the
+// outer, non-linear hash included).
 std::string RowHashSql(const TableInfo& table, HashMethod method);
 
 struct TableScan {

@@ -361,6 +361,48 @@ TEST_CASE("a value changed in an untouched table fails checksum naming the key",
   CHECK_THAT(f->message, Catch::Contains("no primary key"));
 }
 
+TEST_CASE("values swapped between two rows fail checksum", "[integration][checks]") {
+  // A row's hash combines its columns linearly (hash_record_extended: h * 31 + column hash), so a
+  // plain sum of row hashes is a sum of per-column sums: a column's values swapped between two
+  // rows kept it (orders 80 and 81: their swapped totals gave the very same sum before the rows'
+  // hashes were mixed). The copy differs, the source is untouched: a fail.
+  SECTION("a column's values swapped between two rows of a table") {
+    RestoredDb copy("r_swapped", W().dump);
+    copy.Sql(
+        "update app.orders o set total = s.total from app.orders s"
+        " where (o.id, s.id) in ((80, 81), (81, 80))");
+    Samples samples(W().dump_time - 1, W().before);
+    Drill d(W().src->ConnInfo("src"), copy.conninfo(), W().dump_time, &samples.store, TestChecks());
+    auto res = RunChecks(d);
+    CHECK(res.at("row_count").outcome == Outcome::kPass);
+    const CheckResult& cs = res.at("checksum");
+    CHECK(cs.outcome == Outcome::kFail);
+    CHECK(cs.tables_mismatched == 1);
+    const TableFinding* f = Finding(cs, "app.orders");
+    REQUIRE(f);
+    CHECK_THAT(f->message, Catch::Contains("2 rows differ (2 changed)"));
+  }
+  SECTION("the contents of two large objects swapped") {
+    // Same for row(oid, lo_get(oid)): oids 91011 and 91012 with these contents kept the old sum.
+    SourceClone source("s_loswap");
+    source.Sql("select lo_from_bytea(91011, 'alpha'::bytea), lo_from_bytea(91012, 'bravo'::bytea)");
+    const double backup_time = NowUnix();
+    Dump(source.conninfo(), W().dir / "loswap.dump");
+    RestoredDb copy("r_loswap", W().dir / "loswap.dump");
+    copy.Sql("select lo_put(91011, 0, 'bravo'::bytea), lo_put(91012, 0, 'alpha'::bytea)");
+    ChecksConfig cfg = TestChecks();
+    cfg.compare = CompareMode::kExact;  // large objects have no activity counters
+    Drill d(source.conninfo(), copy.conninfo(), backup_time, nullptr, cfg);
+    auto res = RunChecks(d);
+    const CheckResult& cs = res.at("checksum");
+    CHECK(cs.outcome == Outcome::kFail);
+    const TableFinding* f = Finding(cs, "pg_largeobject");
+    REQUIRE(f);
+    CHECK(f->outcome == Outcome::kFail);
+    CHECK_THAT(f->message, Catch::Contains("large object contents differ"));
+  }
+}
+
 TEST_CASE("without activity history a missing row or a changed value is never a pass",
           "[integration][checks]") {
   // The false passes of the 1% fallback and of "a mismatch without churn data is a warning":
