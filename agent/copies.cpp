@@ -144,7 +144,7 @@ std::string CopiesChecker::ChecksumReason(CopyLister& primary, CopyLister& copy,
 std::vector<CopyState> CopiesChecker::Check(const TargetConfig& target, const BackupInfo& newest,
                                             CancelToken& cancel) {
   const BackupParts parts = LocateBackup(target, newest);
-  auto primary = MakeCopyLister(parts.root);
+  auto primary = MakeCopyLister(parts.root, &target.backup.s3);
   std::vector<Listing> primary_listings;
   for (const auto& rel : parts.rels) primary_listings.push_back(primary->List(rel, cancel));
 
@@ -167,7 +167,7 @@ std::vector<CopyState> CopiesChecker::Check(const TargetConfig& target, const Ba
     s.offsite = c.offsite;
     s.medium = MediumOf(c);
     try {
-      auto lister = MakeCopyLister(c.path);
+      auto lister = MakeCopyLister(c.path, &target.backup.s3);
       std::vector<Listing> listings;
       for (std::size_t i = 0; i < parts.rels.size() && s.reason.empty(); ++i) {
         listings.push_back(lister->List(parts.rels[i], cancel));
@@ -213,8 +213,8 @@ BackupInfo BackupForDrill(const TargetConfig& target, const BackupInfo& backup,
   const BackupParts parts = LocateBackup(target, backup);
   std::string reason;
   try {
-    auto primary = MakeCopyLister(parts.root);
-    auto lister = MakeCopyLister(copy->path);
+    auto primary = MakeCopyLister(parts.root, &target.backup.s3);
+    auto lister = MakeCopyLister(copy->path, &target.backup.s3);
     for (const auto& rel : parts.rels) {
       reason = CompareListings(rel, primary->List(rel, cancel), lister->List(rel, cancel));
       if (!reason.empty()) break;
