@@ -5,16 +5,21 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 
 #include "agent/errors.h"
 #include "agent/log.h"
 #include "agent/pg/process.h"
+#include "agent/sources/basebackup_catalogue.h"
+#include "agent/sources/basebackup_source.h"
 #include "agent/sources/fetch_dir.h"
 #include "agent/sources/pg_dump_discovery.h"
 #include "agent/sources/pg_dump_source.h"
 #include "agent/units.h"
+#include "agent/wal_archive.h"
 
 namespace rw {
 namespace {
@@ -39,6 +44,23 @@ std::string FormatBytes(std::uint64_t n) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(n) / (1 << 20));
   return buf;
+}
+
+// Downloads `key` of `bucket` to `dest` (its directory made as needed), handed to run_as.
+std::uint64_t Download(const S3Client& client, const Environment& env, const std::string& bucket,
+                       const std::string& key, const std::string& dest, CancelToken& cancel) {
+  MakeDirs(dest.substr(0, dest.find_last_of('/')), 0700, env.run_as);
+  const std::uint64_t n = client.GetToFile(bucket, key, dest, cancel);
+  if (env.run_as && chown(dest.c_str(), env.run_as->uid, env.run_as->gid) != 0)
+    throw Error(ErrorKind::kIo, "cannot hand " + dest + " to " + env.run_as->user);
+  return n;
+}
+
+std::string ReadSmallFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 class S3PgDumpSource : public BackupSource {
@@ -97,13 +119,7 @@ class S3PgDumpSource : public BackupSource {
 
   // Downloads `rel` (a key below the prefix) to `dir`/`rel`; returns its size.
   std::uint64_t Fetch(const std::string& rel, const std::string& dir, CancelToken& cancel) const {
-    const std::string dest = dir + "/" + rel;
-    const std::size_t slash = dest.find_last_of('/');
-    MakeDirs(dest.substr(0, slash), 0700, env_.run_as);
-    const std::uint64_t n = client_.GetToFile(loc_.bucket, loc_.Key(rel), dest, cancel);
-    if (env_.run_as && chown(dest.c_str(), env_.run_as->uid, env_.run_as->gid) != 0)
-      throw Error(ErrorKind::kIo, "cannot hand " + dest + " to " + env_.run_as->user);
-    return n;
+    return Download(client_, env_, loc_.bucket, loc_.Key(rel), dir + "/" + rel, cancel);
   }
 
   const Environment& env_;
@@ -176,7 +192,191 @@ RestoredCopy S3PgDumpSource::Restore(const BackupInfo& backup, SandboxHost& host
   return copy;
 }
 
+class S3BasebackupSource : public BackupSource {
+ public:
+  S3BasebackupSource(const Environment& env, const TargetConfig& target)
+      : env_(env), target_(target), client_(target.backup.s3) {
+    std::string why;
+    if (target.backup.paths.size() != 1 || !ParseS3Url(target.backup.paths[0], &loc_, &why))
+      throw Error(ErrorKind::kConfig,
+                  why.empty() ? "an s3:// backup.path must be the only path" : why);
+    if (IsS3Url(target.backup.wal_archive) && !ParseS3Url(target.backup.wal_archive, &wal_, &why))
+      throw Error(ErrorKind::kConfig, why);
+  }
+  std::string type() const override { return "basebackup"; }
+
+  BackupCatalogue Catalogue(CancelToken& cancel) override {
+    BackupCatalogue c;
+    std::vector<std::string> notes;
+    std::size_t running = 0;
+    for (const auto& b : Backups(cancel, &notes, &running)) c.Add("full", b);
+    c.notes = notes;
+    if (running > 0) c.running["full"] = running;
+    return c;
+  }
+
+  BackupInfo Latest(CancelToken& cancel) override {
+    std::vector<std::string> notes;
+    std::size_t running = 0;
+    const auto all = Backups(cancel, &notes, &running);
+    if (all.empty()) {
+      std::string msg = "no complete base backup (a NAME/ with backup_manifest) in " + loc_.Url();
+      for (std::size_t i = 0; i < notes.size(); ++i)
+        msg += (i ? "; " : " (") + notes[i] + (i + 1 == notes.size() ? ")" : "");
+      throw Error(ErrorKind::kBadInput, msg);
+    }
+    return *std::max_element(all.begin(), all.end(), [](const auto& a, const auto& b) {
+      return a.completed_at != b.completed_at ? a.completed_at < b.completed_at : a.id < b.id;
+    });
+  }
+
+  bool WantsSourcePoint() const override { return target_.drill.recovery_target == "snapshot"; }
+
+  RestoredCopy Restore(const BackupInfo& backup, SandboxHost& host, const RestoreOptions& options,
+                       CancelToken& cancel) override {
+    if (target_.backup.wal_archive.empty())
+      throw Error(ErrorKind::kConfig, "backup.wal_archive is required for type \"basebackup\"");
+    if (options.begin_stage) options.begin_stage("fetch");
+    if (options.progress) options.progress->Step("download from " + loc_.Url());
+    const auto t0 = Clock::now();
+    const std::string dir_prefix = loc_.Key(backup.id) + "/";
+    std::vector<std::string> keys;
+    for (const auto& o : client_.List(loc_.bucket, dir_prefix, cancel)) keys.push_back(o.key);
+    if (keys.empty())
+      throw Error(ErrorKind::kIo, "backup " + loc_.Url() + "/" + backup.id +
+                                      " is gone from the bucket (deleted since it was listed)");
+    FetchDir dir(env_.work_dir, target_.name, env_.run_as, "s3-fetch");
+    const std::string backups = dir.path() + "/backups", wal_dir = dir.path() + "/wal";
+    std::uint64_t bytes = 0;
+    for (const auto& k : keys)
+      bytes += Download(client_, env_, loc_.bucket, k,
+                        backups + "/" + k.substr(loc_.ListPrefix().size()), cancel);
+    std::size_t wal_count = 0;
+    TargetConfig local = target_;
+    if (!wal_.bucket.empty()) {
+      // The WAL the recovery needs, from the backup's start segment (backup_label of a plain
+      // backup; a tar backup's label is inside base.tar: then the whole archive).
+      std::string start;
+      if (auto label = basebackup::ParseBackupLabel(
+              ReadSmallFile(backups + "/" + backup.id + "/backup_label")))
+        start = wal::SegmentName(label->start_timeline,
+                                 wal::SegmentNo(label->start_lsn, wal::kDefaultSegmentSize),
+                                 wal::kDefaultSegmentSize);
+      MakeDirs(wal_dir, 0700, env_.run_as);
+      const auto objects = client_.List(wal_.bucket, wal_.ListPrefix(), cancel);
+      for (const auto& k : WalKeysNeeded(objects, wal_.ListPrefix(), start)) {
+        bytes += Download(client_, env_, wal_.bucket, k,
+                          wal_dir + "/" + k.substr(wal_.ListPrefix().size()), cancel);
+        ++wal_count;
+      }
+      local.backup.wal_archive = wal_dir;
+    }
+    const double fetch_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    LogInfo("downloaded a base backup from S3", {{"target", target_.name},
+                                                 {"backup", loc_.Url() + "/" + backup.id},
+                                                 {"wal_files", std::to_string(wal_count)},
+                                                 {"bytes", std::to_string(bytes)}});
+    local.backup.paths = {backups};
+    local.backup.copies.clear();
+    auto source = MakeBasebackupSource(env_, local);
+    BackupInfo fetched = source->Latest(cancel);
+    fetched.location = backup.location;
+    RestoredCopy copy = source->Restore(fetched, host, options, cancel);
+    copy.stages.insert(
+        copy.stages.begin(),
+        SubStage{"fetch", "s3 download", fetch_s,
+                 "downloaded " + loc_.Url() + "/" + backup.id + " (" + FormatBytes(bytes) + ", " +
+                     std::to_string(keys.size()) + " objects" +
+                     (wal_.bucket.empty()
+                          ? std::string()
+                          : " and " + std::to_string(wal_count) + " WAL files from " + wal_.Url()) +
+                     ")"});
+    if (!copy.summary.empty()) copy.summary = "downloaded from S3, " + copy.summary;
+    return copy;
+  }
+
+ private:
+  std::vector<BackupInfo> Backups(CancelToken& cancel, std::vector<std::string>* notes,
+                                  std::size_t* running) const {
+    struct Dir {
+      std::uint64_t size = 0;
+      double first = 0, manifest = 0;
+      bool has_manifest = false, tar = false;
+    };
+    std::map<std::string, Dir> dirs;
+    const std::string base = loc_.ListPrefix();
+    for (const auto& o : client_.List(loc_.bucket, base, cancel)) {
+      const std::string rel = o.key.substr(base.size());
+      const std::size_t slash = rel.find('/');
+      if (slash == std::string::npos) continue;
+      Dir& d = dirs[rel.substr(0, slash)];
+      const std::string file = rel.substr(slash + 1);
+      d.size += o.size;
+      d.first = d.first == 0 ? o.last_modified : std::min(d.first, o.last_modified);
+      if (file == "backup_manifest") {
+        d.has_manifest = true;
+        d.manifest = o.last_modified;
+      }
+      d.tar = d.tar || file.compare(0, 8, "base.tar") == 0;
+    }
+    const double quiet_since = NowUnix() - BackupCatalogue::kRunningQuietSeconds;
+    std::vector<BackupInfo> out;
+    for (const auto& [name, d] : dirs) {
+      if (!d.has_manifest) {
+        notes->push_back(name +
+                         ": no backup_manifest (being written, or not a pg_basebackup "
+                         "output)");
+        if (d.first > quiet_since) ++*running;
+        continue;
+      }
+      BackupInfo b;
+      b.id = name;
+      b.kind = "full";
+      b.tool = "pg_basebackup";
+      b.format = d.tar ? "tar" : "plain";
+      b.path = loc_.Url() + "/" + name;
+      b.size_bytes = d.size;
+      b.started_at = d.first;
+      b.completed_at = d.manifest;
+      out.push_back(std::move(b));
+    }
+    return out;
+  }
+
+  const Environment& env_;
+  const TargetConfig target_;
+  S3Location loc_, wal_;
+  S3Client client_;
+};
+
 }  // namespace
+
+std::vector<std::string> WalKeysNeeded(const std::vector<S3Object>& objects,
+                                       const std::string& list_prefix,
+                                       const std::string& start_segment) {
+  std::vector<std::string> out;
+  for (const auto& o : objects) {
+    if (o.key.compare(0, list_prefix.size(), list_prefix) != 0) continue;
+    const std::string name = o.key.substr(list_prefix.size());
+    if (name.find('/') != std::string::npos) continue;
+    const wal::ArchiveName a = wal::ParseArchiveName(name);
+    switch (a.kind) {
+      case wal::ArchiveFileKind::kHistory:
+      case wal::ArchiveFileKind::kBackupHistory:
+        out.push_back(o.key);
+        break;
+      case wal::ArchiveFileKind::kSegment:
+      case wal::ArchiveFileKind::kPartial:
+        // log/seg: the name's last 16 hex digits order segments across timelines.
+        if (start_segment.size() != 24 || name.substr(8, 16) >= start_segment.substr(8, 16))
+          out.push_back(o.key);
+        break;
+      case wal::ArchiveFileKind::kOther:
+        break;
+    }
+  }
+  return out;
+}
 
 std::vector<BackupInfo> S3DumpBackups(const std::vector<S3Object>& objects, const S3Location& loc,
                                       const std::string& pattern,
@@ -255,6 +455,11 @@ std::vector<BackupInfo> S3DumpBackups(const std::vector<S3Object>& objects, cons
 std::unique_ptr<BackupSource> MakeS3PgDumpSource(const Environment& env,
                                                  const TargetConfig& target) {
   return std::make_unique<S3PgDumpSource>(env, target);
+}
+
+std::unique_ptr<BackupSource> MakeS3BasebackupSource(const Environment& env,
+                                                     const TargetConfig& target) {
+  return std::make_unique<S3BasebackupSource>(env, target);
 }
 
 }  // namespace rw

@@ -20,6 +20,24 @@ namespace rw {
 std::unique_ptr<BackupSource> MakeS3PgDumpSource(const Environment& env,
                                                  const TargetConfig& target);
 
+// pg_basebackup outputs in a bucket (backup.path = "s3://bucket/prefix", type = "basebackup"):
+// each NAME/ below the prefix holding NAME/backup_manifest is a complete backup (completed at the
+// manifest's LastModified; one without a manifest is in flight or broken, never the latest).
+// A drill downloads NAME/ into a marked FetchDir, and, with wal_archive = "s3://...", the WAL
+// the recovery needs (every segment from the backup's start segment on, per its backup_label,
+// plus every .history file) into a local archive beside it that the sandbox's restore_command
+// reads (the sandbox gets no credentials); then the basebackup source's own code verifies,
+// recovers and checks it. A local wal_archive is used as it is.
+std::unique_ptr<BackupSource> MakeS3BasebackupSource(const Environment& env,
+                                                     const TargetConfig& target);
+
+// The WAL archive keys a recovery from `start_segment` (a 24-hex segment name, "" = all) needs:
+// segments and .partial files at or after its log/seg (any timeline), every .history and .backup
+// file. Pure; unit-tested.
+std::vector<std::string> WalKeysNeeded(const std::vector<S3Object>& objects,
+                                       const std::string& list_prefix,
+                                       const std::string& start_segment);
+
 // The backups a listing holds (pure; unit-tested): `objects` are the keys below loc.ListPrefix().
 // Fills *notes with what was skipped and why, *running with in-flight entries, *globals_key with
 // the newest object matching globals_pattern ("" when none or no pattern).

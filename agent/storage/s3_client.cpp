@@ -333,7 +333,8 @@ S3Client::Response S3Client::Perform(const std::string& method, const std::strin
                                      const std::string& key, const std::string& query,
                                      CancelToken& cancel,
                                      const std::function<void(const char*, std::size_t)>* sink,
-                                     const std::string* upload_path) const {
+                                     const std::string* upload_path,
+                                     const std::string& range) const {
   const std::string url = UrlOf(bucket, key);
   const std::string what = "S3 " + method + " " + url;
   CURL* curl = curl_easy_init();
@@ -347,6 +348,7 @@ S3Client::Response S3Client::Perform(const std::string& method, const std::strin
   std::FILE* upload = nullptr;
   struct curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+  if (!range.empty()) headers = curl_slist_append(headers, ("Range: bytes=" + range).c_str());
   const std::string full = query.empty() ? url : url + "?" + query;
   const std::string sigv4 = "aws:amz:" + opt_.region + ":s3";
   curl_easy_setopt(curl, CURLOPT_URL, full.c_str());
@@ -471,6 +473,15 @@ void S3Client::Get(const std::string& bucket, const std::string& key,
                    const std::function<void(const char*, std::size_t)>& sink,
                    CancelToken& cancel) const {
   Perform("GET", bucket, key, "", cancel, &sink, nullptr);
+}
+
+void S3Client::GetRange(const std::string& bucket, const std::string& key, std::uint64_t offset,
+                        std::uint64_t length,
+                        const std::function<void(const char*, std::size_t)>& sink,
+                        CancelToken& cancel) const {
+  if (length == 0) return;
+  Perform("GET", bucket, key, "", cancel, &sink, nullptr,
+          std::to_string(offset) + "-" + std::to_string(offset + length - 1));
 }
 
 std::uint64_t S3Client::GetToFile(const std::string& bucket, const std::string& key,

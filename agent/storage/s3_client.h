@@ -71,6 +71,11 @@ class S3Client {
   void Get(const std::string& bucket, const std::string& key,
            const std::function<void(const char* data, std::size_t n)>& sink,
            CancelToken& cancel) const;
+  // Streams bytes [offset, offset + length) of the object to `sink` (an HTTP Range request).
+  void GetRange(const std::string& bucket, const std::string& key, std::uint64_t offset,
+                std::uint64_t length,
+                const std::function<void(const char* data, std::size_t n)>& sink,
+                CancelToken& cancel) const;
   // Streams the object into a new file `path` (mode 0600, fsync'd); returns its size. A partial
   // file is removed on failure.
   std::uint64_t GetToFile(const std::string& bucket, const std::string& key,
@@ -84,7 +89,7 @@ class S3Client {
   Response Perform(const std::string& method, const std::string& bucket, const std::string& key,
                    const std::string& query, CancelToken& cancel,
                    const std::function<void(const char*, std::size_t)>* sink,
-                   const std::string* upload_path) const;
+                   const std::string* upload_path, const std::string& range = {}) const;
   S3Options opt_;
 };
 

@@ -98,6 +98,10 @@ void ValidateS3(config::Reader& r, const TargetConfig& t) {
                 t.backup.type + "\" (give that tool its own repository)");
   }
   check("backup.wal_archive", t.backup.wal_archive);
+  if (IsS3Url(t.backup.wal_archive) && t.backup.type == "basebackup" && s3_paths == 0)
+    error("backup.wal_archive",
+          "an s3:// wal_archive needs the base backups on S3 too (backup.path = \"s3://...\"): "
+          "a drill downloads the WAL it needs beside the backup");
   for (std::size_t i = 0; i < t.backup.copies.size(); ++i)
     check("backup.copies[" + std::to_string(i) + "].path", t.backup.copies[i].path);
   if (any && !t.backup.s3.given)

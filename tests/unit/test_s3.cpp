@@ -8,6 +8,7 @@
 #include <string>
 
 #include "agent/config.h"
+#include "agent/sources/s3_source.h"
 #include "agent/storage/s3_client.h"
 
 using namespace rw;
@@ -95,7 +96,7 @@ TEST_CASE("s3: ListObjectsV2 responses parse, pagination fields included", "[uni
   CHECK(p.objects[0].key == "pg/a&b.dump");
   CHECK(p.objects[0].size == 1234);
   CHECK(p.objects[0].etag == "9e107d9d372bb6826bd81d3542a419d6");
-  CHECK(p.objects[0].last_modified == Approx(1764040504.0));
+  CHECK(p.objects[0].last_modified == Approx(1795576504.0));
   CHECK(p.objects[1].size == 99999999999ull);
   CHECK(p.objects[1].etag == "d41d8cd98f00b204e9800998ecf8427e-3");
   CHECK(p.truncated);
@@ -168,7 +169,7 @@ TEST_CASE("s3: bad S3 config is one clear line each", "[unit][s3]") {
 
   l = Load(std::string("path = \"s3://\"\n") + kS3);
   CHECK(Errors(l) ==
-        "/tmp/t.toml:7: target.blog.backup.path: \"s3://\" names no bucket "
+        "/tmp/t.toml:6: target.blog.backup.path: \"s3://\" names no bucket "
         "(s3://bucket/prefix)\n");
 
   l = Load(std::string("path = [\"s3://backups/pg\", \"/var/backups\"]\n") + kS3);
@@ -177,7 +178,8 @@ TEST_CASE("s3: bad S3 config is one clear line each", "[unit][s3]") {
 
   l = Load(
       "path = \"s3://backups/pg\"\n[target.backup.s3]\nendpoint = \"ftp://x\"\n"
-      "access_key_id = \"a\"\nsecret_access_key = \"bbbbbbbb\"\nsecret_access_key_file = "
+      "access_key_id = \"AKIAEXAMPLEID\"\nsecret_access_key = \"bbbbbbbb\"\nsecret_access_key_file "
+      "= "
       "\"/x\"\nrequest_timeout = \"0s\"\nverify_tsl = false\n");
   const std::string e = Errors(l);
   CHECK(e.find("target.blog.backup.s3.endpoint: must be an http:// or https:// URL") !=
@@ -204,4 +206,57 @@ TEST_CASE("s3: bad S3 config is one clear line each", "[unit][s3]") {
   l = Load(std::string("type = \"barman\"\npath = \"s3://backups/pg\"\n") + kS3);
   CHECK(Errors(l).find("s3:// paths are read by backup types \"pg_dump\" and \"basebackup\"") !=
         std::string::npos);
+}
+
+TEST_CASE("s3: a listing becomes pg_dump backups; WAL keys a recovery needs", "[unit][s3]") {
+  S3Location loc{"bkt", "pg"};
+  auto obj = [](const std::string& key, std::uint64_t size, double t) {
+    S3Object o;
+    o.key = key;
+    o.size = size;
+    o.last_modified = t;
+    return o;
+  };
+  const std::vector<S3Object> objects = {obj("pg/a.dump", 100, 1000),
+                                         obj("pg/b.dump", 200, 2000),
+                                         obj("pg/.c.dump", 50, 1e10),
+                                         obj("pg/d.dump/toc.dat", 10, 3000),
+                                         obj("pg/d.dump/3001.dat.gz", 90, 2999),
+                                         obj("pg/e.dump/3001.dat.gz", 5, 10),
+                                         obj("pg/globals.sql", 7, 500),
+                                         obj("pg/notes.txt", 1, 1),
+                                         obj("pg/deep/x/y.dump", 1, 1)};
+  std::vector<std::string> notes;
+  std::size_t running = 0;
+  std::string globals;
+  auto b = S3DumpBackups(objects, loc, "*.dump", "globals*", &notes, &running, &globals);
+  REQUIRE(b.size() == 3);
+  CHECK(b[0].id == "a.dump");
+  CHECK(b[0].path == "s3://bkt/pg/a.dump");
+  CHECK(b[0].completed_at == 1000);
+  CHECK(b[1].id == "b.dump");
+  CHECK(b[2].id == "d.dump");
+  CHECK(b[2].format == "directory");
+  CHECK(b[2].size_bytes == 100);
+  CHECK(b[2].completed_at == 3000);
+  CHECK(b[0].globals_path == "s3://bkt/pg/globals.sql");
+  CHECK(globals == "pg/globals.sql");
+  CHECK(running == 1);  // .c.dump, recent
+  REQUIRE(notes.size() == 2);
+  CHECK(notes[0] == ".c.dump: skipped, a temporary name (being written)");
+  CHECK(notes[1] == "e.dump: skipped, a directory without toc.dat");
+
+  const std::vector<S3Object> wal = {obj("wal/000000010000000000000002", 16, 1),
+                                     obj("wal/000000010000000000000003", 16, 1),
+                                     obj("wal/000000010000000000000003.00000028.backup", 1, 1),
+                                     obj("wal/00000002.history", 1, 1),
+                                     obj("wal/000000020000000000000004", 16, 1),
+                                     obj("wal/000000010000000000000004.partial", 16, 1),
+                                     obj("wal/README", 1, 1)};
+  CHECK(WalKeysNeeded(wal, "wal/", "000000010000000000000003") ==
+        std::vector<std::string>{"wal/000000010000000000000003",
+                                 "wal/000000010000000000000003.00000028.backup",
+                                 "wal/00000002.history", "wal/000000020000000000000004",
+                                 "wal/000000010000000000000004.partial"});
+  CHECK(WalKeysNeeded(wal, "wal/", "").size() == 6);
 }
