@@ -1,6 +1,7 @@
 #include "agent/sources/s3_source.h"
 
 #include <fnmatch.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,10 +47,15 @@ std::string FormatBytes(std::uint64_t n) {
   return buf;
 }
 
-// Downloads `key` of `bucket` to `dest` (its directory made as needed), handed to run_as.
+// Downloads `key` of `bucket` to `dest`, handed to run_as, as is every directory made for it.
 std::uint64_t Download(const S3Client& client, const Environment& env, const std::string& bucket,
                        const std::string& key, const std::string& dest, CancelToken& cancel) {
-  MakeDirs(dest.substr(0, dest.find_last_of('/')), 0700, env.run_as);
+  for (std::size_t slash = dest.find('/', 1); slash != std::string::npos;
+       slash = dest.find('/', slash + 1)) {
+    const std::string dir = dest.substr(0, slash);
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) MakeDirs(dir, 0700, env.run_as);  // chowns this level
+  }
   const std::uint64_t n = client.GetToFile(bucket, key, dest, cancel);
   if (env.run_as && chown(dest.c_str(), env.run_as->uid, env.run_as->gid) != 0)
     throw Error(ErrorKind::kIo, "cannot hand " + dest + " to " + env.run_as->user);
@@ -192,6 +198,30 @@ RestoredCopy S3PgDumpSource::Restore(const BackupInfo& backup, SandboxHost& host
   return copy;
 }
 
+// The directories initdb makes in a data directory (PostgreSQL 10 to 17), parents first.
+const char* const kDataDirectories[] = {"global",
+                                        "base",
+                                        "pg_wal",
+                                        "pg_wal/archive_status",
+                                        "pg_commit_ts",
+                                        "pg_dynshmem",
+                                        "pg_notify",
+                                        "pg_serial",
+                                        "pg_snapshots",
+                                        "pg_subtrans",
+                                        "pg_twophase",
+                                        "pg_multixact",
+                                        "pg_multixact/members",
+                                        "pg_multixact/offsets",
+                                        "pg_replslot",
+                                        "pg_tblspc",
+                                        "pg_stat",
+                                        "pg_stat_tmp",
+                                        "pg_xact",
+                                        "pg_logical",
+                                        "pg_logical/snapshots",
+                                        "pg_logical/mappings"};
+
 class S3BasebackupSource : public BackupSource {
  public:
   S3BasebackupSource(const Environment& env, const TargetConfig& target)
@@ -251,6 +281,15 @@ class S3BasebackupSource : public BackupSource {
     for (const auto& k : keys)
       bytes += Download(client_, env_, loc_.bucket, k,
                         backups + "/" + k.substr(loc_.ListPrefix().size()), cancel);
+    // An object store keeps no empty directory: a plain backup's empty ones (pg_notify,
+    // pg_replslot, ...) are made again, as initdb makes them, or the server refuses to start.
+    const std::string data = backups + "/" + backup.id;
+    struct stat pv {};
+    if (::stat((data + "/PG_VERSION").c_str(), &pv) == 0)
+      for (const char* d : kDataDirectories) {
+        struct stat st {};
+        if (::stat((data + "/" + d).c_str(), &st) != 0) MakeDirs(data + "/" + d, 0700, env_.run_as);
+      }
     std::size_t wal_count = 0;
     TargetConfig local = target_;
     if (!wal_.bucket.empty()) {

@@ -3,7 +3,12 @@
 // from the bucket (same checks and report as a local dump, the download directory removed after);
 // a missing bucket, an unreachable endpoint and an unknown key id fail naming the URL and quoting
 // S3's error; the daemon keeps running with a broken S3 location, and a copies entry on S3 that
-// lacks the newest backup exports restorewatch_backup_copy_present 0. The key never appears.
+// lacks the newest backup exports restorewatch_backup_copy_present 0; a base backup and its WAL
+// archive in a bucket drill to latest, and the wal_archive collector reads an s3:// archive
+// through its incremental mirror (gap found, closed by a late upload). The key never appears.
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
@@ -14,8 +19,11 @@
 #include "agent/pg/pg_cluster.h"
 #include "agent/pg/process.h"
 #include "agent/storage/s3_client.h"
+#include "agent/storage/s3_wal_mirror.h"
+#include "checks/live/wal_archive_collector.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"
+#include "tests/support/physical_fixture.h"
 #include "tests/support/s3rver.h"
 
 using namespace rw;
@@ -24,8 +32,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string Config(const test::TestDir& dir, const std::string& source, const std::string& path,
-                   const std::string& s3_table, int port = 0, const std::string& extra = "") {
+std::string S3TestConfig(const test::TestDir& dir, const std::string& source,
+                         const std::string& path, const std::string& s3_table, int port = 0,
+                         const std::string& extra = "") {
   return "[agent]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\nstate_dir = \"" +
          (dir / "state") + "\"\nwork_dir = \"" + (dir / "work") +
          "\"\n\n[[target]]\nname = \"s3t\"\nsource = \"" + source +
@@ -104,7 +113,7 @@ TEST_CASE("s3: the pg_dump source drills a dump downloaded from the bucket", "[i
   const std::string cfg = dir / "agent.toml";
 
   SECTION("a custom-format dump: the drill passes with the usual checks") {
-    test::WriteFile(cfg, Config(dir, source, "s3://backups/pg/blog", s3.ConfigTable()));
+    test::WriteFile(cfg, S3TestConfig(dir, source, "s3://backups/pg/blog", s3.ConfigTable()));
     auto r = test::RunAgent({"verify", "-c", cfg}, 3min);
     INFO(r.out << r.err);
     CHECK(r.exit_code == 0);
@@ -118,7 +127,7 @@ TEST_CASE("s3: the pg_dump source drills a dump downloaded from the bucket", "[i
   SECTION("a directory-format dump: every key below it is downloaded") {
     Dump(*primary, "d", dir / "nightly-2.dump");
     s3.Put("backups", "pg/blog/nightly-2.dump", dir / "nightly-2.dump");
-    test::WriteFile(cfg, Config(dir, source, "s3://backups/pg/blog", s3.ConfigTable()));
+    test::WriteFile(cfg, S3TestConfig(dir, source, "s3://backups/pg/blog", s3.ConfigTable()));
     auto r = test::RunAgent({"verify", "-c", cfg}, 3min);
     INFO(r.out << r.err);
     CHECK(r.exit_code == 0);
@@ -126,7 +135,7 @@ TEST_CASE("s3: the pg_dump source drills a dump downloaded from the bucket", "[i
     CHECK(test::ListDir(dir / "work").empty());
   }
   SECTION("a missing bucket: a clear error naming the URL") {
-    test::WriteFile(cfg, Config(dir, source, "s3://nobucket/pg", s3.ConfigTable()));
+    test::WriteFile(cfg, S3TestConfig(dir, source, "s3://nobucket/pg", s3.ConfigTable()));
     auto r = test::RunAgent({"verify", "-c", cfg}, 3min);
     INFO(r.out << r.err);
     CHECK(r.exit_code != 0);
@@ -138,7 +147,7 @@ TEST_CASE("s3: the pg_dump source drills a dump downloaded from the bucket", "[i
     std::string table = s3.ConfigTable();
     table.replace(table.find(std::to_string(s3.port())), std::to_string(s3.port()).size(),
                   std::to_string(closed));
-    test::WriteFile(cfg, Config(dir, source, "s3://backups/pg/blog", table));
+    test::WriteFile(cfg, S3TestConfig(dir, source, "s3://backups/pg/blog", table));
     auto r = test::RunAgent({"verify", "-c", cfg}, 3min);
     INFO(r.out << r.err);
     CHECK(r.exit_code != 0);
@@ -148,7 +157,7 @@ TEST_CASE("s3: the pg_dump source drills a dump downloaded from the bucket", "[i
   SECTION("an unknown key id is refused, quoting S3's error") {
     std::string table = s3.ConfigTable();
     table.replace(table.find("access_key_id = \"S3RVER\""), 24, "access_key_id = \"AKIANOPE\"");
-    test::WriteFile(cfg, Config(dir, source, "s3://backups/pg/blog", table));
+    test::WriteFile(cfg, S3TestConfig(dir, source, "s3://backups/pg/blog", table));
     auto r = test::RunAgent({"verify", "-c", cfg}, 3min);
     INFO(r.out << r.err);
     CHECK(r.exit_code != 0);
@@ -170,9 +179,10 @@ TEST_CASE(
   const int port = PickFreePort();
   const std::string cfg = dir / "agent.toml";
   test::WriteFile(
-      cfg, Config(dir, primary->ConnInfo("app"), local, s3.ConfigTable(), port,
-                  "settle = \"100ms\"\ncopies = [{ name = \"s3dr\", path = \"s3://offsite/pg\", "
-                  "offsite = true },\n { name = \"gone\", path = \"s3://nobucket/pg\" }]\n"));
+      cfg,
+      S3TestConfig(dir, primary->ConnInfo("app"), local, s3.ConfigTable(), port,
+                   "settle = \"100ms\"\ncopies = [{ name = \"s3dr\", path = \"s3://offsite/pg\", "
+                   "offsite = true },\n { name = \"gone\", path = \"s3://nobucket/pg\" }]\n"));
   test::AgentProcess agent({"run", "-c", cfg}, dir / "agent.log");
   INFO(agent.Log());
   REQUIRE(test::Eventually([&] { return test::HttpGet(port, "/healthz").status == 200; }, 10));
@@ -194,4 +204,90 @@ TEST_CASE(
   s3.Put("offsite", "pg/db-2.dump", local + "/db-2.dump");
   CHECK(test::Eventually([&] { return present("s3dr") == 1.0; }, 30));
   CHECK(agent.Log().find("S3RVER") == std::string::npos);
+}
+
+TEST_CASE(
+    "s3: a base backup and its WAL archive in a bucket drill to latest; the wal_archive "
+    "collector reads the archive through its incremental mirror",
+    "[integration][s3]") {
+  test::TestDir dir("rws3b-");
+  test::S3rver s3(dir, {"pgbase"});
+  const std::string archive = dir / "archive";
+  auto primary = test::StartArchivingPrimary(dir, archive);
+  primary->Psql("create database app");
+  primary->Psql(
+      "create table items (id int primary key, name text);"
+      "insert into items select g, 'item ' || g from generate_series(1, 20000) g;",
+      "app");
+  const std::string backups = dir / "backups";
+  MakeDirs(backups, 0755, test::ServerUser());
+  test::BaseBackup(*primary, backups + "/b1", {"-Fp"});
+  test::SwitchAndWait(*primary, archive);
+  // Writes after the backup, archived: recovery to latest must bring them.
+  primary->Psql("insert into items select g, 'late ' || g from generate_series(20001, 25000) g;",
+                "app");
+  test::SwitchAndWait(*primary, archive);
+  test::SwitchAndWait(*primary, archive);
+  s3.Put("pgbase", "base/b1", backups + "/b1");
+  std::vector<std::string> segments;
+  for (const auto& e : fs::directory_iterator(archive)) {
+    const std::string name = e.path().filename().string();
+    s3.Put("pgbase", "wal/" + name, e.path().string());
+    if (name.size() == 24) segments.push_back(name);
+  }
+  std::sort(segments.begin(), segments.end());
+  REQUIRE(segments.size() >= 3);
+
+  const std::string cfg = dir / "agent.toml";
+  test::WriteFile(cfg, test::PhysicalConfig(dir, primary->ConnInfo("app"), "s3://pgbase/base",
+                                            "s3://pgbase/wal", "latest") +
+                           "\n" + s3.ConfigTable());
+  auto r = test::RunAgent({"verify", "-c", cfg}, 5min);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("s3 download") != std::string::npos);
+  CHECK(r.out.find("WAL files from s3://pgbase/wal") != std::string::npos);
+  CHECK(r.out.find("bytes of WAL replayed") != std::string::npos);
+  CHECK(r.out.find("S3RVER") == std::string::npos);
+  CHECK(test::ListDir(dir / "work").empty());
+
+  // The collector: continuous; an unchanged archive costs one listing request and no fetch.
+  WalArchiveOptions o;
+  o.archive_dir = "s3://pgbase/wal";
+  o.state_dir = dir / "wstate";
+  o.s3 = s3.Options();
+  WalArchiveCollector collector(o);
+  auto rep = collector.Check();
+  INFO(rep.Summary());
+  CHECK(rep.ok());
+  CHECK(rep.present >= segments.size() - 1);
+  S3WalMirror mirror("s3://pgbase/wal", s3.Options(), dir / "mirror");
+  CancelToken cancel;
+  auto st = mirror.Sync(false, cancel);
+  CHECK(st.full);
+  CHECK(st.fetched >= segments.size());
+  st = mirror.Sync(false, cancel);
+  CHECK_FALSE(st.full);
+  CHECK(st.requests == 1);
+  CHECK(st.fetched == 0);
+  // A mirrored segment holds its first page only (sparse), at the object's size.
+  struct stat sb {};
+  REQUIRE(::stat((dir / "mirror/" + segments.back()).c_str(), &sb) == 0);
+  CHECK(sb.st_size == 16 * 1024 * 1024);
+  CHECK(sb.st_blocks * 512 < 1024 * 1024);
+
+  // An archive missing a middle segment has a gap naming it; uploading it late closes it.
+  for (const auto& name : segments)
+    if (name != segments[1]) s3.Put("pgbase", "wal2/" + name, archive + "/" + name);
+  o.archive_dir = "s3://pgbase/wal2";
+  o.state_dir = dir / "wstate2";
+  WalArchiveCollector gappy(o);
+  rep = gappy.Check();
+  CHECK(rep.missing == 1);
+  REQUIRE(rep.gaps.size() == 1);
+  CHECK(rep.gaps[0].first_missing == segments[1]);
+  s3.Put("pgbase", "wal2/" + segments[1], archive + "/" + segments[1]);
+  rep = gappy.Check();
+  INFO(rep.Summary());
+  CHECK(rep.ok());
 }
