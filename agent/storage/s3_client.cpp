@@ -336,7 +336,8 @@ S3Client::Response S3Client::Perform(const std::string& method, const std::strin
                                      const std::string* upload_path,
                                      const std::string& range) const {
   const std::string url = UrlOf(bucket, key);
-  const std::string what = "S3 " + method + " " + url;
+  const std::string full = query.empty() ? url : url + "?" + query;
+  const std::string what = "S3 " + method + " " + full;
   CURL* curl = curl_easy_init();
   if (curl == nullptr) throw Error(ErrorKind::kIo, what + ": cannot start a libcurl request");
   Transfer t;
@@ -349,7 +350,6 @@ S3Client::Response S3Client::Perform(const std::string& method, const std::strin
   struct curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
   if (!range.empty()) headers = curl_slist_append(headers, ("Range: bytes=" + range).c_str());
-  const std::string full = query.empty() ? url : url + "?" + query;
   const std::string sigv4 = "aws:amz:" + opt_.region + ":s3";
   curl_easy_setopt(curl, CURLOPT_URL, full.c_str());
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
