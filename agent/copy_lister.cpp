@@ -85,6 +85,7 @@ class S3Lister : public CopyLister {
     client_.Get(loc_.bucket, loc_.Key(rel), sink, cancel);
   }
   std::string DefaultMedium() const override { return "s3:" + loc_.bucket; }
+  bool EtagIsMd5() const override { return true; }
 
  private:
   std::string root_;
@@ -168,11 +169,13 @@ std::unique_ptr<CopyLister> MakeCopyLister(const std::string& location, const S3
                   " in this build");
 }
 
-std::string Sha256Of(CopyLister& lister, const std::string& rel, CancelToken& cancel) {
+namespace {
+std::string DigestOf(CopyLister& lister, const std::string& rel, const EVP_MD* algorithm,
+                     CancelToken& cancel) {
   EVP_MD_CTX* md = EVP_MD_CTX_new();
-  if (!md || EVP_DigestInit_ex(md, EVP_sha256(), nullptr) != 1) {
+  if (!md || EVP_DigestInit_ex(md, algorithm, nullptr) != 1) {
     EVP_MD_CTX_free(md);
-    throw Error(ErrorKind::kIo, "cannot start SHA-256");
+    throw Error(ErrorKind::kIo, "cannot start a digest");
   }
   try {
     lister.Read(
@@ -192,6 +195,15 @@ std::string Sha256Of(CopyLister& lister, const std::string& rel, CancelToken& ca
     hex += kHex[out[i] & 15];
   }
   return hex;
+}
+}  // namespace
+
+std::string Sha256Of(CopyLister& lister, const std::string& rel, CancelToken& cancel) {
+  return DigestOf(lister, rel, EVP_sha256(), cancel);
+}
+
+std::string Md5Of(CopyLister& lister, const std::string& rel, CancelToken& cancel) {
+  return DigestOf(lister, rel, EVP_md5(), cancel);
 }
 
 }  // namespace rw

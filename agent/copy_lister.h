@@ -46,6 +46,9 @@ class CopyLister {
                     CancelToken& cancel) = 0;
   // The medium a copy on this store counts as when none is configured (see CopyConfig::medium).
   virtual std::string DefaultMedium() const = 0;
+  // True when an object's etag, when set, is the MD5 of its content (S3 single-part uploads):
+  // verify_checksum then compares it with the primary's MD5 instead of reading the object.
+  virtual bool EtagIsMd5() const { return false; }
 };
 
 // A directory on a local or mounted file system.
@@ -74,5 +77,7 @@ std::unique_ptr<CopyLister> MakeCopyLister(const std::string& location,
 
 // The hex SHA-256 of the object at `rel`, streamed. Throws Error(kIo).
 std::string Sha256Of(CopyLister& lister, const std::string& rel, CancelToken& cancel);
+// The hex MD5 of the object at `rel`, streamed (to compare with an S3 ETag). Throws Error(kIo).
+std::string Md5Of(CopyLister& lister, const std::string& rel, CancelToken& cancel);
 
 }  // namespace rw

@@ -15,6 +15,8 @@
 #include <thread>
 
 #include "agent/cancel.h"
+#include "agent/config.h"
+#include "agent/copies.h"
 #include "agent/errors.h"
 #include "agent/pg/pg_cluster.h"
 #include "agent/pg/process.h"
@@ -290,4 +292,46 @@ TEST_CASE(
   rep = gappy.Check();
   INFO(rep.Summary());
   CHECK(rep.ok());
+}
+
+TEST_CASE("s3: verify_checksum compares an S3 copy's ETag with the primary's MD5",
+          "[integration][s3]") {
+  test::TestDir dir("rws3m-");
+  test::S3rver s3(dir, {"offsite"});
+  const std::string local = dir / "primary";
+  fs::create_directories(local);
+  test::WriteFile(local + "/db-1.dump", std::string(100000, 'a'));
+  s3.Put("offsite", "pg/db-1.dump", local + "/db-1.dump");
+  TargetConfig t;
+  t.name = "t";
+  t.backup.paths = {local};
+  CopyConfig c;
+  c.name = "s3dr";
+  c.path = "s3://offsite/pg";
+  c.offsite = true;
+  t.backup.copies = {c};
+  t.backup.verify_checksum = true;
+  t.backup.s3 = s3.Options();
+  BackupInfo newest;
+  newest.id = "db-1.dump";
+  newest.path = local + "/db-1.dump";
+  CancelToken cancel;
+  CopiesChecker checker;
+  auto states = checker.Check(t, newest, cancel);
+  REQUIRE(states.size() == 2);
+  INFO(states[1].reason);
+  CHECK(states[1].present);
+  CHECK(states[1].medium == "s3:offsite");
+  CHECK(states[1].note.empty());  // the ETag was a plain MD5 and matched
+
+  // Same key, same size, other bytes: only the checksum tells.
+  test::WriteFile(dir / "other", std::string(100000, 'b'));
+  s3.Put("offsite", "pg/db-1.dump", dir / "other");
+  states = checker.Check(t, newest, cancel);
+  CHECK_FALSE(states[1].present);
+  CHECK(states[1].reason.find("does not hold the newest backup db-1.dump: db-1.dump differs from "
+                              "the primary's (ETag ") != std::string::npos);
+  // Without verify_checksum the same copy passes on key and size.
+  t.backup.verify_checksum = false;
+  CHECK(checker.Check(t, newest, cancel)[1].present);
 }
