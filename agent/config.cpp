@@ -195,7 +195,9 @@ void ReadBackup(Reader& r, BackupConfig* b) {
   r.Dur("settle", &b->settle);
   r.Dur("catalogue_interval", &b->catalogue_interval, Reader::Zero::kRefused);
   ReadCopiesBackupOptions(r, b);  // copies, verify_checksum (agent/copies_options.h)
-  if (r.Str("wal_archive", &b->wal_archive)) {
+  r.Table("s3", [&](Reader& s3) { ReadS3Options(s3, &b->s3); });
+  // An s3:// wal_archive is checked with the other s3:// locations (ValidateS3).
+  if (r.Str("wal_archive", &b->wal_archive) && !IsS3Url(b->wal_archive)) {
     if (b->wal_archive.empty() || b->wal_archive[0] != '/')
       r.Error("wal_archive",
               "must be an absolute path (the directory archive_command writes into)");
@@ -434,6 +436,7 @@ void ReadTarget(Reader& r, std::map<std::string, int>* names, TargetConfig* t) {
   r.Table("drill", [&](Reader& d) { ReadDrill(d, &t->drill, t->backup.type); });
   r.Table("checks", [&](Reader& c) { ReadChecks(c, &t->checks); });
   ValidateCopies(r, *t);
+  ValidateS3(r, *t);
 }
 
 }  // namespace

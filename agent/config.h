@@ -20,6 +20,7 @@
 #include "agent/sources/command_options.h"
 #include "agent/sources/pg_dump_options.h"
 #include "agent/sources/pgbackrest_options.h"
+#include "agent/storage/s3_options.h"
 #include "agent/units.h"
 
 namespace rw {
@@ -98,6 +99,8 @@ struct BackupConfig : PgDumpBackupOptions,
   // The directory the source's archive_command writes WAL segments into (absolute; empty: none).
   // Its continuity is watched between drills (the wal_archive collector).
   std::string wal_archive;
+  // [target.backup.s3]: the object store of s3:// paths (agent/storage/s3_options.h).
+  S3Options s3;
 };
 
 // Per-stage limits inside the drill timeout; 0 = bounded by drill.timeout only. A stage that runs

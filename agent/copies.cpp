@@ -112,16 +112,51 @@ std::string CopiesChecker::ChecksumReason(CopyLister& primary, CopyLister& copy,
                                           const std::string& location,
                                           const std::vector<Listing>& primary_listings,
                                           const std::vector<Listing>& copy_listings,
-                                          CancelToken& cancel) {
+                                          CancelToken& cancel, std::string* note) {
   const std::string psig = Signature(primary_listings);
   const std::string sig = psig + "#" + Signature(copy_listings);
   auto cached = verified_.find(location);
-  if (cached != verified_.end() && cached->second.signature == sig) return cached->second.reason;
+  if (cached != verified_.end() && cached->second.signature == sig) {
+    *note = cached->second.note;
+    return cached->second.reason;
+  }
   if (primary_signature_ != psig) {
     primary_sums_.clear();
+    primary_md5s_.clear();
     primary_signature_ = psig;
   }
   std::string reason;
+  std::vector<std::string> size_only;
+  if (copy.EtagIsMd5()) {
+    std::map<std::string, const StoredObject*> held;
+    for (const auto& l : copy_listings)
+      for (const auto& o : l.objects) held[o.rel] = &o;
+    for (const auto& l : primary_listings) {
+      for (const auto& o : l.objects) {
+        auto it = held.find(o.rel);
+        if (it == held.end() || !it->second->etag) {
+          size_only.push_back(o.rel);
+          continue;
+        }
+        auto& want = primary_md5s_[o.rel];
+        if (want.empty()) want = Md5Of(primary, o.rel, cancel);
+        if (*it->second->etag != want) {
+          reason = o.rel + " differs from the primary's (ETag " + *it->second->etag +
+                   ", the primary's MD5 " + want + ")";
+          break;
+        }
+      }
+      if (!reason.empty()) break;
+    }
+    if (reason.empty() && !size_only.empty())
+      *note =
+          "compared by size only: " + size_only.front() +
+          (size_only.size() > 1 ? " and " + std::to_string(size_only.size() - 1) + " more" : "") +
+          (size_only.size() > 1 ? " have" : " has") +
+          " an ETag that is not a plain MD5 (a multipart or encrypted upload)";
+    verified_[location] = Verified{sig, reason, *note};
+    return reason;
+  }
   for (const auto& l : primary_listings) {
     for (const auto& o : l.objects) {
       auto& want = primary_sums_[o.rel];
@@ -137,14 +172,14 @@ std::string CopiesChecker::ChecksumReason(CopyLister& primary, CopyLister& copy,
     }
     if (!reason.empty()) break;
   }
-  verified_[location] = Verified{sig, reason};
+  verified_[location] = Verified{sig, reason, ""};
   return reason;
 }
 
 std::vector<CopyState> CopiesChecker::Check(const TargetConfig& target, const BackupInfo& newest,
                                             CancelToken& cancel) {
   const BackupParts parts = LocateBackup(target, newest);
-  auto primary = MakeCopyLister(parts.root);
+  auto primary = MakeCopyLister(parts.root, &target.backup.s3);
   std::vector<Listing> primary_listings;
   for (const auto& rel : parts.rels) primary_listings.push_back(primary->List(rel, cancel));
 
@@ -167,14 +202,15 @@ std::vector<CopyState> CopiesChecker::Check(const TargetConfig& target, const Ba
     s.offsite = c.offsite;
     s.medium = MediumOf(c);
     try {
-      auto lister = MakeCopyLister(c.path);
+      auto lister = MakeCopyLister(c.path, &target.backup.s3);
       std::vector<Listing> listings;
       for (std::size_t i = 0; i < parts.rels.size() && s.reason.empty(); ++i) {
         listings.push_back(lister->List(parts.rels[i], cancel));
         s.reason = CompareListings(parts.rels[i], primary_listings[i], listings.back());
       }
       if (s.reason.empty() && target.backup.verify_checksum)
-        s.reason = ChecksumReason(*primary, *lister, c.name, primary_listings, listings, cancel);
+        s.reason =
+            ChecksumReason(*primary, *lister, c.name, primary_listings, listings, cancel, &s.note);
       if (!s.reason.empty())
         s.reason = "does not hold the newest backup " + newest.id + ": " + s.reason;
     } catch (const Error& e) {
@@ -213,8 +249,8 @@ BackupInfo BackupForDrill(const TargetConfig& target, const BackupInfo& backup,
   const BackupParts parts = LocateBackup(target, backup);
   std::string reason;
   try {
-    auto primary = MakeCopyLister(parts.root);
-    auto lister = MakeCopyLister(copy->path);
+    auto primary = MakeCopyLister(parts.root, &target.backup.s3);
+    auto lister = MakeCopyLister(copy->path, &target.backup.s3);
     for (const auto& rel : parts.rels) {
       reason = CompareListings(rel, primary->List(rel, cancel), lister->List(rel, cancel));
       if (!reason.empty()) break;

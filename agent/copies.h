@@ -45,6 +45,9 @@ struct CopyState {
   std::string medium;
   bool present = false;  // holds the newest backup, matching
   std::string reason;    // why not present; empty when present
+  // How far a present copy was checked when verify_checksum could not read a checksum for every
+  // file (an S3 object whose ETag is not a plain MD5: size only); empty otherwise.
+  std::string note;
   // Completion of the newest complete backup found in this location (its own catalogue).
   std::optional<double> newest_completed_at;
 };
@@ -75,10 +78,15 @@ class CopiesChecker {
   struct Verified {
     std::string signature;  // the primary's and the copy's listings the sums were compared for
     std::string reason;     // "" when every sum matched
+    std::string note;       // files compared by size only (CopyState::note)
   };
+  // Against an S3 copy (EtagIsMd5()): the primary's MD5 with each object's ETag; an object whose
+  // ETag is not a plain MD5 is compared by size only, said in *note. Else SHA-256 of both.
   std::string ChecksumReason(CopyLister& primary, CopyLister& copy, const std::string& location,
                              const std::vector<Listing>& primary_listings,
-                             const std::vector<Listing>& copy_listings, CancelToken& cancel);
+                             const std::vector<Listing>& copy_listings, CancelToken& cancel,
+                             std::string* note);
+  std::map<std::string, std::string> primary_md5s_;  // rel -> md5 (S3 copies)
   std::string primary_signature_;                    // listings primary_sums_ is for
   std::map<std::string, std::string> primary_sums_;  // rel -> sha256
   std::map<std::string, Verified> verified_;         // location -> last result

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "agent/errors.h"
+#include "agent/storage/s3_client.h"
 
 namespace rw {
 namespace {
@@ -54,6 +55,43 @@ void Walk(const std::string& dir, const std::string& rel, std::vector<StoredObje
     out->push_back(StoredObject{r, static_cast<std::uint64_t>(st.st_size), MtimeNs(st), {}});
   }
 }
+
+// A location in an S3 bucket (s3://bucket/prefix).
+class S3Lister : public CopyLister {
+ public:
+  S3Lister(std::string root, const S3Options& options) : root_(std::move(root)), client_(options) {
+    std::string why;
+    if (!ParseS3Url(root_, &loc_, &why)) throw Error(ErrorKind::kConfig, why);
+  }
+  std::string root() const override { return root_; }
+  Listing List(const std::string& rel, CancelToken& cancel) override {
+    const std::string key = loc_.Key(rel);
+    Listing l;
+    // Also proves the bucket is there: a missing bucket is an error, not an empty copy.
+    for (auto& o : client_.List(loc_.bucket, key, cancel)) {
+      if (o.key != key && o.key.compare(0, key.size() + 1, key + "/") != 0) continue;
+      StoredObject s;
+      s.rel = o.key.substr(loc_.ListPrefix().size());
+      s.size = o.size;
+      s.mtime_ns = static_cast<std::int64_t>(o.last_modified * 1e9);
+      if (IsPlainMd5Etag(o.etag)) s.etag = o.etag;
+      l.objects.push_back(std::move(s));
+    }
+    l.found = !l.objects.empty();
+    return l;
+  }
+  void Read(const std::string& rel, const std::function<void(const char*, std::size_t)>& sink,
+            CancelToken& cancel) override {
+    client_.Get(loc_.bucket, loc_.Key(rel), sink, cancel);
+  }
+  std::string DefaultMedium() const override { return "s3:" + loc_.bucket; }
+  bool EtagIsMd5() const override { return true; }
+
+ private:
+  std::string root_;
+  S3Location loc_;
+  S3Client client_;
+};
 
 }  // namespace
 
@@ -116,8 +154,13 @@ std::string LocalLister::DefaultMedium() const {
   return "dev:" + std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
 }
 
-std::unique_ptr<CopyLister> MakeCopyLister(const std::string& location) {
+std::unique_ptr<CopyLister> MakeCopyLister(const std::string& location, const S3Options* s3) {
   if (!location.empty() && location[0] == '/') return std::make_unique<LocalLister>(location);
+  if (IsS3Url(location)) {
+    if (s3 == nullptr)
+      throw Error(ErrorKind::kConfig, "no [target.backup.s3] settings to read " + location);
+    return std::make_unique<S3Lister>(location, *s3);
+  }
   const std::size_t scheme = location.find("://");
   throw Error(ErrorKind::kUnsupported,
               "no lister for " +
@@ -126,11 +169,13 @@ std::unique_ptr<CopyLister> MakeCopyLister(const std::string& location) {
                   " in this build");
 }
 
-std::string Sha256Of(CopyLister& lister, const std::string& rel, CancelToken& cancel) {
+namespace {
+std::string DigestOf(CopyLister& lister, const std::string& rel, const EVP_MD* algorithm,
+                     CancelToken& cancel) {
   EVP_MD_CTX* md = EVP_MD_CTX_new();
-  if (!md || EVP_DigestInit_ex(md, EVP_sha256(), nullptr) != 1) {
+  if (!md || EVP_DigestInit_ex(md, algorithm, nullptr) != 1) {
     EVP_MD_CTX_free(md);
-    throw Error(ErrorKind::kIo, "cannot start SHA-256");
+    throw Error(ErrorKind::kIo, "cannot start a digest");
   }
   try {
     lister.Read(
@@ -150,6 +195,15 @@ std::string Sha256Of(CopyLister& lister, const std::string& rel, CancelToken& ca
     hex += kHex[out[i] & 15];
   }
   return hex;
+}
+}  // namespace
+
+std::string Sha256Of(CopyLister& lister, const std::string& rel, CancelToken& cancel) {
+  return DigestOf(lister, rel, EVP_sha256(), cancel);
+}
+
+std::string Md5Of(CopyLister& lister, const std::string& rel, CancelToken& cancel) {
+  return DigestOf(lister, rel, EVP_md5(), cancel);
 }
 
 }  // namespace rw

@@ -46,6 +46,9 @@ class CopyLister {
                     CancelToken& cancel) = 0;
   // The medium a copy on this store counts as when none is configured (see CopyConfig::medium).
   virtual std::string DefaultMedium() const = 0;
+  // True when an object's etag, when set, is the MD5 of its content (S3 single-part uploads):
+  // verify_checksum then compares it with the primary's MD5 instead of reading the object.
+  virtual bool EtagIsMd5() const { return false; }
 };
 
 // A directory on a local or mounted file system.
@@ -63,11 +66,18 @@ class LocalLister : public CopyLister {
   std::string root_;
 };
 
-// The lister for a configured location: LocalLister for an absolute path. Another scheme
-// (s3://...) throws Error(kUnsupported) naming it until its lister is plugged in here.
-std::unique_ptr<CopyLister> MakeCopyLister(const std::string& location);
+struct S3Options;
+// The lister for a configured location: LocalLister for an absolute path; for s3://bucket/prefix
+// an S3 lister through agent/storage/s3_client.h with `s3` ([target.backup.s3]; without it,
+// Error(kConfig)). It lists the objects at "prefix/rel" (a key) or below "prefix/rel/" (a
+// directory); an object's etag is kept only when it is a plain MD5; its default medium is
+// "s3:BUCKET". Another scheme throws Error(kUnsupported) naming it.
+std::unique_ptr<CopyLister> MakeCopyLister(const std::string& location,
+                                           const S3Options* s3 = nullptr);
 
 // The hex SHA-256 of the object at `rel`, streamed. Throws Error(kIo).
 std::string Sha256Of(CopyLister& lister, const std::string& rel, CancelToken& cancel);
+// The hex MD5 of the object at `rel`, streamed (to compare with an S3 ETag). Throws Error(kIo).
+std::string Md5Of(CopyLister& lister, const std::string& rel, CancelToken& cancel);
 
 }  // namespace rw

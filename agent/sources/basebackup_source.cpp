@@ -16,6 +16,7 @@
 #include "agent/sources/basebackup_catalogue.h"
 #include "agent/sources/basebackup_verify.h"
 #include "agent/sources/physical_recovery.h"
+#include "agent/sources/s3_source.h"
 #include "agent/units.h"
 #include "agent/wal_archive.h"
 
@@ -519,6 +520,9 @@ void ReadBasebackupDrillOptions(config::Reader& r, BasebackupDrillOptions* out) 
 
 std::unique_ptr<BackupSource> MakeBasebackupSource(const Environment& env,
                                                    const TargetConfig& target) {
+  // backup.path = "s3://...": listed and downloaded by the S3 source, restored by this one.
+  if (target.backup.paths.size() == 1 && IsS3Url(target.backup.paths[0]))
+    return MakeS3BasebackupSource(env, target);
   return std::make_unique<BasebackupSource>(env, target);
 }
 

@@ -17,6 +17,7 @@
 #include "agent/orphans.h"
 #include "agent/pg/process.h"
 #include "agent/sources/basebackup_source.h"
+#include "agent/sources/fetch_dir.h"
 #include "agent/sources/pg_dump_source.h"
 #include "agent/units.h"
 
@@ -82,44 +83,6 @@ bool IsDir(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
-
-// The directory fetch writes into: `backup/` inside a work_dir directory carrying the agent's
-// marker (.restorewatch, as sandboxes do), so that one left by a crash or a kill -9 is swept at
-// the next start (agent/orphans.h). Removed, with everything in it, when the restore ends.
-class FetchDir {
- public:
-  FetchDir(const std::string& work_dir, const std::string& target,
-           const std::optional<RunAs>& owner)
-      : outer_(MakeTempDir(work_dir, "fetch-", owner)) {
-    std::ofstream m(outer_ + "/.restorewatch");
-    m << "owner=restorewatch pid=" << getpid() << " created=" << FormatTimestamp(NowUnix())
-      << "\nkind=command-fetch " << FormatIdentity(SelfIdentity()) << " target=" << target << "\n";
-    m.close();
-    if (!m) {
-      RemoveTree(outer_);
-      throw Error(ErrorKind::kIo, "cannot write the marker file in " + outer_);
-    }
-    path_ = outer_ + "/backup";
-    try {
-      MakeDirs(path_, 0700, owner);
-    } catch (...) {
-      RemoveTree(outer_);
-      throw;
-    }
-  }
-  ~FetchDir() {
-    std::string err;
-    if (!RemoveTree(outer_, &err))
-      LogWarn("cannot remove the fetch directory", {{"dir", outer_}, {"error", err}});
-  }
-  FetchDir(const FetchDir&) = delete;
-  FetchDir& operator=(const FetchDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string outer_;
-  std::string path_;
-};
 
 class CommandSource : public BackupSource {
  public:

@@ -22,6 +22,7 @@
 #include "agent/secrets.h"
 #include "agent/sources/pg_dump_discovery.h"
 #include "agent/sources/pg_dump_text.h"
+#include "agent/sources/s3_source.h"
 
 namespace rw {
 namespace {
@@ -716,6 +717,9 @@ PgDumpSource::Loaded PgDumpSource::Load(const BackupInfo& backup, SandboxHost& s
 }  // namespace
 
 std::unique_ptr<BackupSource> MakePgDumpSource(const Environment& env, const TargetConfig& target) {
+  // backup.path = "s3://...": listed and downloaded by the S3 source, restored by this one.
+  if (target.backup.paths.size() == 1 && IsS3Url(target.backup.paths[0]))
+    return MakeS3PgDumpSource(env, target);
   return std::make_unique<PgDumpSource>(env, target);
 }
 

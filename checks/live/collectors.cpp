@@ -1,13 +1,13 @@
 #include "checks/live/archiver_collector.h"
 #include "checks/live/backup_catalogue_collector.h"
 #include "checks/live/copies_collector.h"
-#include "checks/registry.h"
 #include "checks/live/replication_collector.h"
 #include "checks/live/slots_collector.h"
 #include "checks/live/source_collector.h"
 #include "checks/live/standby_collector.h"
 #include "checks/live/table_activity_collector.h"
 #include "checks/live/wal_archive_collector.h"
+#include "checks/registry.h"
 
 namespace rw {
 namespace {
@@ -36,7 +36,10 @@ bool HasCopies(const TargetConfig& t) { return !t.backup.copies.empty(); }
 std::unique_ptr<Collector> MakeWalArchive(const TargetConfig& t) {
   WalArchiveOptions o;
   o.archive_dir = t.backup.wal_archive;
-  if (t.backup.type == "basebackup" && !t.backup.paths.empty()) o.backups_path = t.backup.paths[0];
+  // Base backups on S3 are not read here: the archive is then checked from its oldest segment.
+  if (t.backup.type == "basebackup" && !t.backup.paths.empty() && !IsS3Url(t.backup.paths[0]))
+    o.backups_path = t.backup.paths[0];
+  o.s3 = t.backup.s3;
   o.pitr_window = t.backup.pitr_window;
   return std::make_unique<WalArchiveCollector>(std::move(o));
 }

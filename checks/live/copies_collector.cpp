@@ -67,6 +67,8 @@ std::vector<MetricFamilyData> CopiesCollector::Collect(CollectContext& ctx) {
     states[i].newest_completed_at = NewestIn(ctx, ctx.target.backup.copies[i - 1]);
   for (const auto& s : states) {
     if (!s.present) ctx.notes.push_back("copy \"" + s.location + "\" (" + s.path + ") " + s.reason);
+    if (s.present && !s.note.empty())
+      ctx.notes.push_back("copy \"" + s.location + "\" (" + s.path + ") " + s.note);
     std::string& last = last_reason_[s.location];
     if (last != s.reason) {
       if (s.present)

@@ -87,6 +87,21 @@ WalArchiveCollector::WalArchiveCollector(WalArchiveOptions options) : opts_(std:
 wal::ContinuityReport WalArchiveCollector::Check(CancelToken* cancel) {
   wal::ContinuityOptions co;
   co.archive_dir = opts_.archive_dir;
+  if (IsS3Url(opts_.archive_dir)) {
+    if (opts_.state_dir.empty())
+      throw Error(ErrorKind::kConfig, "wal_archive on S3 needs a state dir for its mirror");
+    if (!mirror_)
+      mirror_ = std::make_unique<S3WalMirror>(opts_.archive_dir, opts_.s3,
+                                              opts_.state_dir + "/wal_archive.s3");
+    CancelToken none;
+    // A gap may be filled by a late upload below the last key seen: list everything then.
+    const auto st = mirror_->Sync(!last_ok_, cancel ? *cancel : none);
+    LogDebug("wal_archive: S3 mirror synced", {{"archive", opts_.archive_dir},
+                                               {"requests", std::to_string(st.requests)},
+                                               {"fetched", std::to_string(st.fetched)},
+                                               {"full", st.full ? "true" : "false"}});
+    co.archive_dir = mirror_->dir();
+  }
   co.state_dir = opts_.state_dir;
   co.segment_size = opts_.segment_size;
   co.settle = opts_.settle;
@@ -94,7 +109,7 @@ wal::ContinuityReport WalArchiveCollector::Check(CancelToken* cancel) {
   std::vector<WindowBackup> backups;
   if (!opts_.backups_path.empty()) {
     basebackup::CatalogueOptions bo;
-    bo.wal_archive = opts_.archive_dir;
+    bo.wal_archive = co.archive_dir;
     auto cat = basebackup::ReadCatalogue(opts_.backups_path, bo, cancel);
     for (const auto& b : cat.backups)
       if (b.complete) backups.push_back({b.start_timeline, b.start_lsn, b.stop_time});
@@ -113,6 +128,7 @@ wal::ContinuityReport WalArchiveCollector::Check(CancelToken* cancel) {
              {"missing", rep.missing},
              {"bad", static_cast<std::uint64_t>(rep.bad.size())}});
   last_logged_ = rep.ok() ? std::string() : summary;
+  last_ok_ = rep.ok();
   last_ = rep;
   return rep;
 }

@@ -21,12 +21,14 @@
 // when the archive cannot be listed (then collector_success is 0). Called by one thread at a
 // time; LastReport() may be called from any thread.
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "agent/collector.h"
+#include "agent/storage/s3_wal_mirror.h"
 #include "agent/wal_archive.h"
 
 namespace rw {
@@ -41,6 +43,10 @@ struct WalArchiveOptions {
   Duration settle = std::chrono::seconds(60);  // a short newest segment younger than this is in
                                                // flight, not corrupt
   Duration pitr_window = Duration::zero();     // objective (backup.pitr_window); 0 = none
+  // archive_dir = "s3://bucket/prefix": how to reach it ([target.backup.s3]). The archive is
+  // read through a local mirror in state_dir (agent/storage/s3_wal_mirror.h), listed
+  // incrementally.
+  S3Options s3;
 };
 
 // A complete base backup as the PITR window sees it.
@@ -83,8 +89,10 @@ class WalArchiveCollector : public Collector {
   WalArchiveOptions opts_;
   mutable std::mutex mu_;
   std::optional<wal::ContinuityReport> last_;
-  std::vector<WindowBackup> backups_;  // of the last Check() (backups_path only)
-  std::string last_logged_;  // the summary last logged, so a lasting gap is logged once
+  std::vector<WindowBackup> backups_;    // of the last Check() (backups_path only)
+  std::string last_logged_;              // the summary last logged, so a lasting gap is logged once
+  std::unique_ptr<S3WalMirror> mirror_;  // archive_dir on S3: its local mirror
+  bool last_ok_ = false;                 // the last check found the archive continuous
 };
 
 }  // namespace rw

@@ -21,6 +21,7 @@
 #include "agent/units.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/pg_fixture.h"
+#include "tests/support/s3rver.h"
 
 using namespace rw;
 using namespace std::chrono_literals;
@@ -28,7 +29,6 @@ using namespace std::chrono_literals;
 namespace {
 
 const char* kStanza = "demo";
-const char* kS3rver = "/opt/restorewatch-test/node_modules/.bin/s3rver";
 
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -260,34 +260,10 @@ TEST_CASE(
 
 TEST_CASE("pgbackrest drill of a repository on S3 (s3rver)", "[integration][pgbackrest]") {
   REQUIRE(FindProgram("pgbackrest"));
-  INFO("s3rver is installed by .ci/setup into /opt/restorewatch-test");
-  REQUIRE(::access(kS3rver, X_OK) == 0);
   test::TestDir dir("rwpgbrs3-");
-  // A self-signed certificate for 127.0.0.1 (pgBackRest is told not to verify it).
-  ProcessSpec cert;
-  cert.argv = {"openssl",  "req",           "-x509",   "-newkey",
-               "rsa:2048", "-nodes",        "-keyout", dir / "s3.key",
-               "-out",     dir / "s3.crt",  "-days",   "1",
-               "-subj",    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"};
-  cert.timeout = 1min;
-  REQUIRE(RunProcess(cert).ok());
-  MakeDirs(dir / "s3", 0700);
-  const int port = PickFreePort();
-  ProcessSpec s3;
-  s3.argv = {kS3rver,        "-d",     dir / "s3",           "-a",
-             "127.0.0.1",    "-p",     std::to_string(port), "--key",
-             dir / "s3.key", "--cert", dir / "s3.crt",       "--configure-bucket",
-             "pgbr",         "-s"};
-  ChildProcess s3rver(s3, dir / "s3rver.log");
-  REQUIRE(test::Eventually(
-      [&] {
-        ProcessSpec probe;
-        probe.argv = {"curl", "-sk", "-o", "/dev/null",
-                      "https://127.0.0.1:" + std::to_string(port) + "/"};
-        probe.timeout = 5s;
-        return RunProcess(probe).exit_code == 0;
-      },
-      60));
+  // HTTPS with a self-signed certificate for 127.0.0.1 (pgBackRest is told not to verify it).
+  test::S3rver s3rver(dir, {"pgbr"}, /*tls=*/true);
+  const int port = s3rver.port();
 
   auto primary = StartPrimary(dir);
   const std::string conf = dir / "pgbackrest.conf";

@@ -104,6 +104,8 @@ TEST_CASE("config: every file in conf/ loads cleanly", "[unit][config]") {
   TempDir dir;
   dir.Write("secrets/blog.password", "blog-secret\n");
   dir.Write("secrets/scratch.password", "scratch-secret\n");
+  dir.Write("secrets/s3-access-key-id", "AKIAEXAMPLE\n");
+  dir.Write("secrets/s3-secret-access-key", "example-secret\n");
   ScopedEnv shop("RW_SHOP_PASSWORD", "shop-secret");
   ScopedEnv version("RW_EXAMPLE_SCHEMA_VERSION", "20261125");
 

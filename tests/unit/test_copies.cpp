@@ -143,9 +143,13 @@ copies = [{ path = "/c" }]
 
   auto s3 = Load(R"(path = "/b"
 copies = [{ name = "dr", path = "s3://bucket/pg", offsite = true }]
+[target.backup.s3]
+endpoint = "http://127.0.0.1:9000"
+access_key_id = "AKIAEXAMPLE"
+secret_access_key = "example-secret"
 )");
   INFO(Errors(s3));
-  CHECK(s3.config);  // accepted: read by the S3 lister once it is plugged in
+  CHECK(s3.config);  // read by the S3 lister (agent/copy_lister.h)
 }
 
 TEST_CASE("copies: 3-2-1 over the present locations", "[unit][copies]") {
@@ -306,10 +310,16 @@ TEST_CASE("copies: checker and drill choice on real directories", "[unit][copies
   CHECK(states[2].reason.find("cannot be read: cannot read " + (dir / "gone")) !=
         std::string::npos);
 
-  // Not a lister this build has.
+  // An S3 copy whose endpoint does not answer (nothing listens on port 1): not present, naming
+  // the URL.
   t.backup.copies[1].path = "s3://bucket/pg";
+  t.backup.s3.endpoint = "http://127.0.0.1:1";
+  t.backup.s3.path_style = true;
   states = checker.Check(t, newest, cancel);
-  CHECK(states[2].reason.find("no lister for s3:// locations") != std::string::npos);
+  CHECK_FALSE(states[2].present);
+  INFO(states[2].reason);
+  CHECK(states[2].reason.find("cannot be read: S3 GET http://127.0.0.1:1/bucket?") !=
+        std::string::npos);
   CHECK(states[2].medium == "s3:bucket");
 }
 
