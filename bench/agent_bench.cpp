@@ -80,6 +80,19 @@ void ProcStatus(pid_t pid, double* rss_mib, int* threads) {
   }
 }
 
+// RssAnon and RssFile (MiB) of a process: the heap and stacks versus mapped library pages.
+std::string RssSplit(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  double anon = 0, file = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("RssAnon:", 0) == 0) anon = std::strtod(line.c_str() + 8, nullptr) / 1024.0;
+    if (line.rfind("RssFile:", 0) == 0) file = std::strtod(line.c_str() + 8, nullptr) / 1024.0;
+  }
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "anon %.1f MiB, file %.1f MiB", anon, file);
+  return buf;
+}
+
 std::unique_ptr<httplib::Client> Client(int port) {
   auto c = std::make_unique<httplib::Client>("127.0.0.1", port);
   c->set_connection_timeout(5, 0);
@@ -281,7 +294,8 @@ int main(int argc, char** argv) {
       ProcStatus(agent->pid(), &rss, &threads);
       rows.push_back({"RSS, 3 targets (MiB)", Fmt("%.1f", rss), "< 16", rss < 16 ? 1 : 0});
       rows.push_back({"threads, 3 targets", std::to_string(threads), "-", -1});
-      std::printf("3 targets: RSS %.1f MiB, %d threads\n", rss, threads);
+      std::printf("3 targets: RSS %.1f MiB (%s), %d threads\n", rss, RssSplit(agent->pid()).c_str(),
+                  threads);
 
       source->Psql("select pg_stat_statements_reset()");
       std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(window * 1000)));
@@ -337,7 +351,8 @@ int main(int argc, char** argv) {
       double rss = 0;
       int threads = 0;
       ProcStatus(agent->pid(), &rss, &threads);
-      std::printf("50 targets: RSS %.1f MiB, %d threads\n", rss, threads);
+      std::printf("50 targets: RSS %.1f MiB (%s), %d threads\n", rss,
+                  RssSplit(agent->pid()).c_str(), threads);
       rows.push_back({"RSS, 50 targets (MiB)", Fmt("%.1f", rss), "< 32", rss < 32 ? 1 : 0});
       rows.push_back({"threads, 50 targets", std::to_string(threads), "-", -1});
       stop_agent(agent);

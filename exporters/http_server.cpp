@@ -254,6 +254,8 @@ void HttpServer::Start() {
     if (!h.metrics_page) return res.set_content(h.metrics(), kMetricsContentType);
     std::shared_ptr<const RenderedMetrics> page = h.metrics_page();
     res.set_header("Vary", "Accept-Encoding");
+    // Which rendering this is (1, 2, ...): two answers with the same number are the same page.
+    res.set_header("X-Restorewatch-Render", std::to_string(page->serial));
     if (AcceptsGzip(req.get_header_value("Accept-Encoding"))) {
       // Already compressed: a type cpp-httplib does not compress again; the post-routing handler
       // puts the metrics type back once the body is final.

@@ -180,9 +180,12 @@ class TargetRuntime {
     }
   }
 
-  void Start() {
+  // first_delay: when the first runs are due (the agent spreads targets over a second, so the
+  // ticks of many targets do not all fall on the same instant).
+  void Start(Duration first_delay) {
     for (std::size_t i = 0; i < collectors_.size(); ++i)
-      jobs_.push_back(pool_.Add([this, i] { return CollectorTurn(collectors_[i].get()); }));
+      jobs_.push_back(
+          pool_.Add([this, i] { return CollectorTurn(collectors_[i].get()); }, first_delay));
   }
 
   void RequestStop() {
@@ -367,6 +370,14 @@ void Agent::Start() {
     });
     board_.OnChange([this] { monitor_->Kick(render_job_, std::chrono::milliseconds(200)); });
   }
+  // Freed heap pages go back to the system every 10 s (the collectors' result sets and the
+  // renders come and go; glibc otherwise keeps what it freed in the middle of the heap).
+  monitor_->Add(
+      [] {
+        malloc_trim(0);
+        return Duration(std::chrono::seconds(10));
+      },
+      std::chrono::seconds(10));
   PublishAgentMetrics();
   notify_ = std::make_unique<NotificationHub>(
       env_->state_dir,
@@ -451,11 +462,12 @@ void Agent::SyncStates(bool at_start) {
 
 void Agent::StartTargets() {
   std::lock_guard<std::mutex> lk(mu_);
+  std::size_t index = 0;
   for (const auto& t : config_->targets) {
     auto st = states_.find(t.name);
     if (st == states_.end()) continue;  // its state could not be opened (logged)
     auto rt = std::make_unique<TargetRuntime>(config_, t, *env_, board_, st->second, *monitor_);
-    rt->Start();
+    rt->Start(std::chrono::milliseconds(100 * (index++ % 10)));
     targets_[t.name] = std::move(rt);
   }
 }

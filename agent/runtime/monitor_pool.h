@@ -9,10 +9,10 @@
 // job never runs twice at once, and jobs are started in order of when they are due.
 //
 // Workers: min_workers always; one more (up to max_workers) when a due job has waited longer
-// than grow_after with every worker busy (a hung database holds a worker only for its
+// than grow_after (2 s) with every worker busy (a hung database holds a worker only for its
 // connect/statement timeout, and the others keep ticking); a worker above min_workers retires
-// after idle_retire without work. Growth is checked when a worker takes a job and by Maintain()
-// (the agent calls it every second), so it also happens while every worker is stuck.
+// after idle_retire (10 s) without work. Growth is checked when a worker takes a job and by
+// Maintain() (the agent calls it every second), so it also happens while every worker is stuck.
 //
 // Thread-safe. Stop() (or the destructor) cancels every job, waits for running turns and joins
 // the workers.
@@ -41,8 +41,8 @@ class MonitorPool {
   struct Options {
     int min_workers = 2;
     int max_workers = 32;
-    Duration grow_after = std::chrono::seconds(1);
-    Duration idle_retire = std::chrono::seconds(30);
+    Duration grow_after = std::chrono::seconds(2);
+    Duration idle_retire = std::chrono::seconds(10);
   };
 
   MonitorPool();
