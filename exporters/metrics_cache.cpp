@@ -8,9 +8,10 @@ namespace rw {
 
 MetricsCache::MetricsCache(std::function<std::string()> render) : render_(std::move(render)) {}
 
-void MetricsCache::Refresh() {
+void MetricsCache::Refresh(std::uint64_t tag) {
   std::lock_guard<std::mutex> rl(refresh_mu_);
   auto page = std::make_shared<RenderedMetrics>();
+  page->tag = tag;
   page->text = render_();
   page->gzip = GzipCompress(page->text);
   page->serial = ++serial_;
@@ -24,6 +25,11 @@ std::shared_ptr<const RenderedMetrics> MetricsCache::Get() {
     if (page_) return page_;
   }
   Refresh();
+  std::lock_guard<std::mutex> lk(mu_);
+  return page_;
+}
+
+std::shared_ptr<const RenderedMetrics> MetricsCache::Peek() {
   std::lock_guard<std::mutex> lk(mu_);
   return page_;
 }

@@ -16,15 +16,19 @@ struct RenderedMetrics {
   std::string text;          // Prometheus text format 0.0.4
   std::string gzip;          // the same bytes, gzip-compressed
   std::uint64_t serial = 0;  // 1 for the first page, +1 per refresh
+  std::uint64_t tag = 0;     // what the caller of Refresh() said the page covers (a generation)
 };
 
 class MetricsCache {
  public:
   explicit MetricsCache(std::function<std::string()> render);
-  // Renders now and publishes the page (readers holding the previous one keep it).
-  void Refresh();
+  // Renders now and publishes the page (readers holding the previous one keep it). `tag`: read
+  // before rendering (the agent passes the board's generation), so the page covers at least it.
+  void Refresh(std::uint64_t tag = 0);
   // The newest page; renders the first one when there is none yet.
   std::shared_ptr<const RenderedMetrics> Get();
+  // The newest page, or null; never renders.
+  std::shared_ptr<const RenderedMetrics> Peek();
 
  private:
   std::function<std::string()> render_;

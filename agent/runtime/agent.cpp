@@ -365,7 +365,7 @@ void Agent::Start() {
     // one tick coalesce) and every second (process_* families).
     metrics_cache_ = std::make_unique<MetricsCache>([this] { return exporter_->Render(); });
     render_job_ = monitor_->Add([this] {
-      metrics_cache_->Refresh();
+      metrics_cache_->Refresh(board_.generation());
       return Duration(std::chrono::seconds(1));
     });
     board_.OnChange([this] { monitor_->Kick(render_job_, std::chrono::milliseconds(200)); });
@@ -508,6 +508,7 @@ void Agent::Reload(Config config) {
     notify_->Configure(next->notifiers, TargetNames(*next));  // queues of kept notifiers survive
   InitLogging(next->agent.log_format, next->agent.log_level);
   last_reload_ok_ = true;
+  ready_generation_ = 0;  // the new collectors' first runs decide readiness again
   config_loaded_at_ = NowUnix();
   PublishAgentMetrics();
   StartTargets();
@@ -837,10 +838,22 @@ bool Agent::Stop() {
 int Agent::http_port() const { return http_ ? http_->port() : 0; }
 
 bool Agent::Ready() const {
-  std::lock_guard<std::mutex> lk(mu_);
-  for (const auto& [name, rt] : targets_)
-    if (!rt->AllCollectedOnce()) return false;
-  return env_ != nullptr;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (const auto& [name, rt] : targets_)
+      if (!rt->AllCollectedOnce()) return false;
+  }
+  if (env_ == nullptr) return false;
+  if (!metrics_cache_) return true;
+  std::uint64_t want = ready_generation_.load();
+  if (want == 0) {
+    const std::uint64_t now = board_.generation();
+    ready_generation_.compare_exchange_strong(want, now);
+    want = ready_generation_.load();
+    monitor_->Kick(render_job_);  // no need to wait for the debounce
+  }
+  auto page = metrics_cache_->Peek();
+  return page && page->tag >= want;
 }
 
 AgentStatus Agent::Status() const {

@@ -131,6 +131,9 @@ class Agent {
   std::unique_ptr<MonitorPool> monitor_;
   std::unique_ptr<MetricsCache> metrics_cache_;  // what /metrics serves (metrics_cache.h)
   std::uint64_t render_job_ = 0;                 // the pool job refreshing metrics_cache_
+  // The board generation once every collector had run (0: not yet, or reloaded since): ready
+  // only when the page /metrics serves covers it, so a scrape after /readyz sees the collectors.
+  mutable std::atomic<std::uint64_t> ready_generation_{0};
   std::unique_ptr<HttpServer> http_;
 
   // Drill slots: which targets run a drill, how many run, and the threads the scheduler started.
