@@ -400,6 +400,9 @@ void Agent::Start() {
     h.ledger_json = [this](const std::string& t) { return LedgerJson(t); };
     if (config_->agent.enable_drill_api)
       h.drill_request = [this](const std::string& t) { return DrillApi(t); };
+    // The first page served holds everything published so far (the drill history loaded from
+    // the state dir, the agent's own series), not a render from before the targets were set up.
+    metrics_cache_->Refresh(board_.generation());
     http_ = std::make_unique<HttpServer>(config_->agent.listen, h, AgentWebConfig(*config_));
     http_->Start();
     LogInfo("listening", {{"address", http_->host() + ":" + std::to_string(http_->port())}});
