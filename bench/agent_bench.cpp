@@ -1,7 +1,8 @@
 // The agent itself (issue 13 target 5), measured on the real `restorewatch run` binary against a
 // real PostgreSQL 15 source holding 1,000 tables, with 20 physical replication slots each
 // streamed by a pg_receivewal (so the replication and slots collectors report 20 rows):
-//   - resident memory (VmRSS) and threads after warm-up, with 3 targets and with 50 targets
+//   - resident memory (VmRSS, the larger of two readings 7 s apart after a 15 s warm-up) and
+//     threads, with 3 targets and with 50 targets
 //     (targets: < 16 MiB and < 32 MiB);
 //   - /metrics latency at 200 requests/s on loopback while a drill runs (p99 < 5 ms);
 //   - the database time of one monitoring tick (< 50 ms): the pg_stat_statements total_exec_time
@@ -292,6 +293,11 @@ int main(int argc, char** argv) {
       double rss = 0;
       int threads = 0;
       ProcStatus(agent->pid(), &rss, &threads);
+      // The larger of two readings 7 s apart (malloc_trim runs every 10 s).
+      std::this_thread::sleep_for(std::chrono::seconds(7));
+      double rss2 = 0;
+      ProcStatus(agent->pid(), &rss2, &threads);
+      rss = std::max(rss, rss2);
       rows.push_back({"RSS, 3 targets (MiB)", Fmt("%.1f", rss), "< 16", rss < 16 ? 1 : 0});
       rows.push_back({"threads, 3 targets", std::to_string(threads), "-", -1});
       std::printf("3 targets: RSS %.1f MiB (%s), %d threads\n", rss, RssSplit(agent->pid()).c_str(),
@@ -351,6 +357,11 @@ int main(int argc, char** argv) {
       double rss = 0;
       int threads = 0;
       ProcStatus(agent->pid(), &rss, &threads);
+      // The larger of two readings 7 s apart (malloc_trim runs every 10 s).
+      std::this_thread::sleep_for(std::chrono::seconds(7));
+      double rss2 = 0;
+      ProcStatus(agent->pid(), &rss2, &threads);
+      rss = std::max(rss, rss2);
       std::printf("50 targets: RSS %.1f MiB (%s), %d threads\n", rss,
                   RssSplit(agent->pid()).c_str(), threads);
       rows.push_back({"RSS, 50 targets (MiB)", Fmt("%.1f", rss), "< 32", rss < 32 ? 1 : 0});
