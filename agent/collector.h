@@ -1,11 +1,13 @@
 #pragma once
 // Collector: one live-monitoring probe (archiver, replication, slots, standby, table_activity,
 // backup_catalogue, source, wal_archive), one class per file in checks/, built by the table in
-// checks/live/collectors.cpp. The monitor runs each collector on its own thread every
-// monitor_interval (or its own interval), times it and exports restorewatch_collector_success and
-// _duration_seconds; a collector throws rw::Error when it cannot collect, and then its series are
-// dropped until the next success. Each collector opens its own read-only session with timeouts,
-// so a hung database blocks only that collector. Families come without the `target` label.
+// checks/live/collectors.cpp. The monitor runs each collector as a job of the agent's shared
+// MonitorPool (agent/runtime/monitor_pool.h) every monitor_interval (or its own interval), times
+// it and exports restorewatch_collector_success and _duration_seconds; a collector throws
+// rw::Error when it cannot collect, and then its series are dropped until the next success. Each
+// collector opens its own read-only session with timeouts, so a hung database holds one pool
+// worker at most that long (the pool adds a worker when the others are all held) and blocks
+// only that collector. Families come without the `target` label.
 #include <memory>
 #include <string>
 #include <vector>

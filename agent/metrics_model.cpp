@@ -16,18 +16,39 @@ MetricFamilyData Gauge(std::string name, std::string help, double value,
 
 void MetricsBoard::Set(const std::string& target, const std::string& producer,
                        std::vector<MetricFamilyData> families) {
-  std::lock_guard<std::mutex> lk(mu_);
-  entries_[{target, producer}] = std::move(families);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    entries_[{target, producer}] = std::move(families);
+  }
+  Changed();
+}
+
+void MetricsBoard::OnChange(std::function<void()> listener) {
+  std::lock_guard<std::mutex> lk(listener_mu_);
+  listener_ = std::move(listener);
+}
+
+void MetricsBoard::Changed() {
+  ++generation_;
+  std::function<void()> fn;
+  {
+    std::lock_guard<std::mutex> lk(listener_mu_);
+    fn = listener_;
+  }
+  if (fn) fn();
 }
 
 void MetricsBoard::EraseTarget(const std::string& target) {
-  std::lock_guard<std::mutex> lk(mu_);
-  for (auto it = entries_.begin(); it != entries_.end();) {
-    if (it->first.first == target)
-      it = entries_.erase(it);
-    else
-      ++it;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (it->first.first == target)
+        it = entries_.erase(it);
+      else
+        ++it;
+    }
   }
+  Changed();
 }
 
 std::vector<MetricFamilyData> MetricsBoard::Snapshot() const {

@@ -1,11 +1,14 @@
 #include "exporters/http_server.h"
 
 #include <httplib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -13,9 +16,36 @@
 
 #include "agent/errors.h"
 #include "agent/log.h"
+#include "exporters/metrics_cache.h"
 #include "exporters/metrics_exporter.h"
 
 namespace rw {
+namespace {
+
+// The placeholder type of a pre-compressed /metrics body while cpp-httplib decides whether to
+// compress (it compresses text/*, never this); replaced by kMetricsContentType before writing.
+constexpr const char* kPrecompressedType = "application/x-restorewatch-gzip";
+
+// Whether an Accept-Encoding value accepts gzip ("gzip", "gzip;q=0.5"), not "gzip;q=0".
+bool AcceptsGzip(const std::string& accept) {
+  std::size_t pos = 0;
+  while (pos <= accept.size()) {
+    std::size_t end = accept.find(',', pos);
+    if (end == std::string::npos) end = accept.size();
+    std::string item = accept.substr(pos, end - pos);
+    pos = end + 1;
+    std::string coding = item.substr(0, item.find(';'));
+    coding.erase(0, coding.find_first_not_of(" \t"));
+    coding.erase(coding.find_last_not_of(" \t") + 1);
+    if (coding != "gzip" && coding != "x-gzip") continue;
+    auto q = item.find("q=");
+    if (q != std::string::npos && std::strtod(item.c_str() + q + 2, nullptr) <= 0) return false;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 // cpp-httplib hands every accepted connection to a TaskQueue and a worker keeps it for as long as
 // the connection lives (keep-alive included). Its default pool has 8 workers, so 8 idle clients
@@ -201,6 +231,9 @@ void HttpServer::Start() {
   s.set_socket_options([listen_fd](int sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    // No Nagle: cpp-httplib writes the headers and the body apart, and the body then waited for
+    // the client's delayed ACK (40 ms per scrape on loopback). Accepted sockets inherit it.
+    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
     *listen_fd = sock;
   });
   s.set_read_timeout(kReadTimeoutSeconds, 0);
@@ -217,8 +250,25 @@ void HttpServer::Start() {
     return httplib::Server::HandlerResponse::Handled;
   });
   HttpHandlers h = handlers_;
-  s.Get("/metrics", [h](const httplib::Request&, httplib::Response& res) {
-    res.set_content(h.metrics(), kMetricsContentType);
+  s.Get("/metrics", [h](const httplib::Request& req, httplib::Response& res) {
+    if (!h.metrics_page) return res.set_content(h.metrics(), kMetricsContentType);
+    std::shared_ptr<const RenderedMetrics> page = h.metrics_page();
+    res.set_header("Vary", "Accept-Encoding");
+    // Which rendering this is (1, 2, ...): two answers with the same number are the same page.
+    res.set_header("X-Restorewatch-Render", std::to_string(page->serial));
+    if (AcceptsGzip(req.get_header_value("Accept-Encoding"))) {
+      // Already compressed: a type cpp-httplib does not compress again; the post-routing handler
+      // puts the metrics type back once the body is final.
+      res.set_header("Content-Encoding", "gzip");
+      res.set_content(page->gzip, kPrecompressedType);
+    } else {
+      res.set_content(page->text, kMetricsContentType);
+    }
+  });
+  s.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.get_header_value("Content-Type") != kPrecompressedType) return;
+    res.headers.erase("Content-Type");
+    res.set_header("Content-Type", kMetricsContentType);
   });
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");

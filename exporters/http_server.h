@@ -29,6 +29,7 @@ class Server;
 namespace rw {
 
 class ElasticPool;
+struct RenderedMetrics;
 
 constexpr int kMaxHttpThreads = 256;  // concurrent connections served; more wait in a queue
 constexpr int kKeepAliveSeconds = 2;  // an idle connection holds a thread at most this long
@@ -44,7 +45,10 @@ struct HttpAnswer {
 };
 
 struct HttpHandlers {
-  std::function<std::string()> metrics;      // text format
+  std::function<std::string()> metrics;  // text format
+  // The pre-rendered page (exporters/metrics_cache.h); when set, /metrics serves it (its gzip
+  // when the client accepts gzip) and `metrics` is not called.
+  std::function<std::shared_ptr<const RenderedMetrics>()> metrics_page;
   std::function<bool()> ready;               // config loaded and first collection done
   std::function<std::string()> status_json;  // /api/v1/status
   // GET /api/v1/targets/NAME/history?last=N; nullopt: no such target (404).

@@ -1,6 +1,12 @@
 #include "agent/runtime/agent.h"
 
+#include <malloc.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 
 #include "agent/backup_source.h"
@@ -11,6 +17,7 @@
 #include "agent/runtime/drill_metrics.h"
 #include "agent/runtime/drill_record.h"
 #include "agent/runtime/drill_runner.h"
+#include "agent/runtime/monitor_pool.h"
 #include "agent/runtime/schedule.h"
 #include "agent/sandboxes/scratch.h"
 #include "agent/state.h"
@@ -18,6 +25,7 @@
 #include "checks/live/collector_util.h"
 #include "checks/registry.h"
 #include "exporters/http_server.h"
+#include "exporters/metrics_cache.h"
 #include "exporters/metrics_exporter.h"
 #include "exporters/notifier.h"
 #include "exporters/report.h"
@@ -140,14 +148,17 @@ class TargetState {
   std::optional<double> next_drill_;             // guarded by mu_
 };
 
-// The collectors of one [[target]] under one config, each on its own thread. Rebuilt on reload;
-// what must survive lives in the TargetState it shares. RequestStop() cancels the threads and
-// their in-flight queries; Join() joins them within a deadline.
+// The collectors of one [[target]] under one config, each a periodic job of the agent's
+// MonitorPool. Rebuilt on reload; what must survive lives in the TargetState it shares.
+// RequestStop() cancels the jobs and their in-flight queries; Join() waits, within a deadline,
+// until none of them runs.
 class TargetRuntime {
  public:
   TargetRuntime(std::shared_ptr<const Config> config, const TargetConfig& target,
-                const Environment& env, MetricsBoard& board, std::shared_ptr<TargetState> state)
-      : config_(std::move(config)),
+                const Environment& env, MetricsBoard& board, std::shared_ptr<TargetState> state,
+                MonitorPool& pool)
+      : pool_(pool),
+        config_(std::move(config)),
         target_(target),
         board_(board),
         state_(std::move(state)),
@@ -162,49 +173,29 @@ class TargetRuntime {
     for (auto& c : collectors_) statuses_[c->name()] = CollectorStatus{};
   }
 
-  // Only destroyed once joined (the agent keeps unjoined runtimes alive); joins to be sure.
+  // Only destroyed once joined (the agent keeps unjoined runtimes alive); waits to be sure.
   ~TargetRuntime() {
     RequestStop();
-    for (auto& t : threads_)
-      if (t.joinable()) t.join();
+    while (!pool_.Wait(jobs_, SteadyClock::now() + std::chrono::hours(1))) {
+    }
   }
 
-  void Start() {
-    done_.assign(collectors_.size(), false);
+  // first_delay: when the first runs are due (the agent spreads targets over a second, so the
+  // ticks of many targets do not all fall on the same instant).
+  void Start(Duration first_delay) {
     for (std::size_t i = 0; i < collectors_.size(); ++i)
-      threads_.emplace_back([this, i] {
-        CollectorLoop(collectors_[i].get());
-        std::lock_guard<std::mutex> lk(mu_);
-        done_[i] = true;
-        done_cv_.notify_all();
-      });
+      jobs_.push_back(
+          pool_.Add([this, i] { return CollectorTurn(collectors_[i].get()); }, first_delay));
   }
 
   void RequestStop() {
     cancel_.Cancel();
     CancelMonitorQueries(cancel_);
+    for (auto id : jobs_) pool_.Cancel(id);
   }
 
-  // Joins the collector threads that end by `deadline`; true when all did.
-  bool Join(SteadyClock::time_point deadline) {
-    {
-      std::unique_lock<std::mutex> lk(mu_);
-      done_cv_.wait_until(lk, deadline, [this] {
-        return std::all_of(done_.begin(), done_.end(), [](bool d) { return d; });
-      });
-    }
-    bool all = true;
-    for (std::size_t i = 0; i < threads_.size(); ++i) {
-      bool done;
-      {
-        std::lock_guard<std::mutex> lk(mu_);
-        done = done_[i];
-      }
-      if (done && threads_[i].joinable()) threads_[i].join();
-      all = all && !threads_[i].joinable();
-    }
-    return all;
-  }
+  // Waits until no collector of this runtime runs, up to `deadline`; true when none does.
+  bool Join(SteadyClock::time_point deadline) { return pool_.Wait(jobs_, deadline); }
 
   std::vector<std::string> collector_names() const {
     std::vector<std::string> names;
@@ -233,9 +224,11 @@ class TargetRuntime {
   }
 
  private:
-  void CollectorLoop(Collector* c) {
+  // One run of a collector; returns the delay until its next run (zero once stopped).
+  Duration CollectorTurn(Collector* c) {
     const std::string name = c->name();
-    while (!cancel_.cancelled()) {
+    {
+      if (cancel_.cancelled()) return Duration::zero();
       auto t0 = SteadyClock::now();
       CollectorStatus st;
       std::vector<MetricFamilyData> fams;
@@ -251,7 +244,7 @@ class TargetRuntime {
       }
       st.duration_seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
       st.last_run = NowUnix();
-      if (cancel_.cancelled()) break;
+      if (cancel_.cancelled()) return Duration::zero();
       if (!st.success) {
         std::string prev;
         {
@@ -279,10 +272,11 @@ class TargetRuntime {
       }
       Duration interval = c->interval(target_);
       if (interval.count() <= 0) interval = std::chrono::seconds(15);
-      cancel_.SleepFor(interval);
+      return interval;
     }
   }
 
+  MonitorPool& pool_;                     // the agent's, outlives every runtime
   std::shared_ptr<const Config> config_;  // keeps target_ alive
   const TargetConfig& target_;
   MetricsBoard& board_;
@@ -291,11 +285,9 @@ class TargetRuntime {
   const std::string state_dir_;  // env.state_dir/<target>
   std::unique_ptr<BackupSource> backup_source_;
   std::vector<std::unique_ptr<Collector>> collectors_;
-  std::vector<std::thread> threads_;
+  std::vector<MonitorPool::JobId> jobs_;  // one per collector; set by Start()
   CancelToken cancel_;
   mutable std::mutex mu_;
-  std::condition_variable done_cv_;
-  std::vector<bool> done_;                           // guarded by mu_
   std::map<std::string, CollectorStatus> statuses_;  // guarded by mu_
 };
 
@@ -314,6 +306,31 @@ struct Agent::ScheduledTarget {
 
 namespace {
 
+// Raises the calling thread's nice value by `delta` for its lifetime (0: nothing); processes it
+// forks meanwhile inherit it. Put back at the end when allowed (as root), else the thread stays
+// nicer, which only a drill's own thread ever is.
+class NiceThread {
+ public:
+  explicit NiceThread(int delta) {
+    if (delta <= 0) return;
+    tid_ = static_cast<pid_t>(syscall(SYS_gettid));
+    errno = 0;
+    old_ = getpriority(PRIO_PROCESS, static_cast<id_t>(tid_));
+    if (errno != 0) return;
+    applied_ = setpriority(PRIO_PROCESS, static_cast<id_t>(tid_), std::min(19, old_ + delta)) == 0;
+  }
+  ~NiceThread() {
+    if (applied_) setpriority(PRIO_PROCESS, static_cast<id_t>(tid_), old_);
+  }
+  NiceThread(const NiceThread&) = delete;
+  NiceThread& operator=(const NiceThread&) = delete;
+
+ private:
+  pid_t tid_ = 0;
+  int old_ = 0;
+  bool applied_ = false;
+};
+
 std::vector<std::string> TargetNames(const Config& c) {
   std::vector<std::string> names;
   for (const auto& t : c.targets) names.push_back(t.name);
@@ -331,6 +348,8 @@ Agent::~Agent() {
   // threads use it, so wait for them rather than free it under them.
   ReapDrillThreads(/*wait_all=*/true);
   unjoined_.clear();  // ~TargetRuntime joins
+  board_.OnChange(nullptr);
+  monitor_.reset();  // after every runtime: they run on it
 }
 
 void Agent::Start() {
@@ -340,6 +359,25 @@ void Agent::Start() {
   env_ = std::make_unique<Environment>(Environment::FromConfig(config_->agent));
   RemoveOrphanedWorkDirs(env_->work_dir);
   exporter_ = std::make_unique<MetricsExporter>(board_);
+  monitor_ = std::make_unique<MonitorPool>();
+  if (options_.serve_http) {
+    // /metrics is rendered here, not by scrapes: 200 ms after the board changes (the changes of
+    // one tick coalesce) and every second (process_* families).
+    metrics_cache_ = std::make_unique<MetricsCache>([this] { return exporter_->Render(); });
+    render_job_ = monitor_->Add([this] {
+      metrics_cache_->Refresh(board_.generation());
+      return Duration(std::chrono::seconds(1));
+    });
+    board_.OnChange([this] { monitor_->Kick(render_job_, std::chrono::milliseconds(200)); });
+  }
+  // Freed heap pages go back to the system every 10 s (the collectors' result sets and the
+  // renders come and go; glibc otherwise keeps what it freed in the middle of the heap).
+  monitor_->Add(
+      [] {
+        malloc_trim(0);
+        return Duration(std::chrono::seconds(10));
+      },
+      std::chrono::seconds(10));
   PublishAgentMetrics();
   notify_ = std::make_unique<NotificationHub>(
       env_->state_dir,
@@ -353,6 +391,7 @@ void Agent::Start() {
   if (options_.serve_http) {
     HttpHandlers h;
     h.metrics = [this] { return RenderMetrics(); };
+    h.metrics_page = [this] { return metrics_cache_->Get(); };
     h.ready = [this] { return Ready(); };
     h.status_json = [this] { return RenderStatusJson(Status()); };
     // History and drill-now API, TLS and basic auth (agent_api.cpp, exporters/web_config.h).
@@ -361,6 +400,9 @@ void Agent::Start() {
     h.ledger_json = [this](const std::string& t) { return LedgerJson(t); };
     if (config_->agent.enable_drill_api)
       h.drill_request = [this](const std::string& t) { return DrillApi(t); };
+    // The first page served holds everything published so far (the drill history loaded from
+    // the state dir, the agent's own series), not a render from before the targets were set up.
+    metrics_cache_->Refresh(board_.generation());
     http_ = std::make_unique<HttpServer>(config_->agent.listen, h, AgentWebConfig(*config_));
     http_->Start();
     LogInfo("listening", {{"address", http_->host() + ":" + std::to_string(http_->port())}});
@@ -423,11 +465,12 @@ void Agent::SyncStates(bool at_start) {
 
 void Agent::StartTargets() {
   std::lock_guard<std::mutex> lk(mu_);
+  std::size_t index = 0;
   for (const auto& t : config_->targets) {
     auto st = states_.find(t.name);
     if (st == states_.end()) continue;  // its state could not be opened (logged)
-    auto rt = std::make_unique<TargetRuntime>(config_, t, *env_, board_, st->second);
-    rt->Start();
+    auto rt = std::make_unique<TargetRuntime>(config_, t, *env_, board_, st->second, *monitor_);
+    rt->Start(std::chrono::milliseconds(100 * (index++ % 10)));
     targets_[t.name] = std::move(rt);
   }
 }
@@ -468,6 +511,7 @@ void Agent::Reload(Config config) {
     notify_->Configure(next->notifiers, TargetNames(*next));  // queues of kept notifiers survive
   InitLogging(next->agent.log_format, next->agent.log_level);
   last_reload_ok_ = true;
+  ready_generation_ = 0;  // the new collectors' first runs decide readiness again
   config_loaded_at_ = NowUnix();
   PublishAgentMetrics();
   StartTargets();
@@ -541,11 +585,16 @@ DrillReport Agent::ExecuteDrill(const std::string& name) {
   st->BeginDrill();
   DrillReport r;
   {
+    // The daemon's drills yield the CPU to scrapes and collectors: this thread and every process
+    // it starts (sandbox server, pg_restore, psql) run at nice +10.
+    NiceThread nice(options_.run_scheduler ? 10 : 0);
     // A "drill progress" log line every interval (10 s) while the drill runs.
     ProgressTicker ticker(st->progress(), ProgressInterval(), LogProgress);
     r = RunDrill(*env_, *target, &st->activity(), stop_, &st->progress());
   }
   st->FinishDrill(r);
+  // What the drill allocated (results, logs, check data) goes back to the system.
+  malloc_trim(0);
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (auto it = states_.find(name); it != states_.end() && it->second == st && st->retired())
@@ -724,6 +773,7 @@ void Agent::SchedulerLoop() {
   std::map<std::string, ScheduledTarget> sched;
   while (!stop_.cancelled()) {
     ReapDrillThreads(/*wait_all=*/false);
+    if (monitor_) monitor_->Maintain();  // a worker more when every one is stuck
     try {
       ScheduleOnce(sched);
     } catch (const std::exception& e) {
@@ -774,6 +824,9 @@ bool Agent::Stop() {
     clean = false;
   }
   runtimes.clear();
+  // The render job and the pool's workers (a collector still stuck keeps its worker).
+  board_.OnChange(nullptr);
+  if (monitor_ && !monitor_->Stop(deadline)) clean = false;
   // What the drills just recorded (a resolve, say) gets the rest of the bound to go out.
   if (notify_)
     notify_->Stop(std::max<Duration>(
@@ -788,10 +841,22 @@ bool Agent::Stop() {
 int Agent::http_port() const { return http_ ? http_->port() : 0; }
 
 bool Agent::Ready() const {
-  std::lock_guard<std::mutex> lk(mu_);
-  for (const auto& [name, rt] : targets_)
-    if (!rt->AllCollectedOnce()) return false;
-  return env_ != nullptr;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (const auto& [name, rt] : targets_)
+      if (!rt->AllCollectedOnce()) return false;
+  }
+  if (env_ == nullptr) return false;
+  if (!metrics_cache_) return true;
+  std::uint64_t want = ready_generation_.load();
+  if (want == 0) {
+    const std::uint64_t now = board_.generation();
+    ready_generation_.compare_exchange_strong(want, now);
+    want = ready_generation_.load();
+    monitor_->Kick(render_job_);  // no need to wait for the debounce
+  }
+  auto page = metrics_cache_->Peek();
+  return page && page->tag >= want;
 }
 
 AgentStatus Agent::Status() const {

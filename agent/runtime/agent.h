@@ -1,7 +1,8 @@
 #pragma once
 // The running agent: owns the config, the per-target state that outlives reloads (activity
-// samples, drill history, the running flag: TargetState), the monitor threads (one per collector
-// per target, rebuilt on every reload), the drill scheduler (each target's cron with its jitter;
+// samples, drill history, the running flag: TargetState), the monitoring jobs (one per collector
+// per target, rebuilt on every reload, run by the shared MonitorPool with the /metrics
+// pre-render), the drill scheduler (each target's cron with its jitter;
 // at most agent.max_concurrent_drills drills at once and never two of one target), the metrics
 // board and the HTTP endpoint.
 //
@@ -36,7 +37,9 @@ namespace rw {
 
 class HttpServer;
 struct HttpAnswer;
+class MetricsCache;
 class MetricsExporter;
+class MonitorPool;
 class NotificationHub;
 class TargetRuntime;
 class TargetState;
@@ -123,6 +126,14 @@ class Agent {
   // publishes into. Created in Start(), reconfigured by Reload(), drained and stopped by Stop().
   std::unique_ptr<NotificationHub> notify_;
   std::unique_ptr<MetricsExporter> exporter_;
+  // The worker threads of every collector and of the /metrics pre-render (monitor_pool.h); made
+  // in Start(), stopped by Stop() once the runtimes are joined, freed last by ~Agent.
+  std::unique_ptr<MonitorPool> monitor_;
+  std::unique_ptr<MetricsCache> metrics_cache_;  // what /metrics serves (metrics_cache.h)
+  std::uint64_t render_job_ = 0;                 // the pool job refreshing metrics_cache_
+  // The board generation once every collector had run (0: not yet, or reloaded since): ready
+  // only when the page /metrics serves covers it, so a scrape after /readyz sees the collectors.
+  mutable std::atomic<std::uint64_t> ready_generation_{0};
   std::unique_ptr<HttpServer> http_;
 
   // Drill slots: which targets run a drill, how many run, and the threads the scheduler started.

@@ -1,5 +1,6 @@
 #include "agent/runtime/daemon.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -79,6 +80,15 @@ int RunCheckConfig(const std::string& path) {
 }
 
 int RunDaemon(const std::string& path) {
+  // Two malloc arenas, not one per thread that ever allocated (8 x cores by default): the
+  // daemon's threads allocate little and briefly, and each arena kept its own freed pages.
+  mallopt(M_ARENA_MAX, 2);
+  // Big transient blocks (a rendered page, its gzip, a result set's buffers) stay in mmap and go
+  // back whole when freed. Setting the thresholds fixes them: glibc otherwise raises the mmap
+  // threshold to the largest block freed so far, and those blocks then land in (and fragment)
+  // the heap for good.
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024);
   BlockShutdownSignals();
   ConfigLoad load = LoadConfig(path);
   if (!PrintConfigErrors(load)) return 2;

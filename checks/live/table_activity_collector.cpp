@@ -37,9 +37,18 @@ std::vector<MetricFamilyData> TableActivityCollector::Collect(CollectContext& ct
     } catch (const pqxx::sql_error&) {
       sample.snapshot.clear();
     }
+    // pg_stat_user_tables' rows, but only the four counters read here: the view computes some
+    // twenty pg_stat_get_* per table and joins pg_index for the index columns, which on 1,000
+    // tables was most of a tick's database time. Same tables: relkind r, t, m, p outside
+    // pg_catalog, information_schema and pg_toast*.
     pqxx::result res = tx.exec(
-        "select schemaname, relname, n_tup_ins, n_tup_upd, n_tup_del, n_live_tup"
-        " from pg_stat_user_tables");
+        "select n.nspname, c.relname, pg_stat_get_tuples_inserted(c.oid),"
+        " pg_stat_get_tuples_updated(c.oid), pg_stat_get_tuples_deleted(c.oid),"
+        " pg_stat_get_live_tuples(c.oid)"
+        " from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " where c.relkind in ('r', 't', 'm', 'p')"
+        " and n.nspname not in ('pg_catalog', 'information_schema')"
+        " and n.nspname !~ '^pg_toast'");
     for (const auto& f : res) {
       TableCounters c;
       c.n_tup_ins = f[2].as<std::int64_t>(0);
