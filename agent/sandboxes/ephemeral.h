@@ -1,7 +1,8 @@
 #pragma once
 // The ephemeral sandbox (the default): a LocalCluster with throwaway settings in work_dir, unix
 // socket only, random port, run as the unprivileged user, binaries at least the dump's major
-// version. Cleanup() stops the server and removes its dir.
+// version. Cleanup() stops the server (immediate shutdown: the copy is thrown away) and removes
+// its dir.
 #include <memory>
 
 #include "agent/sandbox.h"
