@@ -1,10 +1,10 @@
 #include "agent/ledger.h"
 
 #include <algorithm>
-#include <tuple>
 #include <cmath>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include "agent/errors.h"
 #include "agent/json.h"

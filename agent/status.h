@@ -13,8 +13,8 @@ namespace rw {
 struct CollectorStatus {
   bool success = false;
   double duration_seconds = 0;
-  double last_run = 0;  // Unix seconds
-  std::string error;    // one line when !success
+  double last_run = 0;             // Unix seconds
+  std::string error;               // one line when !success
   std::vector<std::string> notes;  // CollectContext::notes of the last run
 };
 

@@ -154,11 +154,10 @@ std::string Join(const std::set<std::string>& names) {
   return out;
 }
 
-
 // A GET against Prometheus' HTTP API (query parameters form-encoded by httplib); the parsed
 // body, or null with `error` set.
-std::optional<json::Value> PromGet(int port, const std::string& path,
-                                   const httplib::Params& params, std::string* error) {
+std::optional<json::Value> PromGet(int port, const std::string& path, const httplib::Params& params,
+                                   std::string* error) {
   httplib::Client cli("127.0.0.1", port);
   cli.set_connection_timeout(5, 0);
   cli.set_read_timeout(30, 0);
@@ -184,9 +183,10 @@ std::vector<std::pair<std::string, std::string>> DashboardQueries(const std::str
   REQUIRE(json::Parse(test::ReadFile(path), &d, &err));
   std::vector<std::pair<std::string, std::string>> out;
   auto fix = [](std::string e) {
-    for (auto [from, to] : {std::pair<std::string, std::string>{"$__rate_interval", "1m"},
-                            {"$target", ".*"}})
-      for (std::size_t at; (at = e.find(from)) != std::string::npos;) e.replace(at, from.size(), to);
+    for (auto [from, to] :
+         {std::pair<std::string, std::string>{"$__rate_interval", "1m"}, {"$target", ".*"}})
+      for (std::size_t at; (at = e.find(from)) != std::string::npos;)
+        e.replace(at, from.size(), to);
     return e;
   };
   if (const auto* panels = d.Get("panels"))
@@ -198,7 +198,8 @@ std::vector<std::pair<std::string, std::string>> DashboardQueries(const std::str
   if (const auto* ann = d.Get("annotations"))
     if (const auto* list = ann->Get("list"))
       for (const auto& a : list->a)
-        if (!a.Str("expr").empty()) out.emplace_back("annotation " + a.Str("name"), fix(a.Str("expr")));
+        if (!a.Str("expr").empty())
+          out.emplace_back("annotation " + a.Str("name"), fix(a.Str("expr")));
   return out;
 }
 }  // namespace
@@ -488,7 +489,6 @@ TEST_CASE(
         [&] { return metric("restorewatch_standby_replay_paused", {"server=\"s1\""}) == 0.0; },
         15));
   }
-
 
   {
     INFO(

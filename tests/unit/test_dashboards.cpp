@@ -55,9 +55,8 @@ std::set<std::string> FamiliesInSource() {
   static const std::regex kDef(
       R"re((?:\bFamily|\bGauge)\(\s*"(restorewatch_[a-z0-9_]+)"|MetricFamilyData\s+\w+\s*\{\s*"(restorewatch_[a-z0-9_]+)")re");
   std::set<std::string> out;
-  for (const char* dir :
-       {"agent", "agent/pg", "agent/runtime", "agent/sources", "agent/sandboxes", "checks",
-        "checks/drill", "checks/live", "exporters"}) {
+  for (const char* dir : {"agent", "agent/pg", "agent/runtime", "agent/sources", "agent/sandboxes",
+                          "checks", "checks/drill", "checks/live", "exporters"}) {
     DIR* d = opendir(SourcePath(dir).c_str());
     REQUIRE(d != nullptr);
     std::vector<std::string> files;
@@ -241,9 +240,8 @@ TEST_CASE("alerts and dashboard use only documented metric names", "[unit][dashb
   const auto known = DocumentedFamilies(ReadFile(SourcePath("docs/METRICS.md")));
   REQUIRE(known.size() >= 50);
   std::set<std::string> used;
-  for (const char* rel :
-       {"dashboards/alerts.yml", "dashboards/alerts_test.yml", "dashboards/restorewatch.json",
-        "dashboards/overview.json"}) {
+  for (const char* rel : {"dashboards/alerts.yml", "dashboards/alerts_test.yml",
+                          "dashboards/restorewatch.json", "dashboards/overview.json"}) {
     const auto names = MetricNamesIn(ReadFile(SourcePath(rel)));
     CHECK(names.size() >= 10);
     for (const auto& n : names) {
