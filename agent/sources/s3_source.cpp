@@ -433,6 +433,17 @@ std::vector<BackupInfo> S3DumpBackups(const std::vector<S3Object>& objects, cons
   std::vector<BackupInfo> out;
   double globals_time = -1;
   globals_key->clear();
+  // A dump found under `rel`: its time is the object's LastModified (the header's, once fetched).
+  auto Dump = [&](const std::string& rel, std::uint64_t size, double at) {
+    BackupInfo b;
+    b.id = rel;
+    b.kind = "logical";
+    b.tool = "pg_dump";
+    b.path = loc.Url() + "/" + rel;
+    b.size_bytes = size;
+    b.started_at = b.completed_at = at;
+    return b;
+  };
   for (const auto& o : objects) {
     if (o.key.compare(0, base.size(), base) != 0) continue;
     const std::string rel = o.key.substr(base.size());
@@ -460,14 +471,7 @@ std::vector<BackupInfo> S3DumpBackups(const std::vector<S3Object>& objects, cons
       if (o.last_modified > quiet_since) ++*running;
       continue;
     }
-    BackupInfo b;
-    b.id = rel;
-    b.kind = "logical";
-    b.tool = "pg_dump";
-    b.path = loc.Url() + "/" + rel;
-    b.size_bytes = o.size;
-    b.started_at = b.completed_at = o.last_modified;
-    out.push_back(std::move(b));
+    out.push_back(Dump(rel, o.size, o.last_modified));
   }
   for (const auto& [name, d] : dirs) {
     if (pgdump::IsInFlightName(name)) continue;
@@ -476,15 +480,8 @@ std::vector<BackupInfo> S3DumpBackups(const std::vector<S3Object>& objects, cons
       if (d.newest > quiet_since) ++*running;
       continue;
     }
-    BackupInfo b;
-    b.id = name;
-    b.kind = "logical";
-    b.tool = "pg_dump";
-    b.format = "directory";
-    b.path = loc.Url() + "/" + name;
-    b.size_bytes = d.size;
-    b.started_at = b.completed_at = d.newest;
-    out.push_back(std::move(b));
+    out.push_back(Dump(name, d.size, d.newest));
+    out.back().format = "directory";
   }
   if (!globals_key->empty())
     for (auto& b : out) b.globals_path = "s3://" + loc.bucket + "/" + *globals_key;
