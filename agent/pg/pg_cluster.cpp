@@ -219,6 +219,7 @@ void LocalCluster::Start(CancelToken* cancel) {
 void LocalCluster::WaitReady(CancelToken* cancel) {
   auto deadline = std::chrono::steady_clock::now() + opts_.start_timeout;
   std::string ci = ConnInfo("postgres") + " connect_timeout=2";
+  auto poll = std::chrono::milliseconds(5);  // a fresh cluster is ready within a few polls
   while (std::chrono::steady_clock::now() < deadline) {
     if (PQping(ci.c_str()) == PQPING_OK) return;
     if (!server_->Running())
@@ -226,7 +227,8 @@ void LocalCluster::WaitReady(CancelToken* cancel) {
                   "postgres exited during start-up: " + LastProblem(LogTail(8000)));
     if (cancel && cancel->cancelled())
       throw Error(ErrorKind::kCancelled, "cancelled during server start");
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(poll);
+    poll = std::min<std::chrono::milliseconds>(poll * 2, std::chrono::milliseconds(50));
   }
   throw Error(ErrorKind::kTimeout, "postgres did not accept connections within " +
                                        FormatDuration(opts_.start_timeout) + ": " +

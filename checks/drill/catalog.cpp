@@ -142,8 +142,10 @@ std::vector<TableInfo> ListTables(pqxx::transaction_base& tx,
 
 CancelWatch::CancelWatch(CancelToken& cancel, pqxx::connection& conn) {
   thread_ = std::thread([this, &cancel, &conn] {
-    while (!done_.load()) {
+    std::unique_lock<std::mutex> lk(mu_);
+    while (!done_) {
       if (cancel.cancelled()) {
+        lk.unlock();
         try {
           conn.cancel_query();
         } catch (...) {
@@ -151,13 +153,17 @@ CancelWatch::CancelWatch(CancelToken& cancel, pqxx::connection& conn) {
         }
         return;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      cv_.wait_for(lk, std::chrono::milliseconds(100), [this] { return done_; });
     }
   });
 }
 
 CancelWatch::~CancelWatch() {
-  done_ = true;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    done_ = true;
+  }
+  cv_.notify_all();
   thread_.join();
 }
 

@@ -5,7 +5,9 @@
 // Functions are thread-safe; a connection or transaction passed in is used by the calling thread
 // only.
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <pqxx/pqxx>
 #include <string>
@@ -62,7 +64,8 @@ std::vector<TableInfo> ListTables(pqxx::transaction_base& tx,
                                   const std::vector<std::string>& exclude);
 
 // While alive, cancels the connection's running query when `cancel` fires (polls every 100 ms on
-// a thread of its own). Use around long statements.
+// a thread of its own). Use around long statements. Ending it does not wait for the next poll: a
+// drill opens several, and each used to cost up to 100 ms at its end.
 class CancelWatch {
  public:
   CancelWatch(CancelToken& cancel, pqxx::connection& conn);
@@ -71,7 +74,9 @@ class CancelWatch {
   CancelWatch& operator=(const CancelWatch&) = delete;
 
  private:
-  std::atomic<bool> done_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;  // guarded by mu_
   std::thread thread_;
 };
 
