@@ -39,8 +39,12 @@ std::string TruncateIdent(const std::string& s) {
 // need no mark and Cleanup() removes the whole dir.
 class EphemeralSandbox : public Sandbox {
  public:
-  EphemeralSandbox(const Environment& env, const TargetConfig& target, std::string run_id)
-      : env_(env), target_(target.name), run_id_(std::move(run_id)) {}
+  EphemeralSandbox(const Environment& env, const TargetConfig& target, std::string run_id,
+                   std::string source_system_id)
+      : env_(env),
+        target_(target.name),
+        run_id_(std::move(run_id)),
+        source_system_id_(std::move(source_system_id)) {}
   ~EphemeralSandbox() override { Cleanup(); }
 
   std::string kind() const override { return "ephemeral"; }
@@ -67,6 +71,10 @@ class EphemeralSandbox : public Sandbox {
               env_.pg.bin_dir + ")",
           "install PostgreSQL " + std::to_string(min_major) + " or newer and set agent.pg_bin_dir");
     ClusterOptions o = Options();
+    // A copy of the cached initdb result (agent/pg/pg_cluster.h): never one that shares the
+    // source's system identifier.
+    o.template_parent = env_.work_dir;
+    o.avoid_system_id = source_system_id_;
     cluster_ = LocalCluster::Create(o, &cancel);
     dir_ = cluster_->dir();
     LogDebug("ephemeral sandbox started",
@@ -154,8 +162,17 @@ class EphemeralSandbox : public Sandbox {
     WithPgErrors("cannot create database " + name + " in the sandbox", [&] {
       auto c = ConnectSandbox(ConnInfo("postgres"));
       pqxx::nontransaction tx(*c);
-      // template0: a restore needs an empty database whatever template1 holds.
-      tx.exec0("create database " + QuoteIdent(name) + " template template0");
+      // The template's spare database (empty, from template0) renamed is ~0.15 s faster than a
+      // CREATE DATABASE. Else template0: a restore needs an empty database whatever template1
+      // holds.
+      auto exists = [&](const std::string& db) {
+        return !tx.exec_params("select 1 from pg_database where datname = $1", db).empty();
+      };
+      if (name != kSpareDatabase && exists(kSpareDatabase) && !exists(name))
+        tx.exec0(std::string("alter database ") + kSpareDatabase + " rename to " +
+                 QuoteIdent(name));
+      else
+        tx.exec0("create database " + QuoteIdent(name) + " template template0");
     });
     return name;
   }
@@ -249,6 +266,7 @@ class EphemeralSandbox : public Sandbox {
   Environment env_;
   std::string target_;
   std::string run_id_;
+  std::string source_system_id_;
   std::unique_ptr<LocalCluster> cluster_;
   std::string dir_;          // kept after cluster_ is gone, to verify removal
   bool from_files_ = false;  // cluster_ was started by StartDataDirectory()
@@ -260,9 +278,9 @@ class EphemeralSandbox : public Sandbox {
 std::unique_ptr<Sandbox> MakeEphemeralSandbox(const Environment& env, const TargetConfig& target,
                                               const std::string& run_id,
                                               const std::string& source_system_id) {
-  // A cluster initdb'd a moment ago has a fresh system identifier: it can never be the source.
-  (void)source_system_id;
-  return std::make_unique<EphemeralSandbox>(env, target, run_id);
+  // A cluster initdb'd by the agent (a copy of its cached initdb result) has a system identifier
+  // of its own: it can never be the source (a template sharing the source's is rebuilt).
+  return std::make_unique<EphemeralSandbox>(env, target, run_id, source_system_id);
 }
 
 }  // namespace rw

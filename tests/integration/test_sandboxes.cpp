@@ -1,13 +1,17 @@
 // Sandboxes against real PostgreSQL 15: the ephemeral cluster starts, serves and leaves nothing;
 // a scratch server that is (or may be) the source, or older than the dump, is refused; a scratch
 // server gets marked databases (and roles) and loses only those.
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <thread>
 
 #include "agent/errors.h"
+#include "agent/orphans.h"
+#include "agent/pg/pg_cluster.h"
 #include "agent/pg/pg_conn.h"
 #include "agent/sandboxes/ephemeral.h"
 #include "agent/sandboxes/scratch.h"
@@ -95,6 +99,130 @@ TEST_CASE("an ephemeral sandbox starts, serves databases and leaves nothing behi
   }
   CHECK(test::ListDir(work.path()).empty());
   CHECK(sb->Cleanup().empty());
+}
+
+namespace {
+
+// The cached initdb template's dir in work_dir (there is at most one), or empty.
+std::string TemplateDir(const std::string& work_dir) {
+  std::string found;
+  if (DIR* d = opendir(work_dir.c_str())) {
+    while (struct dirent* e = readdir(d))
+      if (std::string(e->d_name).rfind(".initdb-template-", 0) == 0) {
+        CHECK(found.empty());
+        found = work_dir + "/" + e->d_name;
+      }
+    closedir(d);
+  }
+  return found;
+}
+
+std::string SandboxSystemId(Sandbox& sb) {
+  auto c = ConnectSandbox(sb.LibpqConnInfo("postgres"));
+  pqxx::nontransaction tx(*c);
+  return tx.exec1("select system_identifier::text from pg_control_system()")[0].c_str();
+}
+
+}  // namespace
+
+TEST_CASE("ephemeral sandboxes are copies of one cached initdb template, never the source's twin",
+          "[integration][sandbox]") {
+  test::TestDir work("rwwork-");
+  Environment env = TestEnv(work);
+  TargetConfig t;
+  t.name = "shop";
+  CancelToken cancel;
+  CHECK(TemplateDir(work.path()).empty());
+  std::string tpl, tpl_id;
+  struct stat first {};
+  {
+    auto a = MakeEphemeralSandbox(env, t, "run-a", "");
+    a->Start(15, cancel);
+    tpl = TemplateDir(work.path());
+    REQUIRE_FALSE(tpl.empty());
+    REQUIRE(stat(tpl.c_str(), &first) == 0);
+    tpl_id = ReadSystemIdentifier(tpl + "/data");
+    REQUIRE_FALSE(tpl_id.empty());
+    CHECK(SandboxSystemId(*a) == tpl_id);
+    // The restore's database is the template's spare, renamed; a second one is created.
+    CHECK(a->CreateDatabase("shop") == "shop");
+    CHECK(a->CreateDatabase("other") == "other");
+    auto c = ConnectSandbox(a->LibpqConnInfo("postgres"));
+    pqxx::nontransaction tx(*c);
+    CHECK(tx.exec("select 1 from pg_database where datname = 'restorewatch_spare'").empty());
+    CHECK(tx.exec1("select count(*) from pg_database where datname in ('shop', 'other')")[0]
+              .as<int>() == 2);
+    // Copies are independent clusters: a table in one is not in the next.
+    auto s = ConnectSandbox(a->LibpqConnInfo("shop"));
+    pqxx::nontransaction(*s).exec0("create table only_in_a (x int)");
+    c.reset();
+    s.reset();
+    CHECK(a->Cleanup().empty());
+  }
+  // Work_dir holds the template only; the orphan sweep leaves it.
+  CHECK(test::ListDir(work.path()).empty());
+  CHECK(RemoveOrphanedWorkDirs(work.path()).empty());
+  CHECK(TemplateDir(work.path()) == tpl);
+  {
+    auto b = MakeEphemeralSandbox(env, t, "run-b", "");
+    b->Start(15, cancel);
+    struct stat again {};
+    REQUIRE(stat(tpl.c_str(), &again) == 0);
+    CHECK(again.st_ino == first.st_ino);  // reused, not rebuilt
+    CHECK(b->CreateDatabase("shop") == "shop");
+    auto s = ConnectSandbox(b->LibpqConnInfo("shop"));
+    CHECK(pqxx::nontransaction(*s)
+              .exec("select 1 from pg_class where relname = 'only_in_a'")
+              .empty());
+  }
+  {
+    // A source that shares the template's system identifier (a cluster copied from it, say):
+    // the template is rebuilt, so the sandbox's identity differs from the source's.
+    auto c = MakeEphemeralSandbox(env, t, "run-c", tpl_id);
+    c->Start(15, cancel);
+    CHECK(SandboxSystemId(*c) != tpl_id);
+    CHECK(ReadSystemIdentifier(TemplateDir(work.path()) + "/data") != tpl_id);
+  }
+  {
+    // A template whose stamp names other binaries (or was never finished) is rebuilt.
+    const std::string now = TemplateDir(work.path());
+    test::WriteFile(now + "/.restorewatch-template", "key=initdb of another version\n");
+    const std::string old_id = ReadSystemIdentifier(now + "/data");
+    auto d = MakeEphemeralSandbox(env, t, "run-d", "");
+    d->Start(15, cancel);
+    CHECK(SandboxSystemId(*d) != old_id);
+    CHECK(ReadSystemIdentifier(TemplateDir(work.path()) + "/data") == SandboxSystemId(*d));
+  }
+  CHECK(test::ListDir(work.path()).empty());
+}
+
+TEST_CASE("sandboxes started at once share one new template", "[integration][sandbox]") {
+  test::TestDir work("rwwork-");
+  Environment env = TestEnv(work);
+  TargetConfig t;
+  t.name = "many";
+  std::vector<std::string> ids(3);
+  std::vector<std::string> errors(3);
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 3; ++i)
+      threads.emplace_back([&, i] {
+        try {
+          CancelToken cancel;
+          auto sb = MakeEphemeralSandbox(env, t, "run-" + std::to_string(i), "");
+          sb->Start(15, cancel);
+          ids[i] = SandboxSystemId(*sb);
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
+        }
+      });
+    for (auto& th : threads) th.join();
+  }
+  for (const auto& e : errors) CHECK(e.empty());
+  const std::string tpl = TemplateDir(work.path());
+  REQUIRE_FALSE(tpl.empty());
+  for (const auto& id : ids) CHECK(id == ReadSystemIdentifier(tpl + "/data"));
+  CHECK(test::ListDir(work.path()).empty());
 }
 
 TEST_CASE("a scratch sandbox keeps its password off the command line", "[unit][sandbox]") {

@@ -62,7 +62,9 @@ std::vector<std::string> ListDir(const std::string& dir) {
   std::vector<std::string> out;
   if (DIR* d = opendir(dir.c_str())) {
     while (struct dirent* e = readdir(d))
-      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) out.emplace_back(e->d_name);
+      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+          strncmp(e->d_name, ".initdb-template-", 17) != 0)  // the sandbox template stays
+        out.emplace_back(e->d_name);
     closedir(d);
   }
   return out;

@@ -65,7 +65,8 @@ bool Eventually(Pred pred, double seconds) {
   return pred();
 }
 
-// Files and dirs directly inside `dir` (names), for leftover checks.
+// Files and dirs directly inside `dir` (names), for leftover checks: all but the ephemeral
+// sandbox's cached initdb template (.initdb-template-*), which stays in work_dir by design.
 std::vector<std::string> ListDir(const std::string& dir);
 
 }  // namespace rw::test
