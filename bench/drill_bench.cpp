@@ -9,6 +9,10 @@
 //             both sides, teardown);
 //   physical  a full physical drill of the base backup + archive (recovery to its end, same
 //   checks);
+//   ref drill the pg_dump drill of a dump taken by `restorewatch dump`, whose reference holds the
+//             source's counts and hashes from dump time: the drill hashes the restored side only
+//             (the source-side scan of the plain drill shares this machine's two cores with the
+//             restore, which a remote source does not);
 // their ratios (drill/floor target <= 1.15, physical/drill <= 0.5), and the checksum's cost: the
 // drill's count + hash scan against a sequential count(*) on pgbench_accounts (target <= 3x) and
 // on the wide tables (<= 5x), with the candidate formulations beside it so the choice shows.
@@ -33,6 +37,7 @@
 #include "agent/pg/pg_cluster.h"
 #include "agent/pg/pg_conn.h"
 #include "agent/runtime/drill_runner.h"
+#include "agent/runtime/dump_cmd.h"
 #include "bench/drill_bench_args.h"
 #include "checks/drill/catalog.h"
 #include "checks/drill/table_scan.h"
@@ -218,7 +223,7 @@ int main(int argc, char** argv) {
   }
   const int scale = args.scale, runs = args.runs;
   const long wide_rows = args.WideRows();
-  InitLogging(LogFormat::kText, "warn");
+  InitLogging(LogFormat::kText, std::getenv("RW_BENCH_LOG") ? std::getenv("RW_BENCH_LOG") : "warn");
   std::string base;
   try {
     base = MakeTempDir(args.dir, "restorewatch-bench-");
@@ -283,6 +288,28 @@ int main(int argc, char** argv) {
     pd.argv = {env.pg.Path("pg_dump"), "-Fd", "-j", "2", "-d", source->ConnInfo("ref"), "-f", dump};
     pd.timeout = std::chrono::hours(4);
     Must(RunProcess(pd), "pg_dump");
+
+    // The same data dumped by `restorewatch dump` (a reference of counts and hashes taken in the
+    // dump's snapshot), for the drill that hashes the restored side only.
+    const std::string ref_dir = base + "/refbackups";
+    MakeDirs(ref_dir);
+    {
+      const std::string cfg = base + "/bench.toml";
+      std::FILE* f = std::fopen(cfg.c_str(), "w");
+      if (!f) throw Error(ErrorKind::kIo, "cannot write " + cfg);
+      std::fprintf(f,
+                   "[agent]\nwork_dir = \"%s/work\"\nstate_dir = \"%s/state\"\n"
+                   "[[target]]\nname = \"bench\"\nsource = \"%s\"\n[target.backup]\n"
+                   "type = \"pg_dump\"\npath = \"%s\"\n",
+                   base.c_str(), base.c_str(), source->ConnInfo("ref").c_str(), ref_dir.c_str());
+      std::fclose(f);
+      DumpArgs da;
+      da.config_path = cfg;
+      da.target = "bench";
+      da.format = "directory";
+      da.output = ref_dir + "/ref-1.dir";
+      if (RunDump(da) != 0) throw Error(ErrorKind::kProcess, "restorewatch dump failed");
+    }
 
     const std::string phys = base + "/physical";
     if (args.physical) {
@@ -383,14 +410,26 @@ int main(int argc, char** argv) {
     target.drill.jobs = 2;
     target.drill.timeout = std::chrono::hours(6);
     target.checks.compare = CompareMode::kExact;
-    std::vector<double> full, physical;
-    DrillReport last, last_phys;
+    std::vector<double> full, physical, with_ref;
+    DrillReport last, last_phys, last_ref;
     for (int i = 0; i < runs; ++i) {
       std::printf("pg_dump drill run %d/%d ...\n", i + 1, runs);
       std::fflush(stdout);
       auto t = std::chrono::steady_clock::now();
       last = PassingDrill(env, target);
       full.push_back(Seconds(t));
+    }
+    {
+      TargetConfig rt = target;
+      rt.name = "bench_ref";
+      rt.backup.paths = {ref_dir};
+      for (int i = 0; i < runs; ++i) {
+        std::printf("pg_dump drill against the dump's reference, run %d/%d ...\n", i + 1, runs);
+        std::fflush(stdout);
+        auto t = std::chrono::steady_clock::now();
+        last_ref = PassingDrill(env, rt);
+        with_ref.push_back(Seconds(t));
+      }
     }
     if (args.physical) {
       TargetConfig pt = target;
@@ -408,9 +447,11 @@ int main(int argc, char** argv) {
       }
     }
     std::printf("\n%s\n", RenderReportText(last).c_str());
+    std::printf("%s\n", RenderReportText(last_ref).c_str());
     if (args.physical) std::printf("%s\n", RenderReportText(last_phys).c_str());
 
-    const double bl = Median(baseline), fl = Median(bare), dr = Median(full), ph = Median(physical);
+    const double bl = Median(baseline), fl = Median(bare), dr = Median(full), ph = Median(physical),
+                 rd = Median(with_ref);
     std::printf(
         "\nrestorewatch drill bench: pgbench scale %d + 3 wide tables x %ld rows = %ld rows (%s),"
         " medians of %d runs\n",
@@ -422,10 +463,14 @@ int main(int argc, char** argv) {
                 Cell(fl, true, "").c_str());
     std::printf("%-62s %10s\n", "pg_dump drill: sandbox, restore, schema, exact checks, teardown",
                 Cell(dr, true, "").c_str());
+    std::printf("%-62s %10s\n", "pg_dump drill, source hashed at dump time (restorewatch dump)",
+                Cell(rd, true, "").c_str());
     std::printf("%-62s %10s\n", "physical drill: base backup + archive, same checks",
                 Cell(ph, args.physical, "skipped").c_str());
     std::printf("%-62s %10s  (target <= 1.15x)\n", "ratio drill / floor",
                 Ratio(dr, fl, true).c_str());
+    std::printf("%-62s %10s  (target <= 1.15x)\n", "ratio drill with dump-time reference / floor",
+                Ratio(rd, fl, true).c_str());
     std::printf("%-62s %10s\n", "ratio drill / baseline", Ratio(dr, bl, args.baseline).c_str());
     std::printf("%-62s %10s  (target <= 0.50x)\n", "ratio physical drill / pg_dump drill",
                 Ratio(ph, dr, args.physical).c_str());

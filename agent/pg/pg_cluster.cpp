@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "agent/errors.h"
+#include "agent/log.h"
 #include "agent/units.h"
 
 namespace rw {
@@ -162,6 +163,10 @@ std::string ReadSmallFile(const std::string& path) {
   return in ? ss.str() : std::string();
 }
 
+double SecondsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 std::mutex& TemplateMutex() {
   static std::mutex mu;
   return mu;
@@ -256,10 +261,12 @@ std::unique_ptr<LocalCluster> LocalCluster::Create(const ClusterOptions& opts,
   c->dir_ = NewClusterDir(opts);
   try {
     c->data_dir_ = c->dir_ + "/data";
+    const auto t0 = std::chrono::steady_clock::now();
     if (opts.template_parent.empty()) {
       RunInitdb(opts, c->data_dir_, cancel);
     } else {
       const std::string tpl = EnsureInitdbTemplate(opts, cancel);
+      LogDebug("initdb template ready", {{"dir", tpl}, {"seconds", SecondsSince(t0)}});
       ProcessSpec cp;  // -a keeps modes and run_as's ownership
       cp.argv = {"/bin/cp", "-a", tpl, c->data_dir_};
       cp.timeout = std::chrono::minutes(2);
@@ -269,8 +276,10 @@ std::unique_ptr<LocalCluster> LocalCluster::Create(const ClusterOptions& opts,
         throw Error(ErrorKind::kIo, "cannot copy the initdb template: " + r.Summary());
       }
     }
+    LogDebug("cluster data dir ready", {{"dir", c->data_dir_}, {"seconds", SecondsSince(t0)}});
     c->WriteConf();
     c->Start(cancel);
+    LogDebug("cluster started", {{"dir", c->data_dir_}, {"seconds", SecondsSince(t0)}});
   } catch (...) {
     c.reset();  // destructor stops and removes what exists
     throw;
