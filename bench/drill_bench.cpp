@@ -172,6 +172,19 @@ std::map<std::string, std::string> OrderedMd5(const Environment& env, const std:
   return out;
 }
 
+// This process's peak resident memory (VmHWM) in MiB: the drills run in it, so a figure that stays
+// the same from --quick to --large shows no per-row work in the agent.
+double PeakRssMiB() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  double kib = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmHWM: %lf kB", &kib) == 1) break;
+  std::fclose(f);
+  return kib / 1024.0;
+}
+
 // A "median s" cell, or the reason it was not measured.
 std::string Cell(double v, bool measured, const char* why) {
   if (!measured) return why;
@@ -474,6 +487,7 @@ int main(int argc, char** argv) {
     std::printf("%-62s %10s\n", "ratio drill / baseline", Ratio(dr, bl, args.baseline).c_str());
     std::printf("%-62s %10s  (target <= 0.50x)\n", "ratio physical drill / pg_dump drill",
                 Ratio(ph, dr, args.physical).c_str());
+    std::printf("%-62s %9.1f\n", "peak RSS of this process, drills included (MiB)", PeakRssMiB());
     std::printf("\nchecksum scan cost, per formulation (seconds; ratio to count(*)):\n");
     std::printf("%-34s %16s %16s  %s\n", "formulation", "pgbench_accounts", "wide tables", "note");
     for (std::size_t i = 0; i < Candidates().size(); ++i) {
