@@ -12,7 +12,8 @@ constexpr const char* kDrillBenchUsage =
     "usage: restorewatch_bench [--quick | --large] [--scale N] [--wide-rows N] [--runs N]\n"
     "                          [--no-baseline] [--no-physical] [--dir DIR]\n"
     "  --quick        pgbench scale 2 + 3 wide tables of 50,000 rows (a few minutes)\n"
-    "  --large        pgbench scale 700 + 3 wide tables of 17.5M rows (not run in CI)\n"
+    "  --large        pgbench scale 250 + 3 wide tables of 6.25M rows: 10 GB, the small\n"
+    "                 reference x 12.5 in the same proportions (not run in CI)\n"
     "  --scale N      pgbench scale (default 20); --wide-rows N rows per wide table\n"
     "                 (default 25,000 x scale)\n"
     "  --runs N       runs of each measurement, medians printed (default 3)\n"
@@ -84,7 +85,7 @@ inline std::string ParseDrillBenchArgs(const std::vector<std::string>& args, Dri
   }
   if (a.quick && a.large) return "--quick and --large exclude each other";
   if (!scale_given && a.quick) a.scale = 2;
-  if (!scale_given && a.large) a.scale = 700;
+  if (!scale_given && a.large) a.scale = 250;
   *out = a;
   return "";
 }

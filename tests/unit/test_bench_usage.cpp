@@ -28,8 +28,8 @@ TEST_CASE("drill bench: defaults, presets and flags", "[unit][bench_usage]") {
   CHECK(a.dir == "/tmp/b");
 
   REQUIRE(ParseDrillBenchArgs({"--large"}, &a) == "");
-  CHECK(a.scale == 700);
-  CHECK(a.WideRows() == 17500000);
+  CHECK(a.scale == 250);
+  CHECK(a.WideRows() == 6250000);
 
   // An explicit scale or row count wins over a preset.
   REQUIRE(ParseDrillBenchArgs({"--quick", "--scale", "5", "--wide-rows", "1000"}, &a) == "");
