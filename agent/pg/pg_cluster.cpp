@@ -23,6 +23,7 @@
 
 #include "agent/errors.h"
 #include "agent/log.h"
+#include "agent/orphans.h"
 #include "agent/units.h"
 
 namespace rw {
@@ -199,7 +200,8 @@ std::string EnsureInitdbTemplate(const ClusterOptions& opts, CancelToken* cancel
   // a marked temp dir (swept as an orphan if the agent dies here), then swap it in.
   ClusterOptions t = opts;
   t.name_prefix = "initdb-template-tmp-";
-  t.marker = "kind=initdb-template";
+  // The owner's full identity, so the work_dir sweep tells a dead builder from a reused pid.
+  t.marker = "kind=initdb-template " + FormatIdentity(SelfIdentity());
   const std::string tmp = LocalCluster::NewClusterDir(t);
   try {
     RunInitdb(opts, tmp + "/data", cancel);
