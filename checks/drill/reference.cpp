@@ -227,9 +227,9 @@ Reference ParseReference(const std::string& text) {
   if (version == 1)
     Bad("version 1 holds row hashes this restorewatch no longer computes (a swap of values between "
         "rows kept them): re-take it with `restorewatch dump` of this version");
-  if (version != kReferenceVersion)
-    Bad("unsupported version " + std::to_string(version) + " (this restorewatch reads version " +
-        std::to_string(kReferenceVersion) + ")");
+  if (version != kReferenceVersion && version != 2)
+    Bad("unsupported version " + std::to_string(version) +
+        " (this restorewatch reads versions 2 to " + std::to_string(kReferenceVersion) + ")");
   r.version = static_cast<int>(version);
   r.target = Str(v, "target");
   r.system_identifier = Str(v, "system_identifier");
@@ -466,7 +466,7 @@ void ReferenceState::Ensure(CheckContext& ctx) {
         if (!tr.ref) continue;  // only in the copy: reported, not hashed
         try {
           pqxx::nontransaction nt(*conn);
-          RangeHash h = HashRows(nt, info, tr.ref->method, "");
+          RangeHash h = HashRows(nt, info, tr.ref->method, "", ref_.mix());
           tr.rows = h.rows;
           tr.hash = h.hash;
         } catch (const pqxx::broken_connection&) {
@@ -480,7 +480,7 @@ void ReferenceState::Ensure(CheckContext& ctx) {
         }
       }
       WithPgErrors("cannot scan the restored copy's large objects",
-                   [&] { restored_lo_ = ScanLargeObjects(*conn, nullptr); });
+                   [&] { restored_lo_ = ScanLargeObjects(*conn, nullptr, ref_.mix()); });
     } catch (...) {
       ensure_error_ = std::current_exception();
     }

@@ -37,7 +37,8 @@
 
 namespace rw {
 
-constexpr int kReferenceVersion = 2;
+// 3: rows mixed by hashint4extended(0, h). 2 (read still): by hashtextextended(h::text, 0).
+constexpr int kReferenceVersion = 3;
 // The name of the reference of a dump at `dump_path`.
 std::string ReferencePathFor(const std::string& dump_path);
 
@@ -57,6 +58,8 @@ struct DumpFileHash {
 
 struct Reference {
   int version = kReferenceVersion;
+  // How this reference's row hashes were mixed: the copy is hashed the same way.
+  RowMix mix() const { return version == 2 ? RowMix::kText : RowMix::kSeed; }
   std::string target;
   std::string system_identifier;  // empty when the role could not read it
   std::string database;

@@ -57,12 +57,16 @@ std::string ScanQuery(const TableInfo& t, HashMethod m, const AppendOnlyTable* a
 // Every row's 64-bit hash goes through a second, non-linear hash before it is summed.
 // hash_record_extended combines column hashes linearly (h * 31 + column hash), so a plain sum of
 // row hashes is a linear function of per-column sums and a column's values swapped between two
-// rows (or two large objects' contents) kept it. hashtextextended over the hash's decimal text
-// mixes all 64 bits; hashint8extended would be as cheap but folds its input to 32 bits first
-// (to match int4's hash), so a changed row would go unseen with probability 2^-32, not 2^-64.
-// int8's text form depends on no session setting. bench/drill_bench.cpp measures the candidates.
-std::string MixRowHash(const std::string& hash_sql) {
-  return "hashtextextended((" + hash_sql + ")::text, 0)";
+// rows (or two large objects' contents) kept it. The mix is hashint4extended(0, h): h is the
+// seed, which hash_uint32_extended feeds whole (both 32-bit halves) through Jenkins' mix and
+// final, a bijection of the 96-bit state, 64 bits of which are the result; a function call, so
+// nearly free (the text form, RowMix::kText, cost 25% of the scan on pgbench_accounts).
+// hashint8extended(h, 0) would be as cheap but folds its input to 32 bits first (to match int4's
+// hash), so a changed row would go unseen with probability 2^-32, not 2^-64.
+// bench/drill_bench.cpp measures the candidates.
+std::string MixRowHash(const std::string& hash_sql, RowMix mix) {
+  if (mix == RowMix::kText) return "hashtextextended((" + hash_sql + ")::text, 0)";
+  return "hashint4extended(0, " + hash_sql + ")";
 }
 
 double Since(std::chrono::steady_clock::time_point t0) {
@@ -103,12 +107,12 @@ TableScan ScanTable(pqxx::connection& conn, pqxx::dbtransaction* tx, const Table
   return s;
 }
 
-LargeObjectScan ScanLargeObjects(pqxx::connection& conn, pqxx::dbtransaction* tx) {
+LargeObjectScan ScanLargeObjects(pqxx::connection& conn, pqxx::dbtransaction* tx, RowMix mix) {
   LargeObjectScan lo;
   try {
     Attempt(conn, tx, [&](pqxx::transaction_base& q) {
       pqxx::row r = q.exec1("select count(*), coalesce(sum(" +
-                            MixRowHash("hash_record_extended(row(m.oid, lo_get(m.oid)), 0)") +
+                            MixRowHash("hash_record_extended(row(m.oid, lo_get(m.oid)), 0)", mix) +
                             "), 0)::text from pg_largeobject_metadata m");
       lo.count = r[0].as<std::int64_t>();
       lo.hash = r[1].as<std::string>();
@@ -127,7 +131,7 @@ LargeObjectScan ScanLargeObjects(pqxx::connection& conn, pqxx::dbtransaction* tx
   return lo;
 }
 
-std::string RowHashSql(const TableInfo& table, HashMethod method) {
+std::string RowHashSql(const TableInfo& table, HashMethod method, RowMix mix) {
   if (table.columns.empty()) return "0::bigint";
   std::string row = "row(";
   for (std::size_t i = 0; i < table.columns.size(); ++i) {
@@ -136,8 +140,8 @@ std::string RowHashSql(const TableInfo& table, HashMethod method) {
     if (table.columns[i].hash_as_text) row += "::text";
   }
   row += ")";
-  if (method == HashMethod::kRecord) return MixRowHash("hash_record_extended(" + row + ", 0)");
-  return MixRowHash("hashtextextended(" + row + "::text, 0)");
+  if (method == HashMethod::kRecord) return MixRowHash("hash_record_extended(" + row + ", 0)", mix);
+  return MixRowHash("hashtextextended(" + row + "::text, 0)", mix);
 }
 
 const TableInfo* SideScan::Find(const std::string& name) const {
@@ -165,8 +169,8 @@ ActivitySample ReadCounters(pqxx::transaction_base& tx) {
 }
 
 RangeHash HashRows(pqxx::transaction_base& tx, const TableInfo& table, HashMethod method,
-                   const std::string& where) {
-  pqxx::row r = tx.exec1("select count(*), coalesce(sum(" + RowHashSql(table, method) +
+                   const std::string& where, RowMix mix) {
+  pqxx::row r = tx.exec1("select count(*), coalesce(sum(" + RowHashSql(table, method, mix) +
                          "), 0)::text from only " + table.Sql() + " t" +
                          (where.empty() ? "" : " where " + where));
   return RangeHash{r[0].as<std::int64_t>(), r[1].as<std::string>()};

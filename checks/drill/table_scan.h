@@ -4,14 +4,14 @@
 // side and drill.
 //
 // Hash: the sum (as numeric, so it cannot overflow) of a 64-bit hash of every row, computed inside
-// PostgreSQL: hashtextextended(h::text, 0) of h = hash_record_extended(row(<columns sorted by
-// name>), 0). Sorting the columns by name makes the hash independent of column order; sum + count
-// (not xor) keeps duplicate rows from cancelling. The outer hash is there because
-// hash_record_extended combines column hashes linearly (h * 31 + column hash): a plain sum of h
-// is a sum of per-column sums, which a column's values swapped between two rows keep (references
-// written before it, format version 1, are refused). Enum and reg* columns are hashed as text
-// (their hash is of an OID, which differs between source and copy). Tables with a column type
-// lacking an extended hash function (json, point, xml, money, ...) use h =
+// PostgreSQL: hashint4extended(0, h) (h as the seed, all 64 bits mixed) of h =
+// hash_record_extended(row(<columns sorted by name>), 0). Sorting the columns by name makes the
+// hash independent of column order; sum + count (not xor) keeps duplicate rows from cancelling. The
+// outer hash is there because hash_record_extended combines column hashes linearly (h * 31 + column
+// hash): a plain sum of h is a sum of per-column sums, which a column's values swapped between two
+// rows keep (references written before it, format version 1, are refused). Enum and reg* columns
+// are hashed as text (their hash is of an OID, which differs between source and copy). Tables with
+// a column type lacking an extended hash function (json, point, xml, money, ...) use h =
 // hashtextextended(row(...)::text, 0) instead, under the same outer hash; the row's text form
 // depends on output settings that pg_conn pins on both sides (TimeZone, DateStyle, IntervalStyle,
 // extra_float_digits, bytea_output, lc_monetary). Large objects are hashed alike, with h =
@@ -45,10 +45,14 @@
 namespace rw {
 
 enum class HashMethod { kRecord, kText };
+// The outer, non-linear hash over a row's 64-bit hash h: kSeed = hashint4extended(0, h), what
+// this version computes; kText = hashtextextended(h::text, 0), what references of format version
+// 2 hold (read still, and compared with the copy hashed the same way).
+enum class RowMix { kSeed, kText };
 
 // SQL of one row's 64-bit hash for table alias `t`, over the table's columns sorted by name (the
 // outer, non-linear hash included).
-std::string RowHashSql(const TableInfo& table, HashMethod method);
+std::string RowHashSql(const TableInfo& table, HashMethod method, RowMix mix = RowMix::kSeed);
 
 struct TableScan {
   std::int64_t rows = 0;
@@ -89,7 +93,7 @@ struct RangeHash {
   std::string hash = "0";
 };
 RangeHash HashRows(pqxx::transaction_base& tx, const TableInfo& table, HashMethod method,
-                   const std::string& where);
+                   const std::string& where, RowMix mix = RowMix::kSeed);
 
 // One table's count + hash in one pass, as the drill computes it on either side: in a savepoint
 // of `tx` when given (so a failing table does not end the transaction), else in an autocommit
@@ -101,7 +105,8 @@ TableScan ScanTable(pqxx::connection& conn, pqxx::dbtransaction* tx, const Table
                     const AppendOnlyTable* append_only, CancelToken& cancel);
 // Count and hash of the large objects, like ScanTable (scanned == false with a note when the role
 // may not read them).
-LargeObjectScan ScanLargeObjects(pqxx::connection& conn, pqxx::dbtransaction* tx);
+LargeObjectScan ScanLargeObjects(pqxx::connection& conn, pqxx::dbtransaction* tx,
+                                 RowMix mix = RowMix::kSeed);
 
 class ScanState {
  public:
