@@ -96,17 +96,22 @@ const std::vector<Candidate>& Candidates() {
   static const std::vector<Candidate> c = {
       {"count(*)", "the floor: a sequential scan",
        [](const TableInfo& t) { return "select count(*)" + From(t); }},
-      {"chosen: hashint4extended(0, h)", "drill's scan (table_scan.cpp); h as the seed, 64 bits",
+      {"chosen: per-column, seed mix", "drill's scan (table_scan.cpp): typed column hashes",
        [](const TableInfo& t) {
          return "select count(*), coalesce(sum(" + RowHashSql(t, HashMethod::kRecord) + "), 0)" +
                 From(t);
        }},
-      {"format 2: hashtextextended(h::text)", "the mix before: through h's decimal text",
+      {"record h, seed mix", "hashint4extended(0, hash_record_extended(row))",
+       [](const TableInfo& t) {
+         return "select count(*), sum(hashint4extended(0, hash_record_extended(" + Row(t) +
+                ", 0)))" + From(t);
+       }},
+      {"format 2: record h, text mix", "hashtextextended(h::text, 0): the drill before",
        [](const TableInfo& t) {
          return "select count(*), coalesce(sum(" +
-                RowHashSql(t, HashMethod::kRecord, RowMix::kText) + "), 0)" + From(t);
+                RowHashSql(t, HashMethod::kRecord, HashFormat::kV2) + "), 0)" + From(t);
        }},
-      {"old: sum(h)", "linear: blind to values swapped between rows",
+      {"record h, no mix: sum(h)", "linear: blind to values swapped between rows",
        [](const TableInfo& t) {
          return "select count(*), sum(hash_record_extended(" + Row(t) + ", 0))" + From(t);
        }},

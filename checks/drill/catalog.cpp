@@ -79,14 +79,18 @@ std::vector<TableInfo> ListTables(pqxx::transaction_base& tx,
                  " a.attcollation <> 0, exists (select 1 from pg_type t join pg_type b"
                  "   on b.oid in (t.oid, t.typelem, t.typbasetype) where t.oid = a.atttypid"
                  "   and (b.typtype = 'e' or (b.typnamespace = 'pg_catalog'::regnamespace"
-                 "   and b.typname ~ '^reg')))"
+                 "   and b.typname ~ '^reg'))),"
+                 " a.atttypid::int8, (select t.typcategory = 'A' from pg_type t"
+                 "   where t.oid = a.atttypid)"
                  " from pg_attribute a join pg_class c on c.oid = a.attrelid"
                  " where c.relkind = 'r' and a.attnum > 0 and not a.attisdropped"
                  " and c.relnamespace <> 'pg_catalog'::regnamespace")) {
       auto it = by_oid.find(row[0].as<std::string>());
       if (it != by_oid.end())
         it->second.columns.push_back({row[1].as<std::string>(), row[2].as<std::string>(),
-                                      row[3].as<bool>(), row[4].as<bool>()});
+                                      row[3].as<bool>(), row[4].as<bool>(),
+                                      static_cast<std::uint32_t>(row[5].as<std::int64_t>()),
+                                      row[6].as<bool>(false)});
     }
     for (const auto& row :
          tx.exec("select con.conrelid::text, a.attname, format_type(a.atttypid, a.atttypmod),"

@@ -36,6 +36,8 @@ struct ColumnInfo {
   // Hashed through its text form: enums (and arrays of / domains over them) and reg* types hash
   // by OID, and OIDs differ between the source and a restored copy.
   bool hash_as_text = false;
+  std::uint32_t type_oid = 0;  // atttypid: picks the type's own hash function (table_scan.cpp)
+  bool is_array = false;       // an array type (or a domain over one): hash_array_extended
 };
 
 // One table holding rows (relkind 'r': plain tables and leaf partitions; partitioned parents

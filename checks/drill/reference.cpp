@@ -466,7 +466,7 @@ void ReferenceState::Ensure(CheckContext& ctx) {
         if (!tr.ref) continue;  // only in the copy: reported, not hashed
         try {
           pqxx::nontransaction nt(*conn);
-          RangeHash h = HashRows(nt, info, tr.ref->method, "", ref_.mix());
+          RangeHash h = HashRows(nt, info, tr.ref->method, "", ref_.hash_format());
           tr.rows = h.rows;
           tr.hash = h.hash;
         } catch (const pqxx::broken_connection&) {
@@ -480,7 +480,7 @@ void ReferenceState::Ensure(CheckContext& ctx) {
         }
       }
       WithPgErrors("cannot scan the restored copy's large objects",
-                   [&] { restored_lo_ = ScanLargeObjects(*conn, nullptr, ref_.mix()); });
+                   [&] { restored_lo_ = ScanLargeObjects(*conn, nullptr, ref_.hash_format()); });
     } catch (...) {
       ensure_error_ = std::current_exception();
     }

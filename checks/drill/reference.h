@@ -6,8 +6,8 @@
 // directory dump). A drill whose backup has one (BackupInfo::reference_path) compares the restored
 // copy with the reference instead of the live source: every table exactly, no churn bounds.
 //
-// The file (format version 3; version 2 differs only in how row hashes were mixed, RowMix), one
-// JSON object:
+// The file (format version 3; version 2 differs only in how rows were hashed, HashFormat), one JSON
+// object:
 //   {"format": "restorewatch-reference", "version": 3, "target": "blog",
 //    "system_identifier": "7301...", "database": "blog", "snapshot": "00000003-0000001B-1",
 //    "snapshot_time": 1764700000.123, "snapshot_time_utc": "2026-12-02T17:00:00Z",
@@ -38,7 +38,8 @@
 
 namespace rw {
 
-// 3: rows mixed by hashint4extended(0, h). 2 (read still): by hashtextextended(h::text, 0).
+// 3: rows hashed per column, mixed by hashint4extended(0, h). 2 (read still): the whole record
+// hashed, mixed by hashtextextended(h::text, 0). HashFormat in checks/drill/table_scan.h.
 constexpr int kReferenceVersion = 3;
 // The name of the reference of a dump at `dump_path`.
 std::string ReferencePathFor(const std::string& dump_path);
@@ -59,8 +60,8 @@ struct DumpFileHash {
 
 struct Reference {
   int version = kReferenceVersion;
-  // How this reference's row hashes were mixed: the copy is hashed the same way.
-  RowMix mix() const { return version == 2 ? RowMix::kText : RowMix::kSeed; }
+  // How this reference's rows were hashed: the copy is hashed the same way.
+  HashFormat hash_format() const { return version == 2 ? HashFormat::kV2 : HashFormat::kV3; }
   std::string target;
   std::string system_identifier;  // empty when the role could not read it
   std::string database;

@@ -54,19 +54,74 @@ std::string ScanQuery(const TableInfo& t, HashMethod m, const AppendOnlyTable* a
          h + " as h, t." + k + " as k from only " + t.Sql() + " t offset 0) s";
 }
 
-// Every row's 64-bit hash goes through a second, non-linear hash before it is summed.
-// hash_record_extended combines column hashes linearly (h * 31 + column hash), so a plain sum of
-// row hashes is a linear function of per-column sums and a column's values swapped between two
-// rows (or two large objects' contents) kept it. The mix is hashint4extended(0, h): h is the
-// seed, which hash_uint32_extended feeds whole (both 32-bit halves) through Jenkins' mix and
-// final, a bijection of the 96-bit state, 64 bits of which are the result; a function call, so
-// nearly free (the text form, RowMix::kText, cost 25% of the scan on pgbench_accounts).
-// hashint8extended(h, 0) would be as cheap but folds its input to 32 bits first (to match int4's
-// hash), so a changed row would go unseen with probability 2^-32, not 2^-64.
-// bench/drill_bench.cpp measures the candidates.
-std::string MixRowHash(const std::string& hash_sql, RowMix mix) {
-  if (mix == RowMix::kText) return "hashtextextended((" + hash_sql + ")::text, 0)";
+// Every row's 64-bit hash goes through a second, non-linear hash before it is summed: a plain sum
+// of row hashes that combine column hashes linearly (hash_record_extended: h * 31 + column hash;
+// an XOR of column hashes) is a function of per-column sums, which a column's values swapped
+// between two rows (or two large objects' contents) keep. Format 3 mixes by hashint4extended(0,
+// h): h is the seed, which hash_uint32_extended feeds whole (both 32-bit halves) through Jenkins'
+// mix and final; a function call, so nearly free. Format 2 went through h's decimal text, a
+// quarter of the scan on pgbench_accounts. hashint8extended(h, 0) would be as cheap but folds its
+// input to 32 bits first (to match int4's hash), so a changed row would go unseen with
+// probability 2^-32, not 2^-64. bench/drill_bench.cpp measures the candidates.
+std::string MixRowHash(const std::string& hash_sql, HashFormat format) {
+  if (format == HashFormat::kV2) return "hashtextextended((" + hash_sql + ")::text, 0)";
   return "hashint4extended(0, " + hash_sql + ")";
+}
+
+// Format 3's keyed hash of one column, `seed` its place in the name-sorted list (from 1). The
+// built-in types below are called by their own extended hash function (what hash_record_extended
+// would call through the type cache, without forming and taking apart a record per row: a third
+// cheaper on pgbench_accounts); a bigint is the seed of hashint4extended, so all 64 bits count.
+// Any other type goes through hash_record_extended(row(col), seed), which raises 42883 for a type
+// without an extended hash function (the table then falls back to HashMethod::kText). NULL hashes
+// as the seed itself. OIDs are the catalog's fixed ones for built-in types.
+std::string ColumnHashSql(const ColumnInfo& c, int seed) {
+  const std::string col = "t." + QuoteIdent(c.name);
+  const std::string k = std::to_string(seed);
+  if (c.hash_as_text) return "coalesce(hashtextextended(" + col + "::text, " + k + "), " + k + ")";
+  if (c.is_array) return "coalesce(hash_array_extended(" + col + ", " + k + "), " + k + ")";
+  const char* fn = nullptr;
+  switch (c.type_oid) {
+    case 20:  // bigint
+      return "coalesce(hashint4extended(" + k + ", " + col + "), " + k + ")";
+    case 21:
+      fn = "hashint2extended";
+      break;
+    case 23:
+      fn = "hashint4extended";
+      break;
+    case 25:    // text
+    case 1043:  // varchar, binary-coercible to text
+      fn = "hashtextextended";
+      break;
+    case 26:
+      fn = "hashoidextended";
+      break;
+    case 700:
+      fn = "hashfloat4extended";
+      break;
+    case 701:
+      fn = "hashfloat8extended";
+      break;
+    case 1042:
+      fn = "hashbpcharextended";
+      break;
+    case 1114:
+      fn = "timestamp_hash_extended";
+      break;
+    case 1700:
+      fn = "hash_numeric_extended";
+      break;
+    case 2950:
+      fn = "uuid_hash_extended";
+      break;
+    case 3802:
+      fn = "jsonb_hash_extended";
+      break;
+    default:
+      return "hash_record_extended(row(" + col + "), " + k + ")";
+  }
+  return "coalesce(" + std::string(fn) + "(" + col + ", " + k + "), " + k + ")";
 }
 
 double Since(std::chrono::steady_clock::time_point t0) {
@@ -107,13 +162,15 @@ TableScan ScanTable(pqxx::connection& conn, pqxx::dbtransaction* tx, const Table
   return s;
 }
 
-LargeObjectScan ScanLargeObjects(pqxx::connection& conn, pqxx::dbtransaction* tx, RowMix mix) {
+LargeObjectScan ScanLargeObjects(pqxx::connection& conn, pqxx::dbtransaction* tx,
+                                 HashFormat format) {
   LargeObjectScan lo;
   try {
     Attempt(conn, tx, [&](pqxx::transaction_base& q) {
-      pqxx::row r = q.exec1("select count(*), coalesce(sum(" +
-                            MixRowHash("hash_record_extended(row(m.oid, lo_get(m.oid)), 0)", mix) +
-                            "), 0)::text from pg_largeobject_metadata m");
+      pqxx::row r =
+          q.exec1("select count(*), coalesce(sum(" +
+                  MixRowHash("hash_record_extended(row(m.oid, lo_get(m.oid)), 0)", format) +
+                  "), 0)::text from pg_largeobject_metadata m");
       lo.count = r[0].as<std::int64_t>();
       lo.hash = r[1].as<std::string>();
       lo.scanned = true;
@@ -131,7 +188,7 @@ LargeObjectScan ScanLargeObjects(pqxx::connection& conn, pqxx::dbtransaction* tx
   return lo;
 }
 
-std::string RowHashSql(const TableInfo& table, HashMethod method, RowMix mix) {
+std::string RowHashSql(const TableInfo& table, HashMethod method, HashFormat format) {
   if (table.columns.empty()) return "0::bigint";
   std::string row = "row(";
   for (std::size_t i = 0; i < table.columns.size(); ++i) {
@@ -140,8 +197,13 @@ std::string RowHashSql(const TableInfo& table, HashMethod method, RowMix mix) {
     if (table.columns[i].hash_as_text) row += "::text";
   }
   row += ")";
-  if (method == HashMethod::kRecord) return MixRowHash("hash_record_extended(" + row + ", 0)", mix);
-  return MixRowHash("hashtextextended(" + row + "::text, 0)", mix);
+  if (method == HashMethod::kText)
+    return MixRowHash("hashtextextended(" + row + "::text, 0)", format);
+  if (format == HashFormat::kV2) return MixRowHash("hash_record_extended(" + row + ", 0)", format);
+  std::string x;
+  for (std::size_t i = 0; i < table.columns.size(); ++i)
+    x += (i ? " # " : "") + ColumnHashSql(table.columns[i], static_cast<int>(i) + 1);
+  return MixRowHash("(" + x + ")", format);
 }
 
 const TableInfo* SideScan::Find(const std::string& name) const {
@@ -169,8 +231,8 @@ ActivitySample ReadCounters(pqxx::transaction_base& tx) {
 }
 
 RangeHash HashRows(pqxx::transaction_base& tx, const TableInfo& table, HashMethod method,
-                   const std::string& where, RowMix mix) {
-  pqxx::row r = tx.exec1("select count(*), coalesce(sum(" + RowHashSql(table, method, mix) +
+                   const std::string& where, HashFormat format) {
+  pqxx::row r = tx.exec1("select count(*), coalesce(sum(" + RowHashSql(table, method, format) +
                          "), 0)::text from only " + table.Sql() + " t" +
                          (where.empty() ? "" : " where " + where));
   return RangeHash{r[0].as<std::int64_t>(), r[1].as<std::string>()};

@@ -4,12 +4,12 @@
 // side and drill.
 //
 // Hash: the sum (as numeric, so it cannot overflow) of a 64-bit hash of every row, computed inside
-// PostgreSQL: hashint4extended(0, h) (h as the seed, all 64 bits mixed) of h =
-// hash_record_extended(row(<columns sorted by name>), 0). Sorting the columns by name makes the
-// hash independent of column order; sum + count (not xor) keeps duplicate rows from cancelling. The
-// outer hash is there because hash_record_extended combines column hashes linearly (h * 31 + column
-// hash): a plain sum of h is a sum of per-column sums, which a column's values swapped between two
-// rows keep (references written before it, format version 1, are refused). Enum and reg* columns
+// PostgreSQL: hashint4extended(0, h) (h as the seed, all 64 bits mixed) of the row's hash h, the
+// XOR of one keyed hash per column (HashFormat below). Keying each column by its place in the
+// name-sorted list makes the hash independent of column order and tells columns apart; sum +
+// count (not xor) keeps duplicate rows from cancelling. The outer hash is there because a plain
+// sum of h is a sum of per-column sums, which a column's values swapped between two rows keep
+// (references written so, format version 1, are refused). Enum and reg* columns
 // are hashed as text (their hash is of an OID, which differs between source and copy). Tables with
 // a column type lacking an extended hash function (json, point, xml, money, ...) use h =
 // hashtextextended(row(...)::text, 0) instead, under the same outer hash; the row's text form
@@ -45,14 +45,22 @@
 namespace rw {
 
 enum class HashMethod { kRecord, kText };
-// The outer, non-linear hash over a row's 64-bit hash h: kSeed = hashint4extended(0, h), what
-// this version computes; kText = hashtextextended(h::text, 0), what references of format version
-// 2 hold (read still, and compared with the copy hashed the same way).
-enum class RowMix { kSeed, kText };
+// How rows are hashed, by reference format version (checks/drill/reference.h):
+// - kV3 (this version): HashMethod::kRecord rows hash as the XOR of one keyed 64-bit hash per
+//   column (column k of the name-sorted list under seed k), each by its type's own extended hash
+//   function where the type is a known built-in, else hash_record_extended(row(col), k); bigint
+//   goes in as the seed of hashint4extended (hashint8extended folds it to 32 bits first, so 1 and
+//   4294967296 hashed alike). The row's hash is then mixed by hashint4extended(0, h): h as the
+//   seed, all 64 bits through Jenkins' mix. HashMethod::kText: hashtextextended(row::text, 0),
+//   mixed alike.
+// - kV2 (references of format 2, read still): hashtextextended(h::text, 0) of h =
+//   hash_record_extended(row(...), 0), or of the text form's hash.
+enum class HashFormat { kV3, kV2 };
 
 // SQL of one row's 64-bit hash for table alias `t`, over the table's columns sorted by name (the
 // outer, non-linear hash included).
-std::string RowHashSql(const TableInfo& table, HashMethod method, RowMix mix = RowMix::kSeed);
+std::string RowHashSql(const TableInfo& table, HashMethod method,
+                       HashFormat format = HashFormat::kV3);
 
 struct TableScan {
   std::int64_t rows = 0;
@@ -93,7 +101,7 @@ struct RangeHash {
   std::string hash = "0";
 };
 RangeHash HashRows(pqxx::transaction_base& tx, const TableInfo& table, HashMethod method,
-                   const std::string& where, RowMix mix = RowMix::kSeed);
+                   const std::string& where, HashFormat format = HashFormat::kV3);
 
 // One table's count + hash in one pass, as the drill computes it on either side: in a savepoint
 // of `tx` when given (so a failing table does not end the transaction), else in an autocommit
@@ -106,7 +114,7 @@ TableScan ScanTable(pqxx::connection& conn, pqxx::dbtransaction* tx, const Table
 // Count and hash of the large objects, like ScanTable (scanned == false with a note when the role
 // may not read them).
 LargeObjectScan ScanLargeObjects(pqxx::connection& conn, pqxx::dbtransaction* tx,
-                                 RowMix mix = RowMix::kSeed);
+                                 HashFormat format = HashFormat::kV3);
 
 class ScanState {
  public:

@@ -205,14 +205,14 @@ TEST_CASE("a version 2 reference (rows mixed through their text form) still veri
       for (const auto& t : ListTables(nt, {})) {
         auto* rt = const_cast<ReferenceTable*>(v2.Find(t.name));
         REQUIRE(rt);
-        RangeHash h = HashRows(nt, t, rt->method, "", RowMix::kText);
+        RangeHash h = HashRows(nt, t, rt->method, "", HashFormat::kV2);
         CHECK(h.rows == rt->rows);
         CHECK(h.hash != rt->hash);  // the mixes differ
         rt->hash = h.hash;
       }
     }
     REQUIRE(v2.large_objects);
-    LargeObjectScan lo = ScanLargeObjects(c, nullptr, RowMix::kText);
+    LargeObjectScan lo = ScanLargeObjects(c, nullptr, HashFormat::kV2);
     CHECK(lo.hash != v2.large_objects->hash);
     v2.large_objects = lo;
   }

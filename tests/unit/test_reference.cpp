@@ -61,7 +61,7 @@ TEST_CASE("reference file: round trip keeps every value exactly", "[unit][dump]"
   Reference a = Sample();
   Reference b = ParseReference(ReferenceToJson(a));
   CHECK(b.version == 3);
-  CHECK(b.mix() == RowMix::kSeed);
+  CHECK(b.hash_format() == HashFormat::kV3);
   CHECK(b.target == a.target);
   CHECK(b.system_identifier == a.system_identifier);
   CHECK(b.snapshot == a.snapshot);
@@ -91,7 +91,7 @@ TEST_CASE("reference file: bad JSON, wrong version and missing fields are clear 
   // Version 2 mixed row hashes through their text form: read, and the copy hashed alike.
   std::string v2 = good;
   v2.replace(v2.find("\"version\": 3"), 12, "\"version\": 2");
-  CHECK(ParseReference(v2).mix() == RowMix::kText);
+  CHECK(ParseReference(v2).hash_format() == HashFormat::kV2);
   // Version 1 hashed rows linearly: refused with what to do, never compared.
   std::string v1 = good;
   v1.replace(v1.find("\"version\": 3"), 12, "\"version\": 1");
