@@ -116,14 +116,14 @@ class SandboxHost {
   // Never log it, never put it on a command line.
   virtual std::string LibpqConnInfo(const std::string& dbname) const { return ConnInfo(dbname); }
   virtual int ServerMajor() const = 0;
-};
-
-class Sandbox : public SandboxHost {
- public:
   // When a restore broke off (connection lost, disk full): the sandbox server's own account of
   // it, one line (a PANIC/FATAL from its log, or that it is no longer running), or empty when it
   // has nothing to say or cannot tell (a scratch server's log is not ours to read).
   virtual std::string ServerProblem() { return {}; }
+};
+
+class Sandbox : public SandboxHost {
+ public:
   // Removes everything created (databases, server, dirs). Idempotent, never throws; returns a
   // one-line problem or empty.
   virtual std::string Cleanup() = 0;

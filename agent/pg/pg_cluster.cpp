@@ -214,16 +214,21 @@ std::string EnsureInitdbTemplate(const ClusterOptions& opts, CancelToken* cancel
       sql.close();
       if (!sql) throw Error(ErrorKind::kIo, "cannot write " + tmp + "/spare.sql");
       ProcessSpec single;
-      single.argv = {opts.tools.Path("postgres"), "--single", "-D", tmp + "/data",
-                     "-c",                        "fsync=off", "postgres"};
+      single.argv = {opts.tools.Path("postgres"),
+                     "--single",
+                     "-D",
+                     tmp + "/data",
+                     "-c",
+                     "fsync=off",
+                     "postgres"};
       single.run_as = opts.run_as;
       single.stdin_path = tmp + "/spare.sql";
       single.timeout = std::chrono::minutes(2);
       ProcessResult r = RunProcess(single, cancel);
       if (!r.ok()) {
         if (r.cancelled) throw Error(ErrorKind::kCancelled, "cancelled during initdb");
-        throw Error(ErrorKind::kProcess, "creating the sandbox template's spare database failed: " +
-                                             r.Summary());
+        throw Error(ErrorKind::kProcess,
+                    "creating the sandbox template's spare database failed: " + r.Summary());
       }
       std::remove((tmp + "/spare.sql").c_str());
     }
@@ -426,8 +431,10 @@ std::string LocalCluster::Psql(const std::string& sql, const std::string& dbname
 
 std::string LocalCluster::Problem() {
   std::string out;
+  bool exited_itself = false;  // with an exit code: the postmaster ended on its own, logging why
   if (server_ && !server_->Running()) {
     const int st = server_->Stop(SIGKILL, std::chrono::seconds(1));  // reaped: returns its status
+    exited_itself = !WIFSIGNALED(st);
     out = WIFSIGNALED(st)
               ? "the sandbox server died (killed by signal " + std::to_string(WTERMSIG(st)) + ")"
               : "the sandbox server exited (code " + std::to_string(WEXITSTATUS(st)) + ")";
@@ -441,7 +448,10 @@ std::string LocalCluster::Problem() {
     if (line.rfind("PANIC", 0) == 0 || line.find("No space left on device") != std::string::npos)
       trouble += line + "\n";
   }
-  const std::string line = CauseLine(trouble);
+  std::string line = CauseLine(trouble);
+  // A server that shut itself down (recovery ended before its target, a startup failure) said
+  // why in its last FATAL line; our probes' refusals are skipped.
+  if (line.empty() && exited_itself) line = LastProblem(LogTail(8000));
   if (!line.empty()) out += (out.empty() ? "" : ": ") + line;
   return out;
 }

@@ -47,6 +47,7 @@ void FollowRecovery(SandboxHost& host, const std::string& data_dir, const DataDi
   // Polled often at first (a short replay ends within a few polls, and the drill's RTO should
   // not carry a fixed 200 ms), then every 200 ms.
   auto poll = std::chrono::milliseconds(10);
+  Clock::time_point refused_since{};  // epoch: not refused
   while (Clock::now() < options.deadline) {
     cancel.ThrowIfCancelled();
     try {
@@ -62,8 +63,20 @@ void FollowRecovery(SandboxHost& host, const std::string& data_dir, const DataDi
         promoted = true;
         break;
       }
+      refused_since = Clock::time_point{};
     } catch (const pqxx::broken_connection&) {
       c.reset();
+    } catch (const Error& e) {
+      // A server that ends recovery with an error (its target not reached, a segment missing)
+      // refuses connections ("in recovery mode", "shutting down") until it has exited: wait for
+      // that, so the drill reports the server's own reason (ServerProblem), not our probe's
+      // refusal. A refusal from a server that stays up for 10 s is the error itself.
+      if (e.kind() != ErrorKind::kConnect) throw;
+      c.reset();
+      if (!host.ServerProblem().empty())
+        throw Error(ErrorKind::kProcess, "the sandbox server stopped during recovery");
+      if (refused_since == Clock::time_point{}) refused_since = Clock::now();
+      if (Clock::now() - refused_since > std::chrono::seconds(10)) throw;
     }
     cancel.SleepFor(poll);
     poll = std::min<std::chrono::milliseconds>(poll * 2, std::chrono::milliseconds(200));
