@@ -80,48 +80,19 @@ std::string ColumnHashSql(const ColumnInfo& c, int seed) {
   const std::string k = std::to_string(seed);
   if (c.hash_as_text) return "coalesce(hashtextextended(" + col + "::text, " + k + "), " + k + ")";
   if (c.is_array) return "coalesce(hash_array_extended(" + col + ", " + k + "), " + k + ")";
-  const char* fn = nullptr;
-  switch (c.type_oid) {
-    case 20:  // bigint
-      return "coalesce(hashint4extended(" + k + ", " + col + "), " + k + ")";
-    case 21:
-      fn = "hashint2extended";
-      break;
-    case 23:
-      fn = "hashint4extended";
-      break;
-    case 25:    // text
-    case 1043:  // varchar, binary-coercible to text
-      fn = "hashtextextended";
-      break;
-    case 26:
-      fn = "hashoidextended";
-      break;
-    case 700:
-      fn = "hashfloat4extended";
-      break;
-    case 701:
-      fn = "hashfloat8extended";
-      break;
-    case 1042:
-      fn = "hashbpcharextended";
-      break;
-    case 1114:
-      fn = "timestamp_hash_extended";
-      break;
-    case 1700:
-      fn = "hash_numeric_extended";
-      break;
-    case 2950:
-      fn = "uuid_hash_extended";
-      break;
-    case 3802:
-      fn = "jsonb_hash_extended";
-      break;
-    default:
-      return "hash_record_extended(row(" + col + "), " + k + ")";
-  }
-  return "coalesce(" + std::string(fn) + "(" + col + ", " + k + "), " + k + ")";
+  if (c.type_oid == 20)  // bigint: the seed, all 64 bits
+    return "coalesce(hashint4extended(" + k + ", " + col + "), " + k + ")";
+  // varchar is binary-coercible to text.
+  static const std::map<std::uint32_t, const char*> kOwn = {
+      {21, "hashint2extended"},          {23, "hashint4extended"},
+      {25, "hashtextextended"},          {1043, "hashtextextended"},
+      {26, "hashoidextended"},           {700, "hashfloat4extended"},
+      {701, "hashfloat8extended"},       {1042, "hashbpcharextended"},
+      {1114, "timestamp_hash_extended"}, {1700, "hash_numeric_extended"},
+      {2950, "uuid_hash_extended"},      {3802, "jsonb_hash_extended"}};
+  auto fn = kOwn.find(c.type_oid);
+  if (fn == kOwn.end()) return "hash_record_extended(row(" + col + "), " + k + ")";
+  return "coalesce(" + std::string(fn->second) + "(" + col + ", " + k + "), " + k + ")";
 }
 
 double Since(std::chrono::steady_clock::time_point t0) {
