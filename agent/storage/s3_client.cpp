@@ -1,6 +1,7 @@
 #include "agent/storage/s3_client.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,9 +26,58 @@ constexpr std::size_t kErrorBodyCap = 64 * 1024;
 // Bytes of a listing body accepted (a page of 1000 keys is ~300 KB).
 constexpr std::size_t kListBodyCap = 16u << 20;
 
-void GlobalInit() {
+// libcurl, loaded on the first S3 request instead of at start: an agent without an S3
+// repository never maps it and the ten libraries it brings (nghttp2, ssh2, rtmp, psl, idn2,
+// brotli, ...), ~1 MiB of its resident memory (issue 13). The header gives the types and
+// constants; the functions come from dlsym. libcurl's ABI has been libcurl.so.4 since 2006.
+struct CurlApi {
+  CURLcode (*global_init)(long);
+  CURL* (*easy_init)();
+  CURLcode (*easy_setopt)(CURL*, CURLoption, ...);
+  CURLcode (*easy_getinfo)(CURL*, CURLINFO, ...);
+  CURLcode (*easy_perform)(CURL*);
+  void (*easy_cleanup)(CURL*);
+  const char* (*easy_strerror)(CURLcode);
+  curl_slist* (*slist_append)(curl_slist*, const char*);
+  void (*slist_free_all)(curl_slist*);
+  time_t (*getdate)(const char*, const time_t*);
+};
+
+// The loaded API, or throws (kUnsupported) with why it could not be loaded; loaded once.
+const CurlApi& Curl() {
+  static CurlApi api{};
+  static std::string failure;
   static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::call_once(once, [] {
+    void* h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) {
+      const char* e = dlerror();
+      failure = e ? e : "libcurl.so.4 not found";
+      return;
+    }
+    auto sym = [&](const char* name, auto& fn) {
+      void* p = dlsym(h, name);
+      if (p == nullptr && failure.empty()) failure = std::string("libcurl.so.4 has no ") + name;
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(p);
+    };
+    sym("curl_global_init", api.global_init);
+    sym("curl_easy_init", api.easy_init);
+    sym("curl_easy_setopt", api.easy_setopt);
+    sym("curl_easy_getinfo", api.easy_getinfo);
+    sym("curl_easy_perform", api.easy_perform);
+    sym("curl_easy_cleanup", api.easy_cleanup);
+    sym("curl_easy_strerror", api.easy_strerror);
+    sym("curl_slist_append", api.slist_append);
+    sym("curl_slist_free_all", api.slist_free_all);
+    sym("curl_getdate", api.getdate);
+    if (failure.empty() && api.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+      failure = "curl_global_init failed";
+  });
+  if (!failure.empty())
+    throw Error(ErrorKind::kUnsupported,
+                "S3 requests need libcurl, which could not be loaded: " + failure,
+                "install libcurl4 (Debian: apt-get install libcurl4)");
+  return api;
 }
 
 // Percent-encodes everything but RFC 3986 unreserved characters (and '/' when keep_slash).
@@ -94,7 +144,7 @@ size_t OnWrite(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
   const std::size_t len = size * n;
   long status = 0;
-  curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+  Curl().easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
   if (status >= 200 && status < 300 && t->sink != nullptr) {
     try {
       (*t->sink)(data, len);
@@ -313,7 +363,6 @@ struct S3Client::Response {
 };
 
 S3Client::S3Client(S3Options options) : opt_(std::move(options)) {
-  GlobalInit();
   RegisterSecret(opt_.access_key_id);
   RegisterSecret(opt_.secret_access_key);
 }
@@ -338,7 +387,8 @@ S3Client::Response S3Client::Perform(const std::string& method, const std::strin
   const std::string url = UrlOf(bucket, key);
   const std::string full = query.empty() ? url : url + "?" + query;
   const std::string what = "S3 " + method + " " + full;
-  CURL* curl = curl_easy_init();
+  const CurlApi& api = Curl();
+  CURL* curl = api.easy_init();
   if (curl == nullptr) throw Error(ErrorKind::kIo, what + ": cannot start a libcurl request");
   Transfer t;
   t.curl = curl;
@@ -348,66 +398,66 @@ S3Client::Response S3Client::Perform(const std::string& method, const std::strin
   char errbuf[CURL_ERROR_SIZE] = {0};
   std::FILE* upload = nullptr;
   struct curl_slist* headers = nullptr;
-  headers = curl_slist_append(headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-  if (!range.empty()) headers = curl_slist_append(headers, ("Range: bytes=" + range).c_str());
+  headers = api.slist_append(headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+  if (!range.empty()) headers = api.slist_append(headers, ("Range: bytes=" + range).c_str());
   const std::string sigv4 = "aws:amz:" + opt_.region + ":s3";
-  curl_easy_setopt(curl, CURLOPT_URL, full.c_str());
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  api.easy_setopt(curl, CURLOPT_URL, full.c_str());
+  api.easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+  api.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  api.easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
   if (!opt_.access_key_id.empty()) {
-    curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, sigv4.c_str());
-    curl_easy_setopt(curl, CURLOPT_USERNAME, opt_.access_key_id.c_str());
-    curl_easy_setopt(curl, CURLOPT_PASSWORD, opt_.secret_access_key.c_str());
+    api.easy_setopt(curl, CURLOPT_AWS_SIGV4, sigv4.c_str());
+    api.easy_setopt(curl, CURLOPT_USERNAME, opt_.access_key_id.c_str());
+    api.easy_setopt(curl, CURLOPT_PASSWORD, opt_.secret_access_key.c_str());
   }
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &OnWrite);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &OnHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
-  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &OnProgress);
-  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(ToSeconds(opt_.connect_timeout) * 1000));
+  api.easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  api.easy_setopt(curl, CURLOPT_WRITEFUNCTION, &OnWrite);
+  api.easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+  api.easy_setopt(curl, CURLOPT_HEADERFUNCTION, &OnHeader);
+  api.easy_setopt(curl, CURLOPT_HEADERDATA, &t);
+  api.easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  api.easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &OnProgress);
+  api.easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
+  api.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                  static_cast<long>(ToSeconds(opt_.connect_timeout) * 1000));
   const long idle = std::max(1L, static_cast<long>(ToSeconds(opt_.request_timeout)));
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, idle);
+  api.easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  api.easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, idle);
   if (sink == nullptr && upload_path == nullptr)  // listings and HEAD: bounded as a whole
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, idle);
-  if (!opt_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, opt_.ca_file.c_str());
+    api.easy_setopt(curl, CURLOPT_TIMEOUT, idle);
+  if (!opt_.ca_file.empty()) api.easy_setopt(curl, CURLOPT_CAINFO, opt_.ca_file.c_str());
   if (!opt_.verify_tls) {
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+    api.easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+    api.easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
   }
-  if (method == "HEAD") curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  if (method == "HEAD") api.easy_setopt(curl, CURLOPT_NOBODY, 1L);
   if (upload_path != nullptr) {
     upload = std::fopen(upload_path->c_str(), "rb");
     struct stat st {};
     if (upload == nullptr || fstat(fileno(upload), &st) != 0) {
       const int err = errno;
       if (upload) std::fclose(upload);
-      curl_slist_free_all(headers);
-      curl_easy_cleanup(curl);
+      api.slist_free_all(headers);
+      api.easy_cleanup(curl);
       throw Error(ErrorKind::kIo,
                   what + ": cannot read " + *upload_path + ": " + std::strerror(err));
     }
-    curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(curl, CURLOPT_READFUNCTION, &OnRead);
-    curl_easy_setopt(curl, CURLOPT_READDATA, upload);
-    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(st.st_size));
+    api.easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+    api.easy_setopt(curl, CURLOPT_READFUNCTION, &OnRead);
+    api.easy_setopt(curl, CURLOPT_READDATA, upload);
+    api.easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(st.st_size));
   }
-  const CURLcode rc = curl_easy_perform(curl);
+  const CURLcode rc = api.easy_perform(curl);
   Response r;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
+  api.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+  api.slist_free_all(headers);
+  api.easy_cleanup(curl);
   if (upload) std::fclose(upload);
   if (t.sink_error) std::rethrow_exception(t.sink_error);
   if (rc == CURLE_ABORTED_BY_CALLBACK || cancel.cancelled())
     throw Error(ErrorKind::kCancelled, what + ": cancelled");
   if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && t.body_overflow)) {
-    std::string why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    std::string why = errbuf[0] ? errbuf : api.easy_strerror(rc);
     while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
     throw Error(rc == CURLE_OPERATION_TIMEDOUT ? ErrorKind::kTimeout : ErrorKind::kIo,
                 Redact(what + ": " + why));
@@ -463,7 +513,7 @@ std::optional<S3Object> S3Client::Head(const std::string& bucket, const std::str
   o.size = r.content_length.value_or(0);
   o.etag = r.etag;
   if (!r.last_modified.empty()) {
-    const time_t t = curl_getdate(r.last_modified.c_str(), nullptr);
+    const time_t t = Curl().getdate(r.last_modified.c_str(), nullptr);
     if (t > 0) o.last_modified = static_cast<double>(t);
   }
   return o;
