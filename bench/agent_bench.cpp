@@ -2,8 +2,9 @@
 // real PostgreSQL 15 source holding 1,000 tables, with 20 physical replication slots each
 // streamed by a pg_receivewal (so the replication and slots collectors report 20 rows):
 //   - resident memory (VmRSS, the larger of two readings 7 s apart after a 15 s warm-up) and
-//     threads, with 3 targets and with 50 targets
-//     (targets: < 16 MiB and < 32 MiB);
+//     threads, with 3 targets and with 50 targets (targets: < 16 MiB and < 32 MiB), the agent
+//     run with the Environment= of the shipped systemd unit (deploy/systemd), as deployed; with
+//     3 targets also without it, for comparison;
 //   - /metrics latency at 200 requests/s on loopback while a drill runs (p99 < 5 ms);
 //   - the database time of one monitoring tick (< 50 ms): the pg_stat_statements total_exec_time
 //     of every statement the agent ran in the source's database over a window, divided by the
@@ -26,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -257,6 +259,21 @@ int main(int argc, char** argv) {
     WriteText(base + "/web.yml",
               "basic_auth_users:\n  " + std::string(kUser) + ": '" + BcryptHash(kPass) + "'\n");
     const std::string agent_bin = std::string(RW_AGENT_BINARY);
+    // The agent runs as deployed: with the Environment= of the shipped systemd unit (the
+    // container image sets the same), on top of the minimal environment every child gets.
+    std::map<std::string, std::string> unit_env;
+    {
+      std::ifstream unit(RW_SYSTEMD_UNIT);
+      if (!unit) throw Error(ErrorKind::kIo, std::string("cannot read ") + RW_SYSTEMD_UNIT);
+      for (std::string line; std::getline(unit, line);) {
+        if (line.rfind("Environment=", 0) != 0) continue;
+        const std::string kv = line.substr(12);
+        const auto eq = kv.find('=');
+        if (eq != std::string::npos) unit_env[kv.substr(0, eq)] = kv.substr(eq + 1);
+      }
+      for (const auto& [k, v] : unit_env)
+        std::printf("agent environment (unit): %s=%s\n", k.c_str(), v.c_str());
+    }
     auto config = [&](int targets, const std::string& interval, int port) {
       std::string c = "[agent]\nlisten = \"127.0.0.1:" + std::to_string(port) +
                       "\"\nstate_dir = \"" + base + "/state\"\nwork_dir = \"" + base +
@@ -269,11 +286,13 @@ int main(int argc, char** argv) {
              "\"\npattern = \"db-*.dump\"\nsettle = \"100ms\"\n";
       return c;
     };
-    auto run_agent = [&](int targets, const std::string& interval, int port) {
+    auto run_agent = [&](int targets, const std::string& interval, int port,
+                         bool with_unit_env = true) {
       const std::string cfg = base + "/agent-" + std::to_string(targets) + ".toml";
       WriteText(cfg, config(targets, interval, port));
       ProcessSpec spec;
       spec.argv = {agent_bin, "run", "-c", cfg};
+      if (with_unit_env) spec.env = unit_env;
       auto p = std::make_unique<ChildProcess>(spec, base + "/agent.log");
       if (!WaitFor([&] { return Status(port, "/readyz") == 200; }, 120))
         throw Error(ErrorKind::kTimeout,
@@ -284,6 +303,24 @@ int main(int argc, char** argv) {
       p->Stop(SIGTERM, std::chrono::seconds(60));
       p.reset();
     };
+
+    // ---- 3 targets without the unit's environment: memory only, for comparison ----
+    {
+      const int port = PickFreePort();
+      auto agent = run_agent(3, "5s", port, /*with_unit_env=*/false);
+      std::this_thread::sleep_for(std::chrono::seconds(15));
+      double rss = 0, rss2 = 0;
+      int threads = 0;
+      ProcStatus(agent->pid(), &rss, &threads);
+      std::this_thread::sleep_for(std::chrono::seconds(7));
+      ProcStatus(agent->pid(), &rss2, &threads);
+      rss = std::max(rss, rss2);
+      rows.push_back(
+          {"RSS, 3 targets, without the unit's Environment= (MiB)", Fmt("%.1f", rss), "-", -1});
+      std::printf("3 targets, no unit environment: RSS %.1f MiB (%s)\n", rss,
+                  RssSplit(agent->pid()).c_str());
+      stop_agent(agent);
+    }
 
     // ---- 3 targets: memory, tick database time, /metrics under load during a drill ----
     {

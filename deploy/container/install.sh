@@ -10,12 +10,13 @@
 #   install.sh --dry-run STEP ...  print the commands instead of running them
 #
 # Packages: the PostgreSQL 15 server binaries for the ephemeral sandbox (initdb, postgres,
-# pg_restore, psql) here; the libraries the binary links come from the .deb's Depends (computed
-# by dpkg-shlibdeps when it was built), which apt resolves in the `package` step.
+# pg_restore, psql) and libcurl4 (loaded for S3 repositories; a Recommends of the .deb) here; the
+# libraries the binary links come from the .deb's Depends (computed by dpkg-shlibdeps when it was
+# built), which apt resolves in the `package` step.
 set -eu
 
 RW_UID=${RW_UID:-10001}
-RW_PACKAGES="ca-certificates postgresql-15 postgresql-client-15"
+RW_PACKAGES="ca-certificates libcurl4 postgresql-15 postgresql-client-15"
 
 DRY=""
 if [ "${1:-}" = "--dry-run" ]; then
