@@ -28,7 +28,7 @@ constexpr std::size_t kListBodyCap = 16u << 20;
 
 // libcurl, loaded on the first S3 request instead of at start: an agent without an S3
 // repository never maps it and the ten libraries it brings (nghttp2, ssh2, rtmp, psl, idn2,
-// brotli, ...), ~1 MiB of its resident memory (issue 13). The header gives the types and
+// brotli, ...), ~0.6 MiB of its resident memory (issue 13). The header gives the types and
 // constants; the functions come from dlsym. libcurl's ABI has been libcurl.so.4 since 2006.
 struct CurlApi {
   CURLcode (*global_init)(long);
