@@ -16,11 +16,15 @@
 // their ratios (drill/floor target <= 1.15, physical/drill <= 0.5), and the checksum's cost: the
 // drill's count + hash scan against a sequential count(*) on pgbench_accounts (target <= 3x) and
 // on the wide tables (<= 5x), with the candidate formulations beside it so the choice shows.
+// Then where the time goes: the machine's busy CPU (core-seconds, /proc/stat) of each measured run,
+// the least wall time that much CPU needs on this machine's cores, and how much a second session
+// scanning at the same time adds to one session's throughput here (what overlapping work can win).
 // Exits non-zero only when the bench could not run (usage, setup, a drill that did not pass).
 //
 // usage: see bench/drill_bench_args.h (restorewatch_bench --help).
 // Needs PostgreSQL 15 binaries (auto-detected); runs servers as `postgres` when started as root.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -181,6 +185,31 @@ std::map<std::string, std::string> OrderedMd5(const Environment& env, const std:
   }
   return out;
 }
+
+// The machine's busy CPU time (all processes: the agent, pg_restore, every server backend), from
+// /proc/stat: user + nice + system + irq + softirq + steal, in core-seconds. The bench's drills
+// and the floor run their work in other processes, so only a machine-wide count sees it all.
+double BusyCoreSeconds() {
+  std::FILE* f = std::fopen("/proc/stat", "r");
+  if (!f) return 0;
+  unsigned long long v[8] = {0};
+  int n = std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                      &v[4], &v[5], &v[6], &v[7]);
+  std::fclose(f);
+  if (n < 8) return 0;
+  const unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];  // not idle, iowait
+  return static_cast<double>(busy) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Wall and busy CPU of one measured run.
+struct Timed {
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  double cpu0 = BusyCoreSeconds();
+  void Stop(std::vector<double>* wall, std::vector<double>* cpu) const {
+    wall->push_back(Seconds(t0));
+    cpu->push_back(BusyCoreSeconds() - cpu0);
+  }
+};
 
 // This process's peak resident memory (VmHWM) in MiB: the drills run in it, so a figure that stays
 // the same from --quick to --large shows no per-row work in the agent.
@@ -369,6 +398,21 @@ int main(int argc, char** argv) {
       throw Error(ErrorKind::kQuery, "the reference's tables were not found");
     const std::vector<double> cand_accounts = CandidateSeconds(*conn, accounts, runs);
     const std::vector<double> cand_wide = CandidateSeconds(*conn, wide, runs);
+    // How much two sessions at once get out of this machine: the drill's scan of wide1 and wide2
+    // one after the other in one session, then each in its own session at the same time.
+    std::vector<double> one_session, two_sessions;
+    {
+      auto conn2 = ConnectSandbox(source->ConnInfo("ref"));
+      const std::string q1 = Candidates()[1].sql(wide[0]), q2 = Candidates()[1].sql(wide[1]);
+      for (int i = 0; i < runs; ++i) {
+        one_session.push_back(TimeSql(*conn, q1) + TimeSql(*conn, q2));
+        auto t = std::chrono::steady_clock::now();
+        std::thread other([&] { TimeSql(*conn2, q2); });
+        TimeSql(*conn, q1);
+        other.join();
+        two_sessions.push_back(Seconds(t));
+      }
+    }
     conn.reset();
 
     // Baseline: what a careful script does.
@@ -408,7 +452,7 @@ int main(int argc, char** argv) {
     to.name_prefix = "tuned-";
     to.settings.clear();
     auto tuned = LocalCluster::Create(to);
-    std::vector<double> bare;
+    std::vector<double> bare, bare_cpu;
     for (int i = 0; i < runs; ++i) {
       std::string db = "r" + std::to_string(i);
       tuned->Psql("create database " + db);
@@ -416,9 +460,9 @@ int main(int argc, char** argv) {
       pr.argv = {env.pg.Path("pg_restore"), "-j", "2", "--no-owner", "--no-privileges", "-d",
                  tuned->ConnInfo(db),       dump};
       pr.timeout = std::chrono::hours(4);
-      auto t = std::chrono::steady_clock::now();
+      Timed t;
       Must(RunProcess(pr), "pg_restore");
-      bare.push_back(Seconds(t));
+      t.Stop(&bare, &bare_cpu);
       tuned->Psql("drop database " + db);
     }
     tuned.reset();
@@ -433,14 +477,14 @@ int main(int argc, char** argv) {
     target.drill.jobs = 2;
     target.drill.timeout = std::chrono::hours(6);
     target.checks.compare = CompareMode::kExact;
-    std::vector<double> full, physical, with_ref;
+    std::vector<double> full, physical, with_ref, full_cpu, physical_cpu, with_ref_cpu;
     DrillReport last, last_phys, last_ref;
     for (int i = 0; i < runs; ++i) {
       std::printf("pg_dump drill run %d/%d ...\n", i + 1, runs);
       std::fflush(stdout);
-      auto t = std::chrono::steady_clock::now();
+      Timed t;
       last = PassingDrill(env, target);
-      full.push_back(Seconds(t));
+      t.Stop(&full, &full_cpu);
     }
     {
       TargetConfig rt = target;
@@ -449,9 +493,9 @@ int main(int argc, char** argv) {
       for (int i = 0; i < runs; ++i) {
         std::printf("pg_dump drill against the dump's reference, run %d/%d ...\n", i + 1, runs);
         std::fflush(stdout);
-        auto t = std::chrono::steady_clock::now();
+        Timed t;
         last_ref = PassingDrill(env, rt);
-        with_ref.push_back(Seconds(t));
+        t.Stop(&with_ref, &with_ref_cpu);
       }
     }
     if (args.physical) {
@@ -464,9 +508,9 @@ int main(int argc, char** argv) {
       for (int i = 0; i < runs; ++i) {
         std::printf("physical drill run %d/%d ...\n", i + 1, runs);
         std::fflush(stdout);
-        auto t = std::chrono::steady_clock::now();
+        Timed t;
         last_phys = PassingDrill(env, pt);
-        physical.push_back(Seconds(t));
+        t.Stop(&physical, &physical_cpu);
       }
     }
     std::printf("\n%s\n", RenderReportText(last).c_str());
@@ -498,6 +542,41 @@ int main(int argc, char** argv) {
     std::printf("%-62s %10s  (target <= 0.50x)\n", "ratio physical drill / pg_dump drill",
                 Ratio(ph, dr, args.physical).c_str());
     std::printf("%-62s %9.1f\n", "peak RSS of this process, drills included (MiB)", PeakRssMiB());
+    // Where the drill's time over the floor goes: the machine's busy CPU in each run. Overlapping
+    // work can hide idle time, not CPU work: a run cannot take less wall time than its busy
+    // core-seconds over the cores, so that quotient over the floor is the best ratio any overlap
+    // of the same work could reach here.
+    const double cores = static_cast<double>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+    const double fc = Median(bare_cpu), dc = Median(full_cpu), rc = Median(with_ref_cpu),
+                 pc = Median(physical_cpu);
+    std::printf("\nCPU: busy core-seconds of the whole machine per run (medians; %.0f cores)\n",
+                cores);
+    std::printf("%-46s %8s %11s %6s %18s\n", "measurement", "wall s", "CPU core-s", "busy",
+                "CPU-bound minimum");
+    auto cpu_row = [&](const char* name, double wall, double cpu, bool measured) {
+      if (!measured) {
+        std::printf("%-46s %8s\n", name, "skipped");
+        return;
+      }
+      std::printf("%-46s %8.2f %11.2f %5.0f%% %8.2f s %6.2fx\n", name, wall, cpu,
+                  wall > 0 ? 100.0 * cpu / (wall * cores) : 0, cpu / cores,
+                  fl > 0 ? cpu / cores / fl : 0);
+    };
+    cpu_row("floor: pg_restore -j 2", fl, fc, true);
+    cpu_row("pg_dump drill", dr, dc, true);
+    cpu_row("pg_dump drill, dump-time reference", rd, rc, true);
+    cpu_row("physical drill", ph, pc, args.physical);
+    std::printf("%-46s %8s %11.2f\n", "pg_dump drill's CPU beyond the floor", "", dc - fc);
+    std::printf("%-46s %8s %11.2f\n", "  of which the source-side scan (drill - ref drill)", "",
+                dc - rc);
+    std::printf(
+        "CPU-bound minimum: busy core-seconds / cores, as a ratio to the floor's wall time: the "
+        "wall time that much busy CPU needs even when packed without a gap\n");
+    const double one = Median(one_session), two = Median(two_sessions);
+    std::printf(
+        "two scans at once (wide1, wide2): %.2f s in one session one after the other, %.2f s in two"
+        " sessions at the same time: %.2fx the throughput of one session\n",
+        one, two, two > 0 ? one / two : 0);
     std::printf("\nchecksum scan cost, per formulation (seconds; ratio to count(*)):\n");
     std::printf("%-36s %16s %16s  %s\n", "formulation", "pgbench_accounts", "wide tables", "note");
     for (std::size_t i = 0; i < Candidates().size(); ++i) {

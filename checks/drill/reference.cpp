@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -16,9 +18,11 @@
 
 #include "agent/errors.h"
 #include "agent/json.h"
+#include "agent/log.h"
 #include "agent/pg/pg_conn.h"
 #include "agent/units.h"
 #include "checks/drill/catalog.h"
+#include "checks/drill/table_scan.h"
 
 namespace rw {
 namespace {
@@ -457,28 +461,48 @@ void ReferenceState::Ensure(CheckContext& ctx) {
         tr.ref = &t;
         tr.name = t.name;
       }
+      // The tables to hash, largest first, each with its result slot made before the sessions
+      // start (each session then writes only its own tables' slots).
+      std::vector<TableInfo> to_hash;
       for (const auto& info : restored) {
-        ctx.cancel.ThrowIfCancelled();
         TableResult& tr = tables_[info.name];
         tr.name = info.name;
         tr.in_restored = true;
         tr.info = info;
-        if (!tr.ref) continue;  // only in the copy: reported, not hashed
-        try {
-          pqxx::nontransaction nt(*conn);
-          RangeHash h = HashRows(nt, info, tr.ref->method, "", ref_.hash_format());
-          tr.rows = h.rows;
-          tr.hash = h.hash;
-        } catch (const pqxx::broken_connection&) {
-          RethrowAsError("cannot hash " + info.name + " in the restored copy");
-        } catch (const pqxx::sql_error& e) {
-          if (ctx.cancel.cancelled()) throw Error(ErrorKind::kCancelled, "checks cancelled");
-          std::string m = e.what();
-          while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
-          std::replace(m.begin(), m.end(), '\n', ' ');
-          tr.error = m;
-        }
+        if (tr.ref) to_hash.push_back(info);  // only in the copy: reported, not hashed
       }
+      const std::vector<std::size_t> order = LargestFirst(to_hash);
+      std::atomic<std::size_t> hashed{0};  // for the drill's progress line
+      ForEachOnRestored(
+          ctx, *conn, order.size(), kRestoredScanWorkers, [&](pqxx::connection& c, std::size_t k) {
+            const TableInfo& info = to_hash[order[k]];
+            TableResult& tr = tables_.at(info.name);
+            try {
+              pqxx::nontransaction nt(c);
+              const auto t0 = std::chrono::steady_clock::now();
+              RangeHash h = HashRows(nt, info, tr.ref->method, "", ref_.hash_format());
+              LogDebug(
+                  "table hashed in the copy",
+                  {{"table", info.name},
+                   {"rows", h.rows},
+                   {"seconds",
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}});
+              tr.rows = h.rows;
+              tr.hash = h.hash;
+              if (ctx.progress)
+                ctx.progress->Items(static_cast<std::int64_t>(++hashed),
+                                    static_cast<std::int64_t>(order.size()),
+                                    "tables hashed in the copy");
+            } catch (const pqxx::broken_connection&) {
+              RethrowAsError("cannot hash " + info.name + " in the restored copy");
+            } catch (const pqxx::sql_error& e) {
+              if (ctx.cancel.cancelled()) throw Error(ErrorKind::kCancelled, "checks cancelled");
+              std::string m = e.what();
+              while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+              std::replace(m.begin(), m.end(), '\n', ' ');
+              tr.error = m;
+            }
+          });
       WithPgErrors("cannot scan the restored copy's large objects",
                    [&] { restored_lo_ = ScanLargeObjects(*conn, nullptr, ref_.hash_format()); });
     } catch (...) {

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <thread>
 
+#include "agent/log.h"
 #include "agent/pg/pg_conn.h"
 #include "agent/units.h"
 #include "checks/live/table_activity_collector.h"
@@ -16,9 +18,6 @@ constexpr const char* kCacheKey = "table_scan";
 // SQLSTATE 42883 undefined_function: "could not identify an extended hash function for type".
 constexpr const char* kNoHashFunction = "42883";
 constexpr const char* kInsufficientPrivilege = "42501";
-// Connections scanning the restored copy once the source side is done (the sandbox is ours; the
-// source always gets one session, to stay gentle with production).
-constexpr int kRestoredWorkers = 2;
 
 std::string OneLine(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -265,41 +264,27 @@ void ScanState::RunSource(CheckContext& ctx) {
   cv_.notify_all();
 }
 
-void ScanState::ScanRestored(CheckContext& ctx, SideScan& side, int workers) {
-  auto conn = ConnectRestored(ctx);
-  WithPgErrors("cannot scan the restored copy", [&] {
-    pqxx::nontransaction nt(*conn);
-    side.snapshot_time =
-        nt.exec1("select extract(epoch from clock_timestamp())::float8")[0].as<double>();
-    side.tables = ListTables(nt, ctx.target.checks.exclude_tables);
-  });
-  // Largest tables first, handed out one at a time, so workers finish together.
-  std::vector<std::size_t> order(side.tables.size());
+std::vector<std::size_t> LargestFirst(const std::vector<TableInfo>& tables) {
+  std::vector<std::size_t> order(tables.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return side.tables[a].bytes > side.tables[b].bytes;
-  });
-  std::vector<TableScan> results(order.size());
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return tables[a].bytes > tables[b].bytes; });
+  return order;
+}
+
+void ForEachOnRestored(CheckContext& ctx, pqxx::connection& first, std::size_t n, int workers,
+                       const std::function<void(pqxx::connection&, std::size_t)>& each) {
   std::atomic<std::size_t> next{0};
   std::atomic<bool> failed{false};
-  std::atomic<std::size_t> hashed{0};  // for the drill's progress line
   auto work = [&](pqxx::connection& c) {
     CancelWatch watch(ctx.cancel, c);
-    WithPgErrors("cannot scan the restored copy", [&] {
-      for (std::size_t k; !failed && (k = next++) < order.size();) {
-        ctx.cancel.ThrowIfCancelled();
-        const TableInfo& t = side.tables[order[k]];
-        const AppendOnlyTable* ao = FindAppendOnly(t.name, ctx.target.checks);
-        if (ao && !t.Column(ao->key)) ao = nullptr;  // reported by checksum
-        results[order[k]] = ScanTable(c, nullptr, t, ao, ctx.cancel);
-        if (ctx.progress)
-          ctx.progress->Items(static_cast<std::int64_t>(++hashed),
-                              static_cast<std::int64_t>(order.size()), "tables hashed in the copy");
-      }
-    });
+    for (std::size_t k; !failed && (k = next++) < n;) {
+      ctx.cancel.ThrowIfCancelled();
+      each(c, k);
+    }
   };
-  workers = static_cast<int>(
-      std::min<std::size_t>(std::max(workers, 1), std::max<std::size_t>(order.size(), 1)));
+  workers =
+      static_cast<int>(std::min<std::size_t>(std::max(workers, 1), std::max<std::size_t>(n, 1)));
   std::vector<std::exception_ptr> errors(workers);
   std::vector<std::thread> threads;
   for (int w = 1; w < workers; ++w) {
@@ -314,7 +299,7 @@ void ScanState::ScanRestored(CheckContext& ctx, SideScan& side, int workers) {
     });
   }
   try {
-    work(*conn);
+    work(first);
   } catch (...) {
     errors[0] = std::current_exception();
     failed = true;
@@ -322,6 +307,33 @@ void ScanState::ScanRestored(CheckContext& ctx, SideScan& side, int workers) {
   for (auto& t : threads) t.join();
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
+}
+
+void ScanState::ScanRestored(CheckContext& ctx, SideScan& side, int workers) {
+  auto conn = ConnectRestored(ctx);
+  WithPgErrors("cannot scan the restored copy", [&] {
+    pqxx::nontransaction nt(*conn);
+    side.snapshot_time =
+        nt.exec1("select extract(epoch from clock_timestamp())::float8")[0].as<double>();
+    side.tables = ListTables(nt, ctx.target.checks.exclude_tables);
+  });
+  const std::vector<std::size_t> order = LargestFirst(side.tables);
+  std::vector<TableScan> results(order.size());
+  std::atomic<std::size_t> hashed{0};  // for the drill's progress line
+  ForEachOnRestored(ctx, *conn, order.size(), workers, [&](pqxx::connection& c, std::size_t k) {
+    WithPgErrors("cannot scan the restored copy", [&] {
+      const TableInfo& t = side.tables[order[k]];
+      const AppendOnlyTable* ao = FindAppendOnly(t.name, ctx.target.checks);
+      if (ao && !t.Column(ao->key)) ao = nullptr;  // reported by checksum
+      const auto t0 = std::chrono::steady_clock::now();
+      results[order[k]] = ScanTable(c, nullptr, t, ao, ctx.cancel);
+      LogDebug("table hashed in the copy",
+               {{"table", t.name}, {"rows", results[order[k]].rows}, {"seconds", Since(t0)}});
+      if (ctx.progress)
+        ctx.progress->Items(static_cast<std::int64_t>(++hashed),
+                            static_cast<std::int64_t>(order.size()), "tables hashed in the copy");
+    });
+  });
   for (std::size_t i = 0; i < results.size(); ++i)
     side.scans[side.tables[i].name] = std::move(results[i]);
   CancelWatch watch(ctx.cancel, *conn);
@@ -344,7 +356,7 @@ void ScanState::Ensure(CheckContext& ctx) {
     const auto t0 = std::chrono::steady_clock::now();
     try {
       // The sandbox is ours: with the source done, both cores go to the restored side.
-      ScanRestored(ctx, side, source_done ? kRestoredWorkers : 1);
+      ScanRestored(ctx, side, source_done ? kRestoredScanWorkers : 1);
     } catch (...) {
       error = std::current_exception();
     }

@@ -30,6 +30,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -115,6 +116,20 @@ TableScan ScanTable(pqxx::connection& conn, pqxx::dbtransaction* tx, const Table
 // may not read them).
 LargeObjectScan ScanLargeObjects(pqxx::connection& conn, pqxx::dbtransaction* tx,
                                  HashFormat format = HashFormat::kV3);
+
+// Sessions that scan the restored copy when nothing else competes for it (the sandbox is the
+// agent's own; the source always gets one session, to stay gentle with production).
+constexpr int kRestoredScanWorkers = 2;
+
+// Indexes of `tables`, largest first: handed out one at a time so workers finish together.
+std::vector<std::size_t> LargestFirst(const std::vector<TableInfo>& tables);
+
+// Runs each(session, k) for k = 0 .. n-1, handed out in that order one at a time, over `workers`
+// sessions to the restored copy: `first` and workers - 1 more of its own (ConnectRestored). The
+// first exception stops the others from taking more and is rethrown once all have stopped; a
+// cancelled ctx.cancel cancels the running statements.
+void ForEachOnRestored(CheckContext& ctx, pqxx::connection& first, std::size_t n, int workers,
+                       const std::function<void(pqxx::connection&, std::size_t)>& each);
 
 class ScanState {
  public:
