@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -472,7 +471,6 @@ void ReferenceState::Ensure(CheckContext& ctx) {
         if (tr.ref) to_hash.push_back(info);  // only in the copy: reported, not hashed
       }
       const std::vector<std::size_t> order = LargestFirst(to_hash);
-      std::atomic<std::size_t> hashed{0};  // for the drill's progress line
       ForEachOnRestored(
           ctx, *conn, order.size(), kRestoredScanWorkers, [&](pqxx::connection& c, std::size_t k) {
             const TableInfo& info = to_hash[order[k]];
@@ -489,10 +487,6 @@ void ReferenceState::Ensure(CheckContext& ctx) {
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}});
               tr.rows = h.rows;
               tr.hash = h.hash;
-              if (ctx.progress)
-                ctx.progress->Items(static_cast<std::int64_t>(++hashed),
-                                    static_cast<std::int64_t>(order.size()),
-                                    "tables hashed in the copy");
             } catch (const pqxx::broken_connection&) {
               RethrowAsError("cannot hash " + info.name + " in the restored copy");
             } catch (const pqxx::sql_error& e) {

@@ -274,13 +274,16 @@ std::vector<std::size_t> LargestFirst(const std::vector<TableInfo>& tables) {
 
 void ForEachOnRestored(CheckContext& ctx, pqxx::connection& first, std::size_t n, int workers,
                        const std::function<void(pqxx::connection&, std::size_t)>& each) {
-  std::atomic<std::size_t> next{0};
+  std::atomic<std::size_t> next{0}, done{0};
   std::atomic<bool> failed{false};
   auto work = [&](pqxx::connection& c) {
     CancelWatch watch(ctx.cancel, c);
     for (std::size_t k; !failed && (k = next++) < n;) {
       ctx.cancel.ThrowIfCancelled();
       each(c, k);
+      if (ctx.progress)
+        ctx.progress->Items(static_cast<std::int64_t>(++done), static_cast<std::int64_t>(n),
+                            "tables hashed in the copy");
     }
   };
   workers =
@@ -319,7 +322,6 @@ void ScanState::ScanRestored(CheckContext& ctx, SideScan& side, int workers) {
   });
   const std::vector<std::size_t> order = LargestFirst(side.tables);
   std::vector<TableScan> results(order.size());
-  std::atomic<std::size_t> hashed{0};  // for the drill's progress line
   ForEachOnRestored(ctx, *conn, order.size(), workers, [&](pqxx::connection& c, std::size_t k) {
     WithPgErrors("cannot scan the restored copy", [&] {
       const TableInfo& t = side.tables[order[k]];
@@ -329,9 +331,6 @@ void ScanState::ScanRestored(CheckContext& ctx, SideScan& side, int workers) {
       results[order[k]] = ScanTable(c, nullptr, t, ao, ctx.cancel);
       LogDebug("table hashed in the copy",
                {{"table", t.name}, {"rows", results[order[k]].rows}, {"seconds", Since(t0)}});
-      if (ctx.progress)
-        ctx.progress->Items(static_cast<std::int64_t>(++hashed),
-                            static_cast<std::int64_t>(order.size()), "tables hashed in the copy");
     });
   });
   for (std::size_t i = 0; i < results.size(); ++i)

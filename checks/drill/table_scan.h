@@ -127,7 +127,8 @@ std::vector<std::size_t> LargestFirst(const std::vector<TableInfo>& tables);
 // Runs each(session, k) for k = 0 .. n-1, handed out in that order one at a time, over `workers`
 // sessions to the restored copy: `first` and workers - 1 more of its own (ConnectRestored). The
 // first exception stops the others from taking more and is rethrown once all have stopped; a
-// cancelled ctx.cancel cancels the running statements.
+// cancelled ctx.cancel cancels the running statements. Each item done counts on ctx.progress as a
+// table hashed in the copy.
 void ForEachOnRestored(CheckContext& ctx, pqxx::connection& first, std::size_t n, int workers,
                        const std::function<void(pqxx::connection&, std::size_t)>& each);
 
