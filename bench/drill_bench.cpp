@@ -15,7 +15,9 @@
 //             restore, which a remote source does not);
 // their ratios (drill/floor target <= 1.15, physical/drill <= 0.5), and the checksum's cost: the
 // drill's count + hash scan against a sequential count(*) on pgbench_accounts (target <= 3x) and
-// on the wide tables (<= 5x), with the candidate formulations beside it so the choice shows.
+// on the wide tables (<= 5x), with the candidate formulations beside it so the choice shows, what
+// any checksum of every value pays before hashing (the same scan counting every column: the rows
+// taken apart), and each column's hash alone (its type's hash function, ns per row).
 // Then where the time goes: the machine's busy CPU (core-seconds, /proc/stat) of each measured run,
 // the least wall time that much CPU needs on this machine's cores, and how much a second session
 // scanning at the same time adds to one session's throughput here (what overlapping work can win).
@@ -96,10 +98,19 @@ std::string Row(const TableInfo& t) {
 
 std::string From(const TableInfo& t) { return " from only " + t.Sql() + " t"; }
 
+// Candidates()'s index of the drill's own formulation (0 is count(*), 1 the columns read).
+constexpr std::size_t kChosen = 2;
+
 const std::vector<Candidate>& Candidates() {
   static const std::vector<Candidate> c = {
       {"count(*)", "the floor: a sequential scan",
        [](const TableInfo& t) { return "select count(*)" + From(t); }},
+      {"every column read, no hash", "count(c) of each column: rows taken apart, values unread",
+       [](const TableInfo& t) {
+         std::string q = "select count(*)";
+         for (const auto& c : t.columns) q += ", count(t." + QuoteIdent(c.name) + ")";
+         return q + From(t);
+       }},
       {"chosen: per-column, seed mix", "drill's scan (table_scan.cpp): typed column hashes",
        [](const TableInfo& t) {
          return "select count(*), coalesce(sum(" + RowHashSql(t, HashMethod::kRecord) + "), 0)" +
@@ -128,6 +139,11 @@ const std::vector<Candidate>& Candidates() {
        [](const TableInfo& t) {
          return "select count(*), sum(hashtextextended(" + Row(t) + "::text, 0))" + From(t);
        }},
+      {"hash of the row's binary form", "record_send(row), its bytes hashed as bytea[1]",
+       [](const TableInfo& t) {
+         return "select count(*), sum(hash_array_extended(array[record_send(" + Row(t) + ")], 0))" +
+                From(t);
+       }},
       {"per-column sums", "one sum per column: linear, swap-blind",
        [](const TableInfo& t) {
          std::string q = "select count(*)";
@@ -145,20 +161,60 @@ const std::vector<Candidate>& Candidates() {
   return c;
 }
 
-// Median seconds per candidate over `runs`, summed over `tables` (read once first, so every
-// candidate starts from the same cache).
+// Median seconds of each statement of `sqls` over `runs` rounds (at least 5), every round running
+// each once in turn, so a noisy neighbour's burst slows one round of all rather than all rounds of
+// one. A round of each first warms the cache.
+std::vector<double> InterleavedMedians(pqxx::connection& conn, const std::vector<std::string>& sqls,
+                                       int runs) {
+  for (const auto& q : sqls) TimeSql(conn, q);
+  std::vector<std::vector<double>> v(sqls.size());
+  for (int i = 0; i < std::max(runs, 5); ++i)
+    for (std::size_t k = 0; k < sqls.size(); ++k) v[k].push_back(TimeSql(conn, sqls[k]));
+  std::vector<double> out;
+  for (const auto& x : v) out.push_back(Median(x));
+  return out;
+}
+
+// Median seconds per candidate, summed over `tables`.
 std::vector<double> CandidateSeconds(pqxx::connection& conn, const std::vector<TableInfo>& tables,
                                      int runs) {
-  for (const auto& t : tables) TimeSql(conn, Candidates()[0].sql(t));
-  std::vector<double> out;
-  for (const auto& c : Candidates()) {
-    std::vector<double> v;
-    for (int i = 0; i < runs; ++i) {
-      double s = 0;
-      for (const auto& t : tables) s += TimeSql(conn, c.sql(t));
-      v.push_back(s);
-    }
-    out.push_back(Median(v));
+  std::vector<std::string> sqls;
+  for (const auto& c : Candidates())
+    for (const auto& t : tables) sqls.push_back(c.sql(t));
+  const std::vector<double> each = InterleavedMedians(conn, sqls, runs);
+  std::vector<double> out(Candidates().size(), 0);
+  for (std::size_t k = 0; k < each.size(); ++k) out[k / tables.size()] += each[k];
+  return out;
+}
+
+// One column's share of the chosen scan: its keyed hash summed alone, less the same scan counting
+// the column without hashing it.
+struct ColumnCost {
+  std::string table, column, type, hash;  // hash: the SQL function that hashes it
+  double ns_per_row = 0;
+};
+
+std::vector<ColumnCost> ColumnCosts(pqxx::connection& conn, const TableInfo& t, std::int64_t rows,
+                                    int runs) {
+  std::vector<std::string> sqls;
+  for (std::size_t i = 0; i < t.columns.size(); ++i) {
+    const std::string col = "t." + QuoteIdent(t.columns[i].name);
+    sqls.push_back("select count(" + col + ")" + From(t));
+    sqls.push_back("select sum(" + ColumnHashSql(t.columns[i], static_cast<int>(i) + 1) + ")" +
+                   From(t));
+  }
+  const std::vector<double> s = InterleavedMedians(conn, sqls, runs);
+  std::vector<ColumnCost> out;
+  for (std::size_t i = 0; i < t.columns.size(); ++i) {
+    ColumnCost c;
+    c.table = t.name;
+    c.column = t.columns[i].name;
+    c.type = t.columns[i].type;
+    std::string h = ColumnHashSql(t.columns[i], static_cast<int>(i) + 1);
+    if (h.rfind("coalesce(", 0) == 0) h = h.substr(9);
+    c.hash = h.substr(0, h.find('('));
+    c.ns_per_row = rows > 0 ? std::max(0.0, s[2 * i + 1] - s[2 * i]) * 1e9 / rows : 0;
+    out.push_back(c);
   }
   return out;
 }
@@ -398,12 +454,22 @@ int main(int argc, char** argv) {
       throw Error(ErrorKind::kQuery, "the reference's tables were not found");
     const std::vector<double> cand_accounts = CandidateSeconds(*conn, accounts, runs);
     const std::vector<double> cand_wide = CandidateSeconds(*conn, wide, runs);
+    std::vector<ColumnCost> column_costs;
+    for (const TableInfo* t : {&accounts[0], &wide[0]}) {
+      std::int64_t rows = 0;
+      {
+        pqxx::nontransaction nt(*conn);
+        rows = nt.exec1("select count(*)" + From(*t))[0].as<std::int64_t>();
+      }
+      for (auto& c : ColumnCosts(*conn, *t, rows, runs)) column_costs.push_back(std::move(c));
+    }
     // How much two sessions at once get out of this machine: the drill's scan of wide1 and wide2
     // one after the other in one session, then each in its own session at the same time.
     std::vector<double> one_session, two_sessions;
     {
       auto conn2 = ConnectSandbox(source->ConnInfo("ref"));
-      const std::string q1 = Candidates()[1].sql(wide[0]), q2 = Candidates()[1].sql(wide[1]);
+      const std::string q1 = Candidates()[kChosen].sql(wide[0]),
+                        q2 = Candidates()[kChosen].sql(wide[1]);
       for (int i = 0; i < runs; ++i) {
         one_session.push_back(TimeSql(*conn, q1) + TimeSql(*conn, q2));
         auto t = std::chrono::steady_clock::now();
@@ -590,6 +656,20 @@ int main(int argc, char** argv) {
     std::printf(
         "targets for the chosen scan: <= 3x count(*) on pgbench_accounts, <= 5x on the "
         "wide tables\n");
+    std::printf(
+        "chosen scan / every column read: %.2fx on pgbench_accounts, %.2fx on the wide tables (the "
+        "hashing itself; taking the rows apart is the rest)\n",
+        cand_accounts[1] > 0 ? cand_accounts[kChosen] / cand_accounts[1] : 0,
+        cand_wide[1] > 0 ? cand_wide[kChosen] / cand_wide[1] : 0);
+    std::printf(
+        "\nwhere the hashing goes: each column's keyed hash summed alone, less counting the same "
+        "column (wall-clock ns per row of the scan as the server plans it, parallel workers "
+        "included)\n");
+    std::printf("%-24s %-10s %-24s %-24s %7s\n", "table", "column", "type", "hash function",
+                "ns/row");
+    for (const auto& c : column_costs)
+      std::printf("%-24s %-10s %-24s %-24s %7.0f\n", c.table.c_str(), c.column.c_str(),
+                  c.type.c_str(), c.hash.c_str(), c.ns_per_row);
     source.reset();
   } catch (const Error& e) {
     std::fprintf(stderr, "bench: %s\n", e.what());

@@ -67,6 +67,12 @@ std::string MixRowHash(const std::string& hash_sql, HashFormat format) {
   return "hashint4extended(0, " + hash_sql + ")";
 }
 
+double Since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
 // Format 3's keyed hash of one column, `seed` its place in the name-sorted list (from 1). The
 // built-in types below are called by their own extended hash function (what hash_record_extended
 // would call through the type cache, without forming and taking apart a record per row: a third
@@ -93,12 +99,6 @@ std::string ColumnHashSql(const ColumnInfo& c, int seed) {
   if (fn == kOwn.end()) return "hash_record_extended(row(" + col + "), " + k + ")";
   return "coalesce(" + std::string(fn->second) + "(" + col + ", " + k + "), " + k + ")";
 }
-
-double Since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-}  // namespace
 
 // Scans one table: count + hash in one pass, falling back to the text hash when a column type
 // has no extended hash function. Per-table failures land in TableScan::error; a lost connection

@@ -63,6 +63,10 @@ enum class HashFormat { kV3, kV2 };
 std::string RowHashSql(const TableInfo& table, HashMethod method,
                        HashFormat format = HashFormat::kV3);
 
+// Format 3's keyed 64-bit hash of one column of alias `t` (HashMethod::kRecord), `seed` its place
+// in the name-sorted list from 1: one term of RowHashSql's XOR (the bench times each alone).
+std::string ColumnHashSql(const ColumnInfo& c, int seed);
+
 struct TableScan {
   std::int64_t rows = 0;
   std::string hash = "0";  // decimal sum of the rows' 64-bit hashes
