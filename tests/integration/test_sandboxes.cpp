@@ -117,6 +117,17 @@ std::string TemplateDir(const std::string& work_dir) {
   return found;
 }
 
+// Free space map and visibility map forks under a data dir's base/ and global/.
+int OptionalForkFiles(const std::string& data_dir) {
+  int n = 0;
+  std::vector<std::string> dirs = {data_dir + "/global"};
+  for (const auto& db : test::ListDir(data_dir + "/base")) dirs.push_back(data_dir + "/base/" + db);
+  for (const auto& d : dirs)
+    for (const auto& f : test::ListDir(d))
+      if (f.find("_fsm") != std::string::npos || f.find("_vm") != std::string::npos) ++n;
+  return n;
+}
+
 std::string SandboxSystemId(Sandbox& sb) {
   auto c = ConnectSandbox(sb.LibpqConnInfo("postgres"));
   pqxx::nontransaction tx(*c);
@@ -144,6 +155,10 @@ TEST_CASE("ephemeral sandboxes are copies of one cached initdb template, never t
     tpl_id = ReadSystemIdentifier(tpl + "/data");
     REQUIRE_FALSE(tpl_id.empty());
     CHECK(SandboxSystemId(*a) == tpl_id);
+    // The template carries no free space map or visibility map forks (fewer files to copy per
+    // sandbox); PostgreSQL makes them again when first needed, catalogs included.
+    CHECK(OptionalForkFiles(tpl + "/data") == 0);
+    CHECK(test::ListDir(tpl + "/data/base").size() == 4);  // template0/1, postgres, the spare
     // The restore's database is the template's spare, renamed; a second one is created.
     CHECK(a->CreateDatabase("shop") == "shop");
     CHECK(a->CreateDatabase("other") == "other");
@@ -155,6 +170,17 @@ TEST_CASE("ephemeral sandboxes are copies of one cached initdb template, never t
     // Copies are independent clusters: a table in one is not in the next.
     auto s = ConnectSandbox(a->LibpqConnInfo("shop"));
     pqxx::nontransaction(*s).exec0("create table only_in_a (x int)");
+    {
+      pqxx::nontransaction st(*s);
+      st.exec0("insert into only_in_a select generate_series(1, 1000)");
+      st.exec0("vacuum pg_class");
+      st.exec0("vacuum only_in_a");
+      for (const char* rel : {"pg_class", "only_in_a"})
+        for (const char* fork : {"fsm", "vm"})
+          CHECK(st.exec1(std::string("select pg_relation_size('") + rel + "', '" + fork + "')")[0]
+                    .as<std::int64_t>() > 0);
+      CHECK(st.exec1("select count(*) from only_in_a")[0].as<int>() == 1000);
+    }
     c.reset();
     s.reset();
     CHECK(a->Cleanup().empty());
