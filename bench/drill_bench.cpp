@@ -1,7 +1,8 @@
 // Drill speed against the reference of RECIPES.md (issue 13): pgbench scale N plus three wide
 // tables (text, jsonb, numeric, timestamptz, uuid, text[]; secondary indexes; a foreign key),
 // about 3.5M rows at scale 20, dumped with pg_dump -Fd and taken as a base backup + WAL archive.
-// Prints one table of medians over --runs runs:
+// Prints one table of medians over --runs rounds (each round runs the floor and every drill once,
+// so load drifting over the bench's minutes weighs on all alike; each round's ratios are shown):
 //   baseline  a careful script: single-job pg_restore into a default server just started, then
 //             an ordered md5 of every table on both sides (psql COPY | md5sum);
 //   floor     a bare `pg_restore -j 2` into an already-running throwaway-tuned cluster;
@@ -513,13 +514,15 @@ int main(int argc, char** argv) {
       }
     }
 
-    // Floor: bare pg_restore -j 2 into an already-running tuned cluster.
+    // Floor: bare pg_restore -j 2 into an already-running tuned cluster. Its runs and the drills'
+    // go in rounds (floor, drill, drill against the reference, physical drill; then again), so
+    // the machine's load drifting over the minutes of the bench weighs on every figure alike.
     ClusterOptions to = so;
     to.name_prefix = "tuned-";
     to.settings.clear();
     auto tuned = LocalCluster::Create(to);
     std::vector<double> bare, bare_cpu;
-    for (int i = 0; i < runs; ++i) {
+    auto floor_run = [&](int i) {
       std::string db = "r" + std::to_string(i);
       tuned->Psql("create database " + db);
       ProcessSpec pr;
@@ -530,8 +533,7 @@ int main(int argc, char** argv) {
       Must(RunProcess(pr), "pg_restore");
       t.Stop(&bare, &bare_cpu);
       tuned->Psql("drop database " + db);
-    }
-    tuned.reset();
+    };
 
     // Full drills, exact compare (the source is quiescent).
     TargetConfig target;
@@ -543,42 +545,39 @@ int main(int argc, char** argv) {
     target.drill.jobs = 2;
     target.drill.timeout = std::chrono::hours(6);
     target.checks.compare = CompareMode::kExact;
+    TargetConfig rt = target;
+    rt.name = "bench_ref";
+    rt.backup.paths = {ref_dir};
+    TargetConfig pt = target;
+    pt.name = "bench_physical";
+    pt.backup.type = "basebackup";
+    pt.backup.paths = {phys};
+    pt.backup.wal_archive = archive;
+    pt.drill.recovery_target = "latest";
     std::vector<double> full, physical, with_ref, full_cpu, physical_cpu, with_ref_cpu;
     DrillReport last, last_phys, last_ref;
     for (int i = 0; i < runs; ++i) {
-      std::printf("pg_dump drill run %d/%d ...\n", i + 1, runs);
+      std::printf("round %d/%d: floor, pg_dump drill, drill against the dump's reference%s ...\n",
+                  i + 1, runs, args.physical ? ", physical drill" : "");
       std::fflush(stdout);
-      Timed t;
-      last = PassingDrill(env, target);
-      t.Stop(&full, &full_cpu);
-    }
-    {
-      TargetConfig rt = target;
-      rt.name = "bench_ref";
-      rt.backup.paths = {ref_dir};
-      for (int i = 0; i < runs; ++i) {
-        std::printf("pg_dump drill against the dump's reference, run %d/%d ...\n", i + 1, runs);
-        std::fflush(stdout);
+      floor_run(i);
+      {
+        Timed t;
+        last = PassingDrill(env, target);
+        t.Stop(&full, &full_cpu);
+      }
+      {
         Timed t;
         last_ref = PassingDrill(env, rt);
         t.Stop(&with_ref, &with_ref_cpu);
       }
-    }
-    if (args.physical) {
-      TargetConfig pt = target;
-      pt.name = "bench_physical";
-      pt.backup.type = "basebackup";
-      pt.backup.paths = {phys};
-      pt.backup.wal_archive = archive;
-      pt.drill.recovery_target = "latest";
-      for (int i = 0; i < runs; ++i) {
-        std::printf("physical drill run %d/%d ...\n", i + 1, runs);
-        std::fflush(stdout);
+      if (args.physical) {
         Timed t;
         last_phys = PassingDrill(env, pt);
         t.Stop(&physical, &physical_cpu);
       }
     }
+    tuned.reset();
     std::printf("\n%s\n", RenderReportText(last).c_str());
     std::printf("%s\n", RenderReportText(last_ref).c_str());
     if (args.physical) std::printf("%s\n", RenderReportText(last_phys).c_str());
@@ -608,6 +607,18 @@ int main(int argc, char** argv) {
     std::printf("%-62s %10s  (target <= 0.50x)\n", "ratio physical drill / pg_dump drill",
                 Ratio(ph, dr, args.physical).c_str());
     std::printf("%-62s %9.1f\n", "peak RSS of this process, drills included (MiB)", PeakRssMiB());
+    // The spread: each round's own ratios (its drills against its floor run).
+    auto rounds = [&](const char* name, const std::vector<double>& v) {
+      std::string line;
+      for (std::size_t i = 0; i < v.size() && i < bare.size(); ++i) {
+        char cell[16];
+        std::snprintf(cell, sizeof cell, " %.2fx", bare[i] > 0 ? v[i] / bare[i] : 0);
+        line += cell;
+      }
+      std::printf("%-62s%s\n", name, line.c_str());
+    };
+    rounds("by round: drill / that round's floor", full);
+    rounds("by round: drill with dump-time reference / that round's floor", with_ref);
     // Where the drill's time over the floor goes: the machine's busy CPU in each run. Overlapping
     // work can hide idle time, not CPU work: a run cannot take less wall time than its busy
     // core-seconds over the cores, so that quotient over the floor is the best ratio any overlap
