@@ -117,12 +117,17 @@ const std::vector<Candidate>& Candidates() {
          return "select count(*), coalesce(sum(" + RowHashSql(t, HashMethod::kRecord) + "), 0)" +
                 From(t);
        }},
+      {"format 3: row(col) for timestamptz", "the drill before: such types as 1-column records",
+       [](const TableInfo& t) {
+         return "select count(*), coalesce(sum(" +
+                RowHashSql(t, HashMethod::kRecord, HashFormat::kV3) + "), 0)" + From(t);
+       }},
       {"record h, seed mix", "hashint4extended(0, hash_record_extended(row))",
        [](const TableInfo& t) {
          return "select count(*), sum(hashint4extended(0, hash_record_extended(" + Row(t) +
                 ", 0)))" + From(t);
        }},
-      {"format 2: record h, text mix", "hashtextextended(h::text, 0): the drill before",
+      {"format 2: record h, text mix", "hashtextextended(h::text, 0): before format 3",
        [](const TableInfo& t) {
          return "select count(*), coalesce(sum(" +
                 RowHashSql(t, HashMethod::kRecord, HashFormat::kV2) + "), 0)" + From(t);

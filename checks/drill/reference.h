@@ -38,9 +38,11 @@
 
 namespace rw {
 
-// 3: rows hashed per column, mixed by hashint4extended(0, h). 2 (read still): the whole record
-// hashed, mixed by hashtextextended(h::text, 0). HashFormat in checks/drill/table_scan.h.
-constexpr int kReferenceVersion = 3;
+// 4: rows hashed per column, mixed by hashint4extended(0, h); timestamptz, date, interval and the
+// other built-ins without a hash function callable on them hashed as a one-element array. 3 (read
+// still): those as a one-column record. 2 (read still): the whole record hashed, mixed by
+// hashtextextended(h::text, 0). HashFormat in checks/drill/table_scan.h.
+constexpr int kReferenceVersion = 4;
 // The name of the reference of a dump at `dump_path`.
 std::string ReferencePathFor(const std::string& dump_path);
 
@@ -61,7 +63,9 @@ struct DumpFileHash {
 struct Reference {
   int version = kReferenceVersion;
   // How this reference's rows were hashed: the copy is hashed the same way.
-  HashFormat hash_format() const { return version == 2 ? HashFormat::kV2 : HashFormat::kV3; }
+  HashFormat hash_format() const {
+    return version == 2 ? HashFormat::kV2 : version == 3 ? HashFormat::kV3 : HashFormat::kV4;
+  }
   std::string target;
   std::string system_identifier;  // empty when the role could not read it
   std::string database;

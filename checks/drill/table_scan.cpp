@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <set>
 #include <thread>
 
 #include "agent/log.h"
@@ -80,7 +81,7 @@ double Since(std::chrono::steady_clock::time_point t0) {
 // Any other type goes through hash_record_extended(row(col), seed), which raises 42883 for a type
 // without an extended hash function (the table then falls back to HashMethod::kText). NULL hashes
 // as the seed itself. OIDs are the catalog's fixed ones for built-in types.
-std::string ColumnHashSql(const ColumnInfo& c, int seed) {
+std::string ColumnHashSql(const ColumnInfo& c, int seed, HashFormat format) {
   const std::string col = "t." + QuoteIdent(c.name);
   const std::string k = std::to_string(seed);
   if (c.hash_as_text) return "coalesce(hashtextextended(" + col + "::text, " + k + "), " + k + ")";
@@ -95,8 +96,34 @@ std::string ColumnHashSql(const ColumnInfo& c, int seed) {
       {701, "hashfloat8extended"},       {1042, "hashbpcharextended"},
       {1114, "timestamp_hash_extended"}, {1700, "hash_numeric_extended"},
       {2950, "uuid_hash_extended"},      {3802, "jsonb_hash_extended"}};
+  // Format 4: built-in types whose hash function takes another type (timestamptz's is
+  // timestamp's, reached only through a cast that depends on TimeZone; date's is int4's, bool's
+  // char's) or is not callable from SQL (bytea's takes `internal`), as the one element of an
+  // array: hash_array_extended calls the element type's hash with the seed through the type
+  // cache, without forming a record a row. A NULL element hashes as 31 (the array hash's start,
+  // unkeyed: the other columns' keys still tell the columns apart).
+  static const std::set<std::uint32_t> kInArray = {
+      16,    // bool
+      17,    // bytea
+      18,    // "char"
+      19,    // name
+      650,   // cidr
+      774,   // macaddr8
+      829,   // macaddr
+      869,   // inet
+      1082,  // date
+      1083,  // time
+      1184,  // timestamptz
+      1186,  // interval
+      1266,  // timetz
+      3220,  // pg_lsn
+  };
   auto fn = kOwn.find(c.type_oid);
-  if (fn == kOwn.end()) return "hash_record_extended(row(" + col + "), " + k + ")";
+  if (fn == kOwn.end()) {
+    if (format != HashFormat::kV3 && kInArray.count(c.type_oid))
+      return "hash_array_extended(array[" + col + "], " + k + ")";
+    return "hash_record_extended(row(" + col + "), " + k + ")";
+  }
   return "coalesce(" + std::string(fn->second) + "(" + col + ", " + k + "), " + k + ")";
 }
 
@@ -172,7 +199,7 @@ std::string RowHashSql(const TableInfo& table, HashMethod method, HashFormat for
   if (format == HashFormat::kV2) return MixRowHash("hash_record_extended(" + row + ", 0)", format);
   std::string x;
   for (std::size_t i = 0; i < table.columns.size(); ++i)
-    x += (i ? " # " : "") + ColumnHashSql(table.columns[i], static_cast<int>(i) + 1);
+    x += (i ? " # " : "") + ColumnHashSql(table.columns[i], static_cast<int>(i) + 1, format);
   return MixRowHash("(" + x + ")", format);
 }
 

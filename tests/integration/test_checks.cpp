@@ -417,6 +417,82 @@ TEST_CASE("values swapped between two rows fail checksum", "[integration][checks
   }
 }
 
+TEST_CASE("types hashed as a one-element array: equal copies pass, a changed value fails",
+          "[integration][checks]") {
+  // Format 4 hashes the built-ins whose hash function takes another type (timestamptz, date,
+  // bool, ...) as hash_array_extended(array[col], k). One table per type, a NULL in each: the
+  // faithful copy passes with every table hashed that way (no fallback to text), and one value
+  // changed per table fails every table.
+  const std::vector<std::pair<std::string, std::pair<std::string, std::string>>> types = {
+      {"bool", {"true", "false"}},
+      {"bytea", {"'\\x01'", "'\\x0102'"}},
+      {"\"char\"", {"'a'", "'b'"}},
+      {"name", {"'n1'", "'n2'"}},
+      {"cidr", {"'10.0.0.0/8'", "'10.1.0.0/16'"}},
+      {"macaddr8", {"'08:00:2b:01:02:03:04:05'", "'08:00:2b:01:02:03:04:06'"}},
+      {"macaddr", {"'08:00:2b:01:02:03'", "'08:00:2b:01:02:04'"}},
+      {"inet", {"'10.0.0.1'", "'10.0.0.2'"}},
+      {"date", {"'2024-01-01'", "'2024-01-02'"}},
+      {"time", {"'10:00'", "'10:00:00.000001'"}},
+      {"timestamptz", {"'2024-01-01 00:00:00+00'", "'2024-01-01 00:00:00.000001+00'"}},
+      {"interval", {"'1 day'", "'2 days'"}},
+      {"timetz", {"'10:00+00'", "'11:00+00'"}},
+      {"pg_lsn", {"'0/1'", "'0/2'"}},
+  };
+  SourceClone source("s_arraytypes");
+  std::string ddl;
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    const std::string t = "app.ty" + std::to_string(i);
+    ddl += "create table " + t + " (id int primary key, v " + types[i].first + "); insert into " +
+           t + " values (1, " + types[i].second.first + "), (2, null), (3, " +
+           types[i].second.second + ");";
+  }
+  source.Sql(ddl);
+  {
+    auto c = ConnectSandbox(source.conninfo());
+    pqxx::read_transaction tx(*c);
+    int hashed = 0;
+    for (const auto& t : ListTables(tx, {})) {
+      if (t.table.rfind("ty", 0) != 0) continue;
+      INFO(t.name);
+      CHECK_THAT(RowHashSql(t, HashMethod::kRecord), Catch::Contains("hash_array_extended(array["));
+      CHECK(RowHashSql(t, HashMethod::kRecord, HashFormat::kV3).find("hash_array_extended") ==
+            std::string::npos);
+      CancelToken cancel;
+      TableScan sc = ScanTable(*c, &tx, t, nullptr, cancel);
+      CHECK(sc.error.empty());
+      CHECK(sc.method == HashMethod::kRecord);
+      CHECK(sc.rows == 3);
+      ++hashed;
+    }
+    CHECK(hashed == static_cast<int>(types.size()));
+  }
+  const double backup_time = NowUnix();
+  Dump(source.conninfo(), W().dir / "arraytypes.dump");
+  RestoredDb copy("r_arraytypes", W().dir / "arraytypes.dump");
+  ChecksConfig cfg = TestChecks();
+  cfg.compare = CompareMode::kExact;
+  {
+    Drill d(source.conninfo(), copy.conninfo(), backup_time, nullptr, cfg);
+    auto res = RunChecks(d, /*before=*/false);
+    CHECK(res.at("checksum").outcome == Outcome::kPass);
+    CHECK(res.at("checksum").tables_mismatched == 0);
+  }
+  std::string change;
+  for (std::size_t i = 0; i < types.size(); ++i)
+    change += "update app.ty" + std::to_string(i) + " set v = " + types[i].second.second +
+              " where id = 1;";
+  copy.Sql(change);
+  Drill d(source.conninfo(), copy.conninfo(), backup_time, nullptr, cfg);
+  auto res = RunChecks(d, /*before=*/false);
+  const CheckResult& cs = res.at("checksum");
+  CHECK(cs.outcome == Outcome::kFail);
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    INFO(types[i].first);
+    CHECK(Finding(cs, "app.ty" + std::to_string(i)) != nullptr);
+  }
+}
+
 TEST_CASE("without activity history a missing row or a changed value is never a pass",
           "[integration][checks]") {
   // The false passes of the 1% fallback and of "a mismatch without churn data is a warning":

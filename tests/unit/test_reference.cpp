@@ -60,8 +60,8 @@ std::string Without(std::string json, const std::string& fragment) {
 TEST_CASE("reference file: round trip keeps every value exactly", "[unit][dump]") {
   Reference a = Sample();
   Reference b = ParseReference(ReferenceToJson(a));
-  CHECK(b.version == 3);
-  CHECK(b.hash_format() == HashFormat::kV3);
+  CHECK(b.version == 4);
+  CHECK(b.hash_format() == HashFormat::kV4);
   CHECK(b.target == a.target);
   CHECK(b.system_identifier == a.system_identifier);
   CHECK(b.snapshot == a.snapshot);
@@ -86,15 +86,19 @@ TEST_CASE("reference file: bad JSON, wrong version and missing fields are clear 
   CHECK(ErrorOf("[1, 2]") == "not a JSON object");
   CHECK(ErrorOf("{\"version\": 1}").find("not a restorewatch reference") == 0);
   std::string v7 = good;
-  v7.replace(v7.find("\"version\": 3"), 12, "\"version\": 7");
-  CHECK(ErrorOf(v7) == "unsupported version 7 (this restorewatch reads versions 2 to 3)");
+  v7.replace(v7.find("\"version\": 4"), 12, "\"version\": 7");
+  CHECK(ErrorOf(v7) == "unsupported version 7 (this restorewatch reads versions 2 to 4)");
+  // Version 3 hashed timestamptz and the like through a one-column record: read, the copy alike.
+  std::string v3 = good;
+  v3.replace(v3.find("\"version\": 4"), 12, "\"version\": 3");
+  CHECK(ParseReference(v3).hash_format() == HashFormat::kV3);
   // Version 2 mixed row hashes through their text form: read, and the copy hashed alike.
   std::string v2 = good;
-  v2.replace(v2.find("\"version\": 3"), 12, "\"version\": 2");
+  v2.replace(v2.find("\"version\": 4"), 12, "\"version\": 2");
   CHECK(ParseReference(v2).hash_format() == HashFormat::kV2);
   // Version 1 hashed rows linearly: refused with what to do, never compared.
   std::string v1 = good;
-  v1.replace(v1.find("\"version\": 3"), 12, "\"version\": 1");
+  v1.replace(v1.find("\"version\": 4"), 12, "\"version\": 1");
   CHECK(ErrorOf(v1) ==
         "version 1 holds row hashes this restorewatch no longer computes (a swap of values between "
         "rows kept them): re-take it with `restorewatch dump` of this version");
@@ -124,7 +128,7 @@ TEST_CASE("reference file: bad JSON, wrong version and missing fields are clear 
   } catch (const Error& e) {
     CHECK(std::string(e.what()) == "the reference " + (dir / "x.restorewatch.json") +
                                        " is invalid: unsupported version 7 (this restorewatch "
-                                       "reads versions 2 to 3)");
+                                       "reads versions 2 to 4)");
   }
   try {
     LoadReference(dir / "missing.json");
