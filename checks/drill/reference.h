@@ -6,8 +6,8 @@
 // directory dump). A drill whose backup has one (BackupInfo::reference_path) compares the restored
 // copy with the reference instead of the live source: every table exactly, no churn bounds.
 //
-// The file (format version 3; version 2 differs only in how rows were hashed, HashFormat), one JSON
-// object:
+// The file (format version 4; versions 2 and 3 differ only in how rows were hashed, HashFormat),
+// one JSON object:
 //   {"format": "restorewatch-reference", "version": 3, "target": "blog",
 //    "system_identifier": "7301...", "database": "blog", "snapshot": "00000003-0000001B-1",
 //    "snapshot_time": 1764700000.123, "snapshot_time_utc": "2026-12-02T17:00:00Z",
@@ -88,7 +88,7 @@ struct Reference {
 // The JSON text of a reference (ends with a newline).
 std::string ReferenceToJson(const Reference& r);
 // Parses and validates a reference. Throws Error(kBadInput) with a one-line reason naming what is
-// wrong ("not JSON: ...", "unsupported version 7 (this restorewatch reads versions 2 to 3)",
+// wrong ("not JSON: ...", "unsupported version 7 (this restorewatch reads versions 2 to 4)",
 // "tables[2]: missing \"hash\"").
 Reference ParseReference(const std::string& text);
 // Reads and parses `path`. Throws Error(kIo) when it cannot be read, Error(kBadInput) as above
