@@ -202,12 +202,11 @@ struct ColumnCost {
 
 std::vector<ColumnCost> ColumnCosts(pqxx::connection& conn, const TableInfo& t, std::int64_t rows,
                                     int runs) {
-  std::vector<std::string> sqls;
+  std::vector<std::string> sqls, hashes;
   for (std::size_t i = 0; i < t.columns.size(); ++i) {
-    const std::string col = "t." + QuoteIdent(t.columns[i].name);
-    sqls.push_back("select count(" + col + ")" + From(t));
-    sqls.push_back("select sum(" + ColumnHashSql(t.columns[i], static_cast<int>(i) + 1) + ")" +
-                   From(t));
+    hashes.push_back(ColumnHashSql(t.columns[i], static_cast<int>(i) + 1));
+    sqls.push_back("select count(t." + QuoteIdent(t.columns[i].name) + ")" + From(t));
+    sqls.push_back("select sum(" + hashes[i] + ")" + From(t));
   }
   const std::vector<double> s = InterleavedMedians(conn, sqls, runs);
   std::vector<ColumnCost> out;
@@ -216,7 +215,7 @@ std::vector<ColumnCost> ColumnCosts(pqxx::connection& conn, const TableInfo& t, 
     c.table = t.name;
     c.column = t.columns[i].name;
     c.type = t.columns[i].type;
-    std::string h = ColumnHashSql(t.columns[i], static_cast<int>(i) + 1);
+    std::string h = hashes[i];
     if (h.rfind("coalesce(", 0) == 0) h = h.substr(9);
     c.hash = h.substr(0, h.find('('));
     c.ns_per_row = rows > 0 ? std::max(0.0, s[2 * i + 1] - s[2 * i]) * 1e9 / rows : 0;

@@ -230,7 +230,7 @@ Reference ParseReference(const std::string& text) {
   if (version == 1)
     Bad("version 1 holds row hashes this restorewatch no longer computes (a swap of values between "
         "rows kept them): re-take it with `restorewatch dump` of this version");
-  if (version != kReferenceVersion && version != 2 && version != 3)
+  if (version < 2 || version > kReferenceVersion)
     Bad("unsupported version " + std::to_string(version) +
         " (this restorewatch reads versions 2 to " + std::to_string(kReferenceVersion) + ")");
   r.version = static_cast<int>(version);

@@ -8,7 +8,7 @@
 //
 // The file (format version 4; versions 2 and 3 differ only in how rows were hashed, HashFormat),
 // one JSON object:
-//   {"format": "restorewatch-reference", "version": 3, "target": "blog",
+//   {"format": "restorewatch-reference", "version": 4, "target": "blog",
 //    "system_identifier": "7301...", "database": "blog", "snapshot": "00000003-0000001B-1",
 //    "snapshot_time": 1764700000.123, "snapshot_time_utc": "2026-12-02T17:00:00Z",
 //    "schema_fingerprint": "<sha256 of the table inventory>", "dump_format": "custom",

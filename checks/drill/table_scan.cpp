@@ -74,13 +74,15 @@ double Since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-// Format 3's keyed hash of one column, `seed` its place in the name-sorted list (from 1). The
-// built-in types below are called by their own extended hash function (what hash_record_extended
-// would call through the type cache, without forming and taking apart a record per row: a third
-// cheaper on pgbench_accounts); a bigint is the seed of hashint4extended, so all 64 bits count.
-// Any other type goes through hash_record_extended(row(col), seed), which raises 42883 for a type
-// without an extended hash function (the table then falls back to HashMethod::kText). NULL hashes
-// as the seed itself. OIDs are the catalog's fixed ones for built-in types.
+// Formats 3 and 4: the keyed hash of one column, `seed` its place in the name-sorted list (from
+// 1). The built-in types below are called by their own extended hash function (what
+// hash_record_extended would call through the type cache, without forming and taking apart a
+// record per row: a third cheaper on pgbench_accounts); a bigint is the seed of
+// hashint4extended, so all 64 bits count. Format 4 puts the built-ins of kInArray below in a
+// one-element array. Any other type goes through hash_record_extended(row(col), seed), which
+// raises 42883 for a type without an extended hash function (the table then falls back to
+// HashMethod::kText). NULL hashes as the seed itself (31 in an array). OIDs are the catalog's
+// fixed ones for built-in types.
 std::string ColumnHashSql(const ColumnInfo& c, int seed, HashFormat format) {
   const std::string col = "t." + QuoteIdent(c.name);
   const std::string k = std::to_string(seed);
