@@ -14,6 +14,7 @@
 // could not run.
 //
 // usage: restorewatch_agent_bench [--tables N] [--slots N] [--load-seconds S] [--window S]
+//                                 [--summary FILE]  (the target rows, for restorewatch_bench --all)
 // Needs PostgreSQL 15 binaries and pg_stat_statements; runs servers as `postgres` as root.
 #include <crypt.h>
 #include <httplib.h>
@@ -23,6 +24,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +42,7 @@
 #include "agent/log.h"
 #include "agent/pg/pg_cluster.h"
 #include "agent/pg/process.h"
+#include "bench/summary.h"
 
 using namespace rw;
 using Clock = std::chrono::steady_clock;
@@ -94,6 +97,34 @@ std::string RssSplit(pid_t pid) {
   char buf[96];
   std::snprintf(buf, sizeof buf, "anon %.1f MiB, file %.1f MiB", anon, file);
   return buf;
+}
+
+// With RW_BENCH_SMAPS set: the resident KiB of a process by mapped file (anonymous memory as
+// "[anon]", heap and stacks by their names), largest first, to see where the RSS goes.
+void PrintSmaps(pid_t pid) {
+  if (!std::getenv("RW_BENCH_SMAPS")) return;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps");
+  std::map<std::string, long> by_file;
+  std::string current = "[anon]";
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    if (std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < 17) {
+      // "start-end perms offset dev inode [path]"
+      std::istringstream f(line);
+      std::string range, perms, off, dev, inode, path;
+      f >> range >> perms >> off >> dev >> inode;
+      std::getline(f, path);
+      path.erase(0, path.find_first_not_of(' '));
+      current = path.empty() ? "[anon]" : path;
+    } else if (line.rfind("Rss:", 0) == 0) {
+      by_file[current] += std::strtol(line.c_str() + 4, nullptr, 10);
+    }
+  }
+  std::vector<std::pair<long, std::string>> v;
+  for (const auto& [k, kib] : by_file) v.push_back({kib, k});
+  std::sort(v.rbegin(), v.rend());
+  for (const auto& [kib, k] : v)
+    if (kib >= 64) std::printf("  %8ld KiB  %s\n", kib, k.c_str());
 }
 
 std::unique_ptr<httplib::Client> Client(int port) {
@@ -178,23 +209,19 @@ struct Row {
   int met;  // 1 met, 0 missed, -1 informational
 };
 
-std::string Fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   int tables = 1000, slots = 20;
   double load_seconds = 10, window = 20;
+  std::string summary;  // --summary FILE: the target rows for restorewatch_bench --all
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--tables") tables = std::atoi(argv[i + 1]);
     if (a == "--slots") slots = std::atoi(argv[i + 1]);
     if (a == "--load-seconds") load_seconds = std::atof(argv[i + 1]);
     if (a == "--window") window = std::atof(argv[i + 1]);
+    if (a == "--summary") summary = argv[i + 1];
   }
   InitLogging(LogFormat::kText, "warn");
   std::string base;
@@ -315,8 +342,8 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::seconds(7));
       ProcStatus(agent->pid(), &rss2, &threads);
       rss = std::max(rss, rss2);
-      rows.push_back(
-          {"RSS, 3 targets, without the unit's Environment= (MiB)", Fmt("%.1f", rss), "-", -1});
+      rows.push_back({"RSS, 3 targets, without the unit's Environment= (MiB)",
+                      bench::Fmt("%.1f", rss), "-", -1});
       std::printf("3 targets, no unit environment: RSS %.1f MiB (%s)\n", rss,
                   RssSplit(agent->pid()).c_str());
       stop_agent(agent);
@@ -335,10 +362,11 @@ int main(int argc, char** argv) {
       double rss2 = 0;
       ProcStatus(agent->pid(), &rss2, &threads);
       rss = std::max(rss, rss2);
-      rows.push_back({"RSS, 3 targets (MiB)", Fmt("%.1f", rss), "< 16", rss < 16 ? 1 : 0});
+      rows.push_back({"RSS, 3 targets (MiB)", bench::Fmt("%.1f", rss), "< 16", rss < 16 ? 1 : 0});
       rows.push_back({"threads, 3 targets", std::to_string(threads), "-", -1});
       std::printf("3 targets: RSS %.1f MiB (%s), %d threads\n", rss, RssSplit(agent->pid()).c_str(),
                   threads);
+      PrintSmaps(agent->pid());
 
       source->Psql("select pg_stat_statements_reset()");
       std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(window * 1000)));
@@ -353,7 +381,7 @@ int main(int argc, char** argv) {
       std::printf("tick database time: %.1f ms over %.0f ticks (%.1f ms each)\n", total_ms, ticks,
                   per_tick);
       rows.push_back({"DB time per tick, " + std::to_string(tables) + " tables (ms)",
-                      Fmt("%.1f", per_tick), "< 50", ticks > 0 && per_tick < 50 ? 1 : 0});
+                      bench::Fmt("%.1f", per_tick), "< 50", ticks > 0 && per_tick < 50 ? 1 : 0});
 
       // A drill through the API, then the load while it runs.
       auto cli = Client(port);
@@ -368,8 +396,8 @@ int main(int argc, char** argv) {
           "/metrics at 200/s for %.1f s: %zu answered, %d failed, %d during the drill; p50 %.2f "
           "ms, p99 %.2f ms, max %.2f ms\n",
           l.seconds, l.ms.size(), l.failed, l.during_drill, p50, p99, Percentile(l.ms, 1.0));
-      rows.push_back({"/metrics p50 during a drill (ms)", Fmt("%.2f", p50), "-", -1});
-      rows.push_back({"/metrics p99 during a drill (ms)", Fmt("%.2f", p99), "< 5",
+      rows.push_back({"/metrics p50 during a drill (ms)", bench::Fmt("%.2f", p50), "-", -1});
+      rows.push_back({"/metrics p99 during a drill (ms)", bench::Fmt("%.2f", p99), "< 5",
                       p99 < 5 && l.failed == 0 ? 1 : 0});
       rows.push_back({"scrapes answered while the drill ran",
                       std::to_string(l.during_drill) + "/" + std::to_string(l.ms.size()), "-", -1});
@@ -383,7 +411,7 @@ int main(int argc, char** argv) {
           300);
       std::this_thread::sleep_for(std::chrono::seconds(6));
       ProcStatus(agent->pid(), &rss, &threads);
-      rows.push_back({"RSS after the drill, 3 targets (MiB)", Fmt("%.1f", rss), "-", -1});
+      rows.push_back({"RSS after the drill, 3 targets (MiB)", bench::Fmt("%.1f", rss), "-", -1});
       stop_agent(agent);
     }
     // ---- 50 targets: memory ----
@@ -401,7 +429,7 @@ int main(int argc, char** argv) {
       rss = std::max(rss, rss2);
       std::printf("50 targets: RSS %.1f MiB (%s), %d threads\n", rss,
                   RssSplit(agent->pid()).c_str(), threads);
-      rows.push_back({"RSS, 50 targets (MiB)", Fmt("%.1f", rss), "< 32", rss < 32 ? 1 : 0});
+      rows.push_back({"RSS, 50 targets (MiB)", bench::Fmt("%.1f", rss), "< 32", rss < 32 ? 1 : 0});
       rows.push_back({"threads, 50 targets", std::to_string(threads), "-", -1});
       // Whether the pool keeps pace: table_activity turns of all 50 targets in 10 s (each is due
       // 5 s after the end of the previous one, so a little under 100).
@@ -431,5 +459,14 @@ int main(int argc, char** argv) {
                 r.met < 0 ? ""
                 : r.met   ? "met"
                           : "MISSED");
+  if (!summary.empty()) {
+    std::vector<bench::TargetRow> judged;
+    for (const auto& r : rows)
+      if (r.met >= 0) judged.push_back({"5", r.figure, r.measured, r.target, r.met});
+    if (!bench::WriteSummary(summary, judged)) {
+      std::fprintf(stderr, "agent bench: cannot write %s\n", summary.c_str());
+      return 2;
+    }
+  }
   return 0;
 }

@@ -46,6 +46,7 @@
 #include "agent/runtime/drill_runner.h"
 #include "agent/runtime/dump_cmd.h"
 #include "bench/drill_bench_args.h"
+#include "bench/summary.h"
 #include "checks/drill/catalog.h"
 #include "checks/drill/table_scan.h"
 #include "exporters/report.h"
@@ -338,6 +339,7 @@ int main(int argc, char** argv) {
   const long wide_rows = args.WideRows();
   InitLogging(LogFormat::kText, std::getenv("RW_BENCH_LOG") ? std::getenv("RW_BENCH_LOG") : "warn");
   std::string base;
+  std::vector<bench::TargetRow> targets;  // this bench's rows of the issue 13 targets
   try {
     base = MakeTempDir(args.dir, "restorewatch-bench-");
     chmod(base.c_str(), 0755);
@@ -685,6 +687,29 @@ int main(int argc, char** argv) {
     for (const auto& c : column_costs)
       std::printf("%-24s %-10s %-24s %-24s %7.0f\n", c.table.c_str(), c.column.c_str(),
                   c.type.c_str(), c.hash.c_str(), c.ns_per_row);
+
+    // The issue 13 targets this bench measures, for the closing table.
+    auto ratio_row = [&](const char* t, const char* figure, double v, double of, double limit,
+                         bool measured) {
+      if (!measured || of <= 0) return;
+      targets.push_back({t, figure, bench::Fmt("%.2fx", v / of), bench::Fmt("<= %.2fx", limit),
+                         v / of <= limit ? 1 : 0});
+    };
+    ratio_row("1", "pg_dump drill / floor (source hashed live)", dr, fl, 1.15, true);
+    ratio_row("1", "pg_dump drill with dump-time reference / floor", rd, fl, 1.15, true);
+    ratio_row("2", "checksum scan / count(*), pgbench_accounts", cand_accounts[kChosen],
+              cand_accounts[0], 3.0, true);
+    ratio_row("2", "checksum scan / count(*), wide tables", cand_wide[kChosen], cand_wide[0], 5.0,
+              true);
+    ratio_row("3", "physical drill / pg_dump drill", ph, dr, 0.5, args.physical);
+    if (args.large) {
+      // Target 6 compares this ratio with a run of the small reference: a second run, judged by
+      // the reader.
+      targets.push_back({"6", "pg_dump drill / floor at this size (" + size + ")",
+                         bench::Fmt("%.2fx", fl > 0 ? dr / fl : 0), "small run's +- 5%", -1});
+      targets.push_back({"6", "peak RSS of the bench process, drills included",
+                         bench::Fmt("%.1f MiB", PeakRssMiB()), "flat with size", -1});
+    }
     source.reset();
   } catch (const Error& e) {
     std::fprintf(stderr, "bench: %s\n", e.what());
@@ -696,5 +721,36 @@ int main(int argc, char** argv) {
     return 2;
   }
   RemoveTree(base);
-  return 0;
+  if (!args.all) {
+    bench::PrintTargets("issue 13 targets measured by this bench (--all adds targets 4 and 5)",
+                        targets);
+    return 0;
+  }
+  // --all: the WAL continuity bench and the agent bench, each writing its target rows to a
+  // summary file, then one table of every target.
+  std::string sums;
+  try {
+    sums = MakeTempDir(args.dir, "restorewatch-bench-summary-");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench: %s\n", e.what());
+    return 2;
+  }
+  int rc = 0;
+  for (const char* sibling : {RW_WAL_BENCH_BINARY, RW_AGENT_BENCH_BINARY}) {
+    const std::string summary = sums + "/summary.tsv";
+    std::printf("\n$ %s\n", sibling);
+    std::fflush(stdout);
+    const std::string cmd = std::string("'") + sibling + "' --summary '" + summary + "'";
+    if (std::system(cmd.c_str()) != 0) {
+      std::fprintf(stderr, "bench: %s could not run\n", sibling);
+      rc = 2;
+    }
+  }
+  for (auto& r : bench::ReadSummary(sums + "/summary.tsv")) targets.push_back(r);
+  std::stable_sort(
+      targets.begin(), targets.end(),
+      [](const bench::TargetRow& a, const bench::TargetRow& b) { return a.target < b.target; });
+  RemoveTree(sums);
+  bench::PrintTargets("issue 13: every target, measured in this run", targets);
+  return rc;
 }

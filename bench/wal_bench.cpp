@@ -7,7 +7,7 @@
 // Each is the median of --runs runs (default 3). Prints one table with the targets
 // (first < 5 s, recheck < 0.5 s) and exits 0 when it could run, whether or not they are met.
 //
-// usage: restorewatch_wal_bench [--segments N] [--runs N]
+// usage: restorewatch_wal_bench [--segments N] [--runs N] [--summary FILE]
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -21,6 +21,7 @@
 #include "agent/errors.h"
 #include "agent/pg/process.h"
 #include "agent/wal_archive.h"
+#include "bench/summary.h"
 
 using namespace rw;
 
@@ -75,10 +76,12 @@ double Check(const std::string& archive, const std::string& state, std::uint64_t
 int main(int argc, char** argv) {
   std::uint64_t n = 10000;
   int runs = 3;
+  std::string summary;  // --summary FILE: the target rows, for restorewatch_bench --all
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--segments") n = std::strtoull(argv[i + 1], nullptr, 10);
     if (a == "--runs") runs = std::atoi(argv[i + 1]);
+    if (a == "--summary") summary = argv[i + 1];
   }
   std::string base;
   try {
@@ -114,6 +117,15 @@ int main(int argc, char** argv) {
     row("re-check, archive unchanged", Median(recheck), 0.5);
     row("check after 1% new segments", Median(grown), 0);
     std::printf("%-34s %10.2f\n", "re-check / first (ratio)", Median(recheck) / Median(first));
+    if (!summary.empty()) {
+      const std::string what = " (" + std::to_string(n) + " segments)";
+      const double f = Median(first), r = Median(recheck);
+      if (!bench::WriteSummary(summary, {{"4", "WAL continuity, first check" + what,
+                                          bench::Fmt("%.3f s", f), "< 5 s", f < 5 ? 1 : 0},
+                                         {"4", "WAL continuity, re-check, archive unchanged" + what,
+                                          bench::Fmt("%.3f s", r), "< 0.5 s", r < 0.5 ? 1 : 0}}))
+        throw Error(ErrorKind::kIo, "cannot write " + summary);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "wal_bench: %s\n", e.what());
     if (!base.empty()) RemoveTree(base);

@@ -15,6 +15,7 @@ TEST_CASE("drill bench: defaults, presets and flags", "[unit][bench_usage]") {
   CHECK(a.baseline);
   CHECK(a.physical);
   CHECK(a.dir == "/var/tmp");
+  CHECK_FALSE(a.all);
 
   REQUIRE(ParseDrillBenchArgs(
               {"--quick", "--runs", "1", "--no-baseline", "--no-physical", "--dir", "/tmp/b"},
@@ -27,7 +28,13 @@ TEST_CASE("drill bench: defaults, presets and flags", "[unit][bench_usage]") {
   CHECK_FALSE(a.physical);
   CHECK(a.dir == "/tmp/b");
 
+  REQUIRE(ParseDrillBenchArgs({"--all", "--no-physical"}, &a) == "");
+  CHECK(a.all);
+  CHECK_FALSE(a.physical);
+  CHECK(a.scale == 20);
+
   REQUIRE(ParseDrillBenchArgs({"--large"}, &a) == "");
+  CHECK_FALSE(a.all);
   CHECK(a.scale == 250);
   CHECK(a.WideRows() == 6250000);
 
