@@ -223,7 +223,8 @@ class BasebackupSource : public BackupSource {
  private:
   bool ChooseSnapshotPoint(const basebackup::BaseBackupEntry& e, const BackupInfo& backup,
                            const RestoreOptions& options, Clock::time_point deadline,
-                           CancelToken& cancel, DataDirStart* how, RestoredCopy* copy) const;
+                           CancelToken& cancel, DataDirStart* how, RestoredCopy* copy,
+                           std::optional<double>* stop_commit_time) const;
 
   const Environment& env_;
   const TargetConfig& target_;
@@ -312,6 +313,7 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
                   {"recovery_target_action", "'promote'"},
                   {"recovery_target_timeline", "'latest'"}};
   std::string target = target_.drill.recovery_target;
+  std::optional<double> stop_commit_time;  // set when recovery stops on a chosen commit's LSN
   if (target == "random" || (!target.empty() && target[0] == '-')) {
     // Chosen from the real commit times recovery can reach: over weeks, random covers the
     // whole window; an offset takes the newest commit at least that old.
@@ -353,9 +355,11 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
     // target stops only on seeing a later commit).
     how.settings.push_back({"recovery_target_lsn", ConfQuote(pick->lsn)});
     how.settings.push_back({"recovery_target_inclusive", "on"});
+    stop_commit_time = pick->time;
     target = "the commit at " + TargetTime(pick->time);
   } else if (target == "snapshot") {
-    if (!ChooseSnapshotPoint(e, backup, options, deadline, cancel, &how, &copy)) return copy;
+    if (!ChooseSnapshotPoint(e, backup, options, deadline, cancel, &how, &copy, &stop_commit_time))
+      return copy;
     target = "the source's snapshot at " + TargetTime(options.source_point->time);
   } else if (target == "immediate") {
     how.settings.push_back({"recovery_target", "'immediate'"});
@@ -368,6 +372,7 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
   RecoveryFollowOptions fo;
   fo.start_lsn = wal::FormatLsn(e.start_lsn);
   fo.fallback_consistent_at = backup.completed_at;
+  fo.stop_commit_time = stop_commit_time;
   fo.deadline = deadline;
   fo.progress = options.progress;
   FollowRecovery(host, data_dir, how, fo, cancel, &copy);
@@ -420,7 +425,8 @@ RestoredCopy BasebackupSource::Restore(const BackupInfo& backup, SandboxHost& ho
 bool BasebackupSource::ChooseSnapshotPoint(const basebackup::BaseBackupEntry& e,
                                            const BackupInfo& backup, const RestoreOptions& options,
                                            Clock::time_point deadline, CancelToken& cancel,
-                                           DataDirStart* how, RestoredCopy* copy) const {
+                                           DataDirStart* how, RestoredCopy* copy,
+                                           std::optional<double>* stop_commit_time) const {
   if (!options.source_point)
     throw Error(ErrorKind::kUnsupported,
                 "recovery_target = \"snapshot\" needs a snapshot of the source, and the drill "
@@ -487,6 +493,7 @@ bool BasebackupSource::ChooseSnapshotPoint(const basebackup::BaseBackupEntry& e,
   if (last_seen && at(last_seen) >= e.stop_lsn) {
     how->settings.push_back({"recovery_target_lsn", ConfQuote(last_seen->lsn)});
     how->settings.push_back({"recovery_target_inclusive", "on"});
+    *stop_commit_time = last_seen->time;
     chose = "the commit of transaction " + std::to_string(last_seen->xid) + " at " + last_seen->lsn;
   } else {
     // Nothing S sees committed after the backup's end: the consistency point is S's point.

@@ -107,6 +107,10 @@ void FollowRecovery(SandboxHost& host, const std::string& data_dir, const DataDi
   } else {
     copy->consistent_at = options.fallback_consistent_at;  // nothing replayed: the backup's end
   }
+  if (options.stop_commit_time && *options.stop_commit_time > copy->consistent_at) {
+    copy->consistent_at = *options.stop_commit_time;  // the commit it stopped on, replayed
+    copy->consistent_at_exact = true;
+  }
 }
 
 bool DescribeDatabases(SandboxHost& host, const std::string& wanted, RestoredCopy* copy) {

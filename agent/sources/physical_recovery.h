@@ -6,6 +6,7 @@
 // databases it holds. Shared so each source stays one file pair.
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,11 @@ struct RecoveryFollowOptions {
   std::string start_lsn;
   // The copy's point when recovery replayed no transaction (the backup's own end), Unix seconds.
   double fallback_consistent_at = 0;
+  // Recovery stops on a commit record named by recovery_target_lsn (inclusive): that commit's
+  // time, Unix seconds. PostgreSQL does not count the commit it stops at by LSN in
+  // pg_last_xact_replay_timestamp() (recoveryStopsAfter returns before SetLatestXTime), so without
+  // it the copy's point would read as the commit before, or the backup's end.
+  std::optional<double> stop_commit_time;
   std::chrono::steady_clock::time_point deadline;
   // Told the step and the WAL bytes replayed so far while recovery runs (may be null).
   DrillProgress* progress = nullptr;
