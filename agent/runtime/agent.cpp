@@ -359,7 +359,11 @@ void Agent::Start() {
   env_ = std::make_unique<Environment>(Environment::FromConfig(config_->agent));
   RemoveOrphanedWorkDirs(env_->work_dir);
   exporter_ = std::make_unique<MetricsExporter>(board_);
-  monitor_ = std::make_unique<MonitorPool>();
+  MonitorPool::Options pool_options;
+  pool_options.cpu_saturated = [watch = std::make_shared<HostCpuWatch>()] {
+    return watch->Saturated();
+  };
+  monitor_ = std::make_unique<MonitorPool>(pool_options);
   if (options_.serve_http) {
     // /metrics is rendered here, not by scrapes: 200 ms after the board changes (the changes of
     // one tick coalesce) and every second (process_* families).

@@ -1,6 +1,9 @@
 #include "agent/runtime/monitor_pool.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 
 namespace rw {
 
@@ -8,6 +11,10 @@ MonitorPool::MonitorPool() : MonitorPool(Options{}) {}
 
 MonitorPool::MonitorPool(Options options) : options_(options) {
   std::lock_guard<std::mutex> lk(mu_);
+  if (options_.cpu_saturated) {  // the baseline of the first answer
+    saturated_ = options_.cpu_saturated();
+    saturated_at_ = Clock::now();
+  }
   for (int i = 0; i < std::max(1, options_.min_workers); ++i) SpawnLocked();
 }
 
@@ -32,7 +39,62 @@ void MonitorPool::SpawnLocked() {
 
 void MonitorPool::MaybeGrowLocked(Clock::time_point now) {
   if (stopping_ || queue_.empty() || busy_ < live_ || live_ >= options_.max_workers) return;
-  if (now - queue_.begin()->first >= options_.grow_after) SpawnLocked();
+  if (now - queue_.begin()->first < options_.grow_after) return;
+  const bool stuck = std::any_of(entries_.begin(), entries_.end(), [&](const auto& kv) {
+    return kv.second.running && now - kv.second.started >= options_.grow_after;
+  });
+  if (!stuck) {
+    // Merely behind: one more worker per grow_after at most, and none while the CPUs are busy.
+    if (now - grew_at_ < options_.grow_after) return;
+    if (options_.cpu_saturated) {
+      if (now - saturated_at_ >= std::chrono::seconds(1)) {
+        saturated_ = options_.cpu_saturated();
+        saturated_at_ = now;
+      }
+      if (saturated_) return;  // behind because the CPUs are busy: more workers do not help
+    }
+    grew_at_ = now;
+  }
+  SpawnLocked();
+}
+
+std::optional<CpuPressure> ParseCpuPressure(const std::string& text) {
+  // "some avg10=58.89 avg60=48.58 avg300=28.29 total=678227437"
+  const std::string key = "some avg10=";
+  const auto at = text.find(key);
+  if (at == std::string::npos || (at > 0 && text[at - 1] != '\n')) return std::nullopt;
+  const auto eol = text.find('\n', at);
+  const std::string line = text.substr(at, eol == std::string::npos ? eol : eol - at);
+  CpuPressure p;
+  const char* begin = line.c_str() + key.size();
+  char* end = nullptr;
+  p.avg10 = std::strtod(begin, &end);
+  if (end == begin || p.avg10 < 0 || p.avg10 > 100) return std::nullopt;
+  const auto t = line.find(" total=");
+  if (t == std::string::npos) return std::nullopt;
+  begin = line.c_str() + t + 7;
+  if (*begin < '0' || *begin > '9') return std::nullopt;
+  p.total_us = std::strtoull(begin, &end, 10);
+  if (end == begin) return std::nullopt;
+  return p;
+}
+
+bool HostCpuWatch::Saturated() {
+  std::ifstream in(path_);
+  if (!in) return false;
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto p = ParseCpuPressure(text);
+  if (!p) return false;
+  const auto now = std::chrono::steady_clock::now();
+  bool saturated = p->avg10 >= 50.0;
+  if (last_total_us_ && p->total_us >= *last_total_us_) {
+    const double span_us = std::chrono::duration<double, std::micro>(now - last_at_).count();
+    if (span_us >= 200e3)
+      saturated = static_cast<double>(p->total_us - *last_total_us_) >= 0.5 * span_us;
+  }
+  last_total_us_ = p->total_us;
+  last_at_ = now;
+  return saturated;
 }
 
 void MonitorPool::JoinFinished() {
@@ -158,6 +220,7 @@ void MonitorPool::Work(std::uint64_t worker) {
       queue_.erase(queue_.begin());
       Entry& e = entries_.at(id);
       e.running = true;
+      e.started = now;
       ++busy_;
       MaybeGrowLocked(now);
       Job fn = e.fn;  // a copy: the entry may be erased by Stop() meanwhile

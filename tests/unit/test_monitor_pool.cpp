@@ -5,7 +5,10 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
+#include <iterator>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -167,6 +170,106 @@ TEST_CASE("monitor pool: grows when every worker is stuck, retires idle extras",
   // Back to min_workers once the extra has been idle for idle_retire... but the 20 ms job keeps
   // one busy now and then; two workers at most remain and never more than max.
   CHECK(Eventually([&] { return pool.workers() <= 2; }, 5));
+}
+
+TEST_CASE(
+    "monitor pool: jobs merely behind on a CPU-saturated host do not grow it; a stuck worker "
+    "still does",
+    "[unit][monitor]") {
+  MonitorPool::Options o = Small(1, 4);
+  o.grow_after = 200ms;
+  std::atomic<bool> saturated{true};
+  std::atomic<int> asked{0};
+  o.cpu_saturated = [&] {
+    ++asked;
+    return saturated.load();
+  };
+  MonitorPool pool(o);
+  std::atomic<int> turns{0};
+  // Sixteen 20 ms jobs due every millisecond: the one worker is always busy and the queue always
+  // over 200 ms behind, but no turn lasts 200 ms (nothing is stuck).
+  for (int i = 0; i < 16; ++i)
+    pool.Add([&] {
+      std::this_thread::sleep_for(20ms);
+      ++turns;
+      return Duration(1);
+    });
+  REQUIRE(Eventually([&] { return turns.load() >= 30; }, 10));
+  std::this_thread::sleep_for(500ms);
+  pool.Maintain();
+  CHECK(asked.load() >= 1);
+  CHECK(pool.workers() == 1);
+  // The CPUs free up: the next answer (at most a second later) lets it grow.
+  saturated = false;
+  CHECK(Eventually(
+      [&] {
+        pool.Maintain();
+        return pool.workers() >= 2;
+      },
+      10));
+  CHECK(pool.workers() <= 4);
+}
+
+TEST_CASE("monitor pool: a stuck worker grows it even on a CPU-saturated host", "[unit][monitor]") {
+  MonitorPool::Options o = Small(1, 3);
+  o.cpu_saturated = [] { return true; };
+  MonitorPool pool(o);
+  Gate gate;
+  pool.Add([&] {
+    gate.Pass();
+    return Duration::zero();
+  });
+  REQUIRE(Eventually([&] { return gate.waiting() == 1; }, 5));
+  std::atomic<int> other{0};
+  pool.Add([&] {
+    ++other;
+    return Duration(20);
+  });
+  std::this_thread::sleep_for(100ms);
+  pool.Maintain();
+  CHECK(Eventually([&] { return other.load() >= 3; }, 5));
+  CHECK(pool.workers() >= 2);
+  gate.Open();
+}
+
+TEST_CASE("monitor pool: the host's CPU pressure is read from /proc/pressure/cpu",
+          "[unit][monitor]") {
+  auto p = ParseCpuPressure(
+      "some avg10=58.89 avg60=48.58 avg300=28.29 total=678227437\n"
+      "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+  REQUIRE(p);
+  CHECK(p->avg10 == Approx(58.89));
+  CHECK(p->total_us == 678227437u);
+  CHECK_FALSE(ParseCpuPressure("full avg10=12.00 avg60=0.00 avg300=0.00 total=5\n"));
+  CHECK_FALSE(ParseCpuPressure("xsome avg10=12.00 avg60=0.00 avg300=0.00 total=5\n"));
+  CHECK_FALSE(ParseCpuPressure("some avg10=abc avg60=0.00 avg300=0.00 total=5\n"));
+  CHECK_FALSE(ParseCpuPressure("some avg10=1.00 avg60=0.00 avg300=0.00\n"));
+  CHECK_FALSE(ParseCpuPressure(""));
+
+  // The watch: the first answer from avg10, later ones from the waiting since the last call.
+  test::TestDir dir("rwpsi-");
+  const std::string path = dir / "cpu";
+  auto write = [&](double avg10, std::uint64_t total) {
+    test::WriteFile(path, "some avg10=" + std::to_string(avg10) +
+                              " avg60=0.00 avg300=0.00 total=" + std::to_string(total) +
+                              "\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+  };
+  HostCpuWatch watch(path);
+  write(80, 1000);
+  CHECK(watch.Saturated());  // avg10 80%
+  std::this_thread::sleep_for(300ms);
+  write(80, 1000 + 10000);  // 10 ms of waiting in 300 ms: the lagging avg10 is not believed
+  CHECK_FALSE(watch.Saturated());
+  std::this_thread::sleep_for(300ms);
+  write(5, 11000 + 600000);  // 600 ms of waiting (two CPUs) in about 300 ms
+  CHECK(watch.Saturated());
+  CHECK_FALSE(HostCpuWatch(dir / "missing").Saturated());  // no pressure information
+  // Wherever the kernel has it, the real file parses.
+  std::ifstream in("/proc/pressure/cpu");
+  if (in) {
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(ParseCpuPressure(text));
+  }
 }
 
 TEST_CASE("monitor pool: an idle extra worker retires", "[unit][monitor]") {
