@@ -148,7 +148,11 @@ TEST_CASE("monitor pool: Wait is bounded while a cancelled turn still runs", "[u
 
 TEST_CASE("monitor pool: grows when every worker is stuck, retires idle extras",
           "[unit][monitor]") {
-  MonitorPool pool(Small(1, 3));
+  // A stuck worker (a hung database) grows the pool even on a CPU-saturated host.
+  const bool saturated = GENERATE(false, true);
+  MonitorPool::Options o = Small(1, 3);
+  o.cpu_saturated = [saturated] { return saturated; };
+  MonitorPool pool(o);
   Gate gate;
   pool.Add([&] {
     gate.Pass();
@@ -173,8 +177,8 @@ TEST_CASE("monitor pool: grows when every worker is stuck, retires idle extras",
 }
 
 TEST_CASE(
-    "monitor pool: jobs merely behind on a CPU-saturated host do not grow it; a stuck worker "
-    "still does",
+    "monitor pool: jobs merely behind on a CPU-saturated host do not grow it; it grows once the "
+    "CPUs free up",
     "[unit][monitor]") {
   MonitorPool::Options o = Small(1, 4);
   o.grow_after = 200ms;
@@ -197,7 +201,7 @@ TEST_CASE(
   REQUIRE(Eventually([&] { return turns.load() >= 30; }, 10));
   std::this_thread::sleep_for(500ms);
   pool.Maintain();
-  CHECK(asked.load() >= 1);
+  CHECK(asked.load() >= 2);  // the baseline at construction, then a look while behind
   CHECK(pool.workers() == 1);
   // The CPUs free up: the next answer (at most a second later) lets it grow.
   saturated = false;
@@ -208,28 +212,6 @@ TEST_CASE(
       },
       10));
   CHECK(pool.workers() <= 4);
-}
-
-TEST_CASE("monitor pool: a stuck worker grows it even on a CPU-saturated host", "[unit][monitor]") {
-  MonitorPool::Options o = Small(1, 3);
-  o.cpu_saturated = [] { return true; };
-  MonitorPool pool(o);
-  Gate gate;
-  pool.Add([&] {
-    gate.Pass();
-    return Duration::zero();
-  });
-  REQUIRE(Eventually([&] { return gate.waiting() == 1; }, 5));
-  std::atomic<int> other{0};
-  pool.Add([&] {
-    ++other;
-    return Duration(20);
-  });
-  std::this_thread::sleep_for(100ms);
-  pool.Maintain();
-  CHECK(Eventually([&] { return other.load() >= 3; }, 5));
-  CHECK(pool.workers() >= 2);
-  gate.Open();
 }
 
 TEST_CASE("monitor pool: the host's CPU pressure is read from /proc/pressure/cpu",
