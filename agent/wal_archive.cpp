@@ -501,6 +501,47 @@ std::string ContinuityReport::Summary() const {
          first_segment + ".." + newest_segment;
 }
 
+namespace {
+
+// The long page header's segment size of the first uncompressed segment of `files` (sorted by
+// name), else kDefaultSegmentSize.
+std::uint32_t SegmentSizeOf(const std::string& dir,
+                            const std::vector<std::pair<std::string, ArchiveName>>& files) {
+  for (const auto& [n, an] : files) {
+    if (an.kind != ArchiveFileKind::kSegment || !an.compression.empty()) continue;
+    auto head = ReadHead(dir + "/" + n, kLongHeaderSize);
+    if (head && head->size() >= kLongHeaderSize && (Le16(*head, 2) & kLongHeaderFlag) &&
+        ValidSegmentSize(Le32(*head, 32)))
+      return Le32(*head, 32);
+  }
+  return kDefaultSegmentSize;
+}
+
+}  // namespace
+
+std::uint32_t ArchiveSegmentSize(const std::string& archive_dir) {
+  std::vector<std::pair<std::string, ArchiveName>> files;
+  if (DIR* d = ::opendir(archive_dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      ArchiveName an = ParseArchiveName(e->d_name);
+      if (an.kind == ArchiveFileKind::kSegment && an.compression.empty())
+        files.emplace_back(e->d_name, an);
+    }
+    ::closedir(d);
+  }
+  std::sort(files.begin(), files.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  return SegmentSizeOf(archive_dir, files);
+}
+
+Lsn WaldumpEnd(Lsn lsn, std::uint32_t seg_size) {
+  constexpr Lsn kPage = 8192, kShortHeader = 24;
+  if (seg_size == 0) seg_size = kDefaultSegmentSize;
+  const Lsn in_page = lsn % kPage;
+  const Lsn header = lsn % seg_size < kPage ? kLongHeaderSize : kShortHeader;
+  return in_page == header ? lsn - in_page : lsn;
+}
+
 ContinuityReport CheckContinuity(const ContinuityOptions& opt, CancelToken* cancel) {
   ContinuityReport rep;
   auto check_cancel = [&] {
@@ -525,18 +566,7 @@ ContinuityReport CheckContinuity(const ContinuityOptions& opt, CancelToken* canc
 
   // 2. The segment size: given, else from the first uncompressed segment's long header.
   std::uint32_t seg_size = opt.segment_size;
-  if (seg_size == 0) {
-    for (const auto& [n, an] : files) {
-      if (an.kind != ArchiveFileKind::kSegment || !an.compression.empty()) continue;
-      auto head = ReadHead(opt.archive_dir + "/" + n, kLongHeaderSize);
-      if (head && head->size() >= kLongHeaderSize && (Le16(*head, 2) & kLongHeaderFlag) &&
-          ValidSegmentSize(Le32(*head, 32))) {
-        seg_size = Le32(*head, 32);
-        break;
-      }
-    }
-    if (seg_size == 0) seg_size = kDefaultSegmentSize;
-  }
+  if (seg_size == 0) seg_size = SegmentSizeOf(opt.archive_dir, files);
   if (!ValidSegmentSize(seg_size))
     throw Error(ErrorKind::kConfig, "invalid WAL segment size " + std::to_string(seg_size));
   rep.segment_size = seg_size;

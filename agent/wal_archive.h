@@ -35,6 +35,19 @@ std::string FormatLsn(Lsn lsn);
 // A segment size PostgreSQL accepts: a power of two from 1 MiB to 1 GiB.
 bool ValidSegmentSize(std::uint64_t bytes);
 
+// The segment size of the WAL in `archive_dir`: the long page header of its first uncompressed
+// segment (by name), else kDefaultSegmentSize (none yet, all compressed, or unreadable).
+std::uint32_t ArchiveSegmentSize(const std::string& archive_dir);
+
+// Where `pg_waldump -e` must stop to print exactly the records that start before `lsn`: the page's
+// start when `lsn` sits right after a page header (the insert position after a WAL switch, or
+// after a record that ended on a page boundary), else `lsn`. At such an end PostgreSQL 15's
+// pg_waldump reads only the header of that page and then checks a record header it did not read
+// (what its buffer held before): "record with incorrect prev-link" or "invalid resource manager
+// ID" at `lsn`, exit 1, though every record before `lsn` is there. No record starts or continues
+// inside a page header, so stopping at the page's start prints the same records. 8 KiB pages.
+Lsn WaldumpEnd(Lsn lsn, std::uint32_t seg_size);
+
 // Segment numbers: the segment holding `lsn`, and a segment's file name on `timeline`.
 inline std::uint64_t SegmentNo(Lsn lsn, std::uint32_t seg_size) { return lsn / seg_size; }
 std::string SegmentName(std::uint32_t timeline, std::uint64_t segno, std::uint32_t seg_size);

@@ -451,8 +451,11 @@ bool BasebackupSource::ChooseSnapshotPoint(const basebackup::BaseBackupEntry& e,
   for (int attempt = 0;; ++attempt) {
     bool complete = false;
     std::string problem;
-    commits = Commits(env_.pg, target_.backup.wal_archive, e.start_lsn, e.stop_timeline, cancel, *l,
-                      &complete, &problem);
+    // L right after a page header (an idle source just after a WAL switch) is read up to the
+    // page's start: the same records, and pg_waldump ends cleanly there (wal::WaldumpEnd).
+    const wal::Lsn end = wal::WaldumpEnd(*l, wal::ArchiveSegmentSize(target_.backup.wal_archive));
+    commits = Commits(env_.pg, target_.backup.wal_archive, e.start_lsn, e.stop_timeline, cancel,
+                      end, &complete, &problem);
     if (complete) break;
     if (Clock::now() + std::chrono::seconds(2) >= wait_until)
       throw Error(ErrorKind::kTimeout,

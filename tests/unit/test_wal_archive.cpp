@@ -135,6 +135,35 @@ TEST_CASE("LSNs and segment names", "[unit][wal_archive]") {
   CHECK_FALSE(ValidSegmentSize(1u << 19));
 }
 
+TEST_CASE("pg_waldump's end: an LSN right after a page header ends at the page's start",
+          "[unit][wal_archive]") {
+  const std::uint32_t seg16 = kDefaultSegmentSize;
+  // An idle source after a WAL switch: the insert position is the next segment's first record,
+  // right after its 40-byte long header.
+  CHECK(WaldumpEnd(0x3000028, seg16) == 0x3000000);
+  CHECK(WaldumpEnd((0x16ULL << 32) | 0x28, seg16) == (0x16ULL << 32));
+  // A record that ended on a page boundary inside a segment: right after the 24-byte short header.
+  CHECK(WaldumpEnd(0x3002018, seg16) == 0x3002000);
+  // Anywhere else, the LSN itself: in a page's records, or 40 bytes into a page that is not a
+  // segment's first (the end of a record continued from the page before).
+  CHECK(WaldumpEnd(0x3000040, seg16) == 0x3000040);
+  CHECK(WaldumpEnd(0x3002028, seg16) == 0x3002028);
+  CHECK(WaldumpEnd(0x3001FF8, seg16) == 0x3001FF8);
+  // The segment size decides which page is a segment's first: 0x100028 is one with 1 MiB
+  // segments, a middle page (and a record's end) with 16 MiB ones.
+  CHECK(WaldumpEnd(0x100028, kSeg) == 0x100000);
+  CHECK(WaldumpEnd(0x100028, seg16) == 0x100028);
+  CHECK(WaldumpEnd(0x100018, seg16) == 0x100000);
+  CHECK(WaldumpEnd(0x3000028, 0) == 0x3000000);  // unknown: 16 MiB
+
+  // The archive's segment size from its first uncompressed segment's header.
+  TempDir arch;
+  CHECK(ArchiveSegmentSize(arch.path()) == kDefaultSegmentSize);  // empty: the default
+  CHECK(ArchiveSegmentSize(arch / "missing") == kDefaultSegmentSize);
+  WriteSegments(arch.path(), 1, 3, 4);
+  CHECK(ArchiveSegmentSize(arch.path()) == kSeg);
+}
+
 TEST_CASE("archive file names: segments, compressed, partial, history, backup",
           "[unit][wal_archive]") {
   auto n = ParseArchiveName("000000010000000A000000FF");
