@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <thread>
 
 #include "agent/backup_source.h"
 #include "agent/drill_log.h"
@@ -853,14 +854,26 @@ bool Agent::Ready() const {
   if (env_ == nullptr) return false;
   if (!metrics_cache_) return true;
   std::uint64_t want = ready_generation_.load();
-  if (want == 0) {
+  const bool first = want == 0;
+  if (first) {
     const std::uint64_t now = board_.generation();
     ready_generation_.compare_exchange_strong(want, now);
     want = ready_generation_.load();
     monitor_->Kick(render_job_);  // no need to wait for the debounce
   }
-  auto page = metrics_cache_->Peek();
-  return page && page->tag >= want;
+  auto covered = [&] {
+    auto page = metrics_cache_->Peek();
+    return page && page->tag >= want;
+  };
+  if (covered()) return true;
+  if (!first) return false;
+  // The first look since the start or a reload has just kicked the render: give it a moment
+  // (bounded) rather than answer 503 to a probe whose collectors have all run.
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (covered()) return true;
+  }
+  return false;
 }
 
 AgentStatus Agent::Status() const {
