@@ -448,12 +448,12 @@ bool BasebackupSource::ChooseSnapshotPoint(const basebackup::BaseBackupEntry& e,
   auto tw = Clock::now();
   const auto wait_until = std::min(deadline, tw + target_.drill.snapshot_archive_wait);
   std::vector<Commit> commits;
+  // L right after a page header (an idle source just after a WAL switch) is read up to the page's
+  // start: the same records, and pg_waldump ends cleanly there (wal::WaldumpEnd).
+  const wal::Lsn end = wal::WaldumpEnd(*l, wal::ArchiveSegmentSize(target_.backup.wal_archive));
   for (int attempt = 0;; ++attempt) {
     bool complete = false;
     std::string problem;
-    // L right after a page header (an idle source just after a WAL switch) is read up to the
-    // page's start: the same records, and pg_waldump ends cleanly there (wal::WaldumpEnd).
-    const wal::Lsn end = wal::WaldumpEnd(*l, wal::ArchiveSegmentSize(target_.backup.wal_archive));
     commits = Commits(env_.pg, target_.backup.wal_archive, e.start_lsn, e.stop_timeline, cancel,
                       end, &complete, &problem);
     if (complete) break;
